@@ -1,0 +1,198 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// The structs below are the single declaration of Switchyard's configuration. Their tags drive
+// parsing, defaults, validation, docs/config.md and the JSON Schema:
+//
+//	yaml:"key"          the YAML key (snake_case); "-" for fields the loader fills itself
+//	doc:"..."           one-sentence description for docs and editors
+//	default:"..."       default value, in YAML syntax
+//	required:"true"     the key must be present (and non-empty)
+//	enum:"a|b|c"        allowed values
+//	secret:"true"       printed as [redacted] whenever config is echoed
+//	example:"..."       example value, for docs
+//
+// Durations are Go durations ("250ms", "5s"); sizes are Bytes ("1MiB", "512KB", 1048576).
+
+// Config is the whole configuration: global sections plus every pipeline.
+type Config struct {
+	Kafka     Kafka      `yaml:"kafka" doc:"Kafka cluster that sources read from and the kafka sink and dead-letter topics write to."`
+	Contracts Contracts  `yaml:"contracts" doc:"Where the Protobuf data contracts are loaded from."`
+	Admin     Admin      `yaml:"admin" doc:"Admin HTTP server: Prometheus metrics and health checks."`
+	Logging   Logging    `yaml:"logging" doc:"Logging."`
+	Pipelines []Pipeline `yaml:"pipelines" doc:"Pipelines, each from one consumer group to its sinks."`
+
+	// Positions maps the YAML path of every key and list element that was read
+	// (e.g. "pipelines[0].routes[1].when") to where it was written.
+	Positions map[string]Position `yaml:"-"`
+}
+
+// Kafka is the Kafka cluster connection.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers" doc:"Seed brokers, host:port." required:"true" example:"[\"localhost:9092\"]"`
+	ClientID string   `yaml:"client_id" doc:"Client id sent to the brokers." default:"switchyard"`
+	TLS      TLS      `yaml:"tls" doc:"TLS to the brokers."`
+	SASL     SASL     `yaml:"sasl" doc:"SASL authentication."`
+}
+
+// TLS is client TLS settings.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled" doc:"Connect with TLS." default:"false"`
+	CAFile             string `yaml:"ca_file" doc:"PEM file of CAs to trust; the system pool when empty."`
+	CertFile           string `yaml:"cert_file" doc:"PEM client certificate, for mutual TLS."`
+	KeyFile            string `yaml:"key_file" doc:"PEM client key, for mutual TLS."`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" doc:"Do not verify the server certificate (testing only)." default:"false"`
+}
+
+// SASL is SASL authentication settings.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism" doc:"SASL mechanism; empty disables SASL." enum:"|PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"`
+	Username     string `yaml:"username" doc:"SASL user name."`
+	Password     string `yaml:"password" doc:"SASL password." secret:"true"`
+	PasswordFile string `yaml:"password_file" doc:"File holding the SASL password, instead of password."`
+}
+
+// Contracts locates the contract registry.
+type Contracts struct {
+	Path string `yaml:"path" doc:"A directory of .proto files (compiled at start-up; imports resolve in it and to the well-known types), or a FileDescriptorSet file from 'buf build -o'." default:"contracts"`
+}
+
+// Admin is the admin HTTP server.
+type Admin struct {
+	Address string `yaml:"address" doc:"Listen address of /metrics, /healthz and /readyz; empty disables the server." default:"127.0.0.1:9464"`
+}
+
+// Logging configures log/slog.
+type Logging struct {
+	Level  string `yaml:"level" doc:"Minimum level." default:"info" enum:"debug|info|warn|error"`
+	Format string `yaml:"format" doc:"text on a terminal and json otherwise when auto." default:"auto" enum:"auto|text|json"`
+}
+
+// Pipeline is one consumer group's path from source topics to sinks.
+type Pipeline struct {
+	Name       string     `yaml:"name" doc:"Unique pipeline name, used in metrics, logs and default group ids." required:"true"`
+	Owner      Owner      `yaml:"owner" doc:"Team that owns the pipeline, shown in logs and alerts." required:"true"`
+	Source     Source     `yaml:"source" doc:"Where events are consumed from." required:"true"`
+	Contract   Contract   `yaml:"contract" doc:"The data contract that events are decoded and validated with." required:"true"`
+	Sinks      []Sink     `yaml:"sinks" doc:"Destinations that routes send events to." required:"true"`
+	Routes     []Route    `yaml:"routes" doc:"Routes: which events go to which sink. An event goes to every route whose condition holds." required:"true"`
+	DeadLetter DeadLetter `yaml:"dead_letter" doc:"Where events that cannot be decoded, validated, routed or written go, with the reason." required:"true"`
+
+	// File is the configuration file this pipeline was read from.
+	File string `yaml:"-"`
+	// Path is the YAML path of this pipeline in Config.Positions, e.g. "pipelines[2]".
+	Path string `yaml:"-"`
+}
+
+// Owner names who to call.
+type Owner struct {
+	Team    string `yaml:"team" doc:"Owning team." required:"true"`
+	Contact string `yaml:"contact" doc:"How to reach them: a channel, an alias or a pager handle." required:"true"`
+}
+
+// Source is a Kafka consumer-group source.
+type Source struct {
+	Topics        []string      `yaml:"topics" doc:"Topics to consume." required:"true"`
+	Group         string        `yaml:"group" doc:"Consumer group id; each sink consumes as <group>.<sink>. Defaults to switchyard.<pipeline name>."`
+	Start         string        `yaml:"start" doc:"Where a group without committed offsets starts." default:"earliest" enum:"earliest|latest"`
+	MaxInFlight   int           `yaml:"max_in_flight" doc:"Most records per partition handed out and not yet acknowledged; fetching that partition pauses at the limit." default:"20000"`
+	MaxBatch      int           `yaml:"max_batch" doc:"Most records in one unit of work handed from the source to the engine." default:"1000"`
+	DrainTimeout  time.Duration `yaml:"drain_timeout" doc:"How long a rebalance or shutdown waits for in-flight records before it commits what was acknowledged." default:"30s"`
+	FetchMaxBytes Bytes         `yaml:"fetch_max_bytes" doc:"Most bytes one fetch from a broker returns." default:"50MiB"`
+}
+
+// Contract says which message type each record holds and how it is encoded.
+type Contract struct {
+	Encoding string            `yaml:"encoding" doc:"Payload encoding: Confluent wire format (magic byte, schema id, message indexes), raw protobuf, or protojson." default:"confluent" enum:"confluent|raw|json"`
+	Message  string            `yaml:"message" doc:"Full name of the message type of every record, unless topics or header say otherwise." example:"auctions.v1.BidPlaced"`
+	Topics   map[string]string `yaml:"topics" doc:"Message type per source topic." example:"{\"auctions.bids\": \"auctions.v1.BidPlaced\"}"`
+	Header   HeaderMapping     `yaml:"header" doc:"Choose the message type by the value of a record header."`
+}
+
+// HeaderMapping selects the contract by a header value.
+type HeaderMapping struct {
+	Name   string            `yaml:"name" doc:"Header whose value names the event type."`
+	Values map[string]string `yaml:"values" doc:"Message type per header value."`
+}
+
+// Sink is one destination. Exactly one of kafka, clickhouse or bigquery is set.
+type Sink struct {
+	Name        string      `yaml:"name" doc:"Sink name, unique in its pipeline; routes refer to it." required:"true"`
+	Batch       Batch       `yaml:"batch" doc:"When the engine flushes a batch to the sink."`
+	Retry       Retry       `yaml:"retry" doc:"How the engine retries transient write errors."`
+	MaxInFlight int         `yaml:"max_in_flight" doc:"Most batches being written at once." default:"4"`
+	Kafka       *KafkaSink  `yaml:"kafka" doc:"Write to Kafka topics."`
+	ClickHouse  *ClickHouse `yaml:"clickhouse" doc:"Write to ClickHouse tables."`
+	BigQuery    *BigQuery   `yaml:"bigquery" doc:"Write to BigQuery tables with the Storage Write API."`
+	// Path is the YAML path of this sink, e.g. "pipelines[0].sinks[1]".
+	Path string `yaml:"-"`
+}
+
+// Batch limits: a batch is flushed when any limit is reached.
+type Batch struct {
+	MaxRows  int           `yaml:"max_rows" doc:"Most records in a batch." default:"5000"`
+	MaxBytes Bytes         `yaml:"max_bytes" doc:"Most payload bytes in a batch." default:"4MiB"`
+	Interval time.Duration `yaml:"interval" doc:"Longest a record waits for its batch to fill." default:"200ms"`
+}
+
+// Retry is the backoff policy for transient errors.
+type Retry struct {
+	MaxAttempts    int           `yaml:"max_attempts" doc:"Attempts per batch before the records are handed back to the source, which redelivers them after backoff (nothing is dropped)." default:"8"`
+	InitialBackoff time.Duration `yaml:"initial_backoff" doc:"First backoff; doubles per attempt, with full jitter." default:"100ms"`
+	MaxBackoff     time.Duration `yaml:"max_backoff" doc:"Longest backoff." default:"30s"`
+}
+
+// KafkaSink writes to Kafka topics.
+type KafkaSink struct {
+	Topic    string `yaml:"topic" doc:"Default target topic; a route may name another."`
+	Key      string `yaml:"key" doc:"Record key: 'source' keeps the source key, 'none' sends none, or a field path of the event (e.g. bid_id)." default:"source"`
+	Encoding string `yaml:"encoding" doc:"Output encoding. When it equals the input encoding the original bytes pass through untouched." default:"protobuf" enum:"protobuf|confluent|json"`
+	SchemaID int    `yaml:"schema_id" doc:"Confluent schema id written in the frame when encoding is confluent and the input is not."`
+	Headers  bool   `yaml:"headers" doc:"Copy the source record's headers." default:"true"`
+}
+
+// ClickHouse writes to ClickHouse (see docs/sinks.md).
+type ClickHouse struct {
+	Addresses []string `yaml:"addresses" doc:"Native-protocol addresses, host:port." required:"true"`
+	Database  string   `yaml:"database" doc:"Database." default:"default"`
+	Table     string   `yaml:"table" doc:"Table; derived from the contract name when empty (auctions.v1.BidPlaced -> auctions_v1_bid_placed)."`
+	Username  string   `yaml:"username" doc:"User." default:"default"`
+	Password  string   `yaml:"password" doc:"Password." secret:"true"`
+	TLS       TLS      `yaml:"tls" doc:"TLS to the server."`
+}
+
+// BigQuery writes to BigQuery with the Storage Write API (see docs/sinks.md).
+type BigQuery struct {
+	Project string `yaml:"project" doc:"Google Cloud project." required:"true"`
+	Dataset string `yaml:"dataset" doc:"Dataset." required:"true"`
+	Table   string `yaml:"table" doc:"Table; derived from the contract name when empty."`
+}
+
+// Route sends matching events to a sink.
+type Route struct {
+	Name  string `yaml:"name" doc:"Route name, for metrics and logs; defaults to the sink name and index."`
+	When  string `yaml:"when" doc:"CEL condition over the decoded event (as 'event') and its Kafka metadata ('kafka.topic', 'kafka.partition', 'kafka.offset', 'kafka.key', 'kafka.headers'); every event when empty. Type-checked against the contract at load." example:"event.amount.units >= 100"`
+	Sink  string `yaml:"sink" doc:"Name of the sink that matching events go to." required:"true"`
+	Topic string `yaml:"topic" doc:"Target topic for a kafka sink; the sink's topic when empty."`
+}
+
+// DeadLetter is the dead-letter topic.
+type DeadLetter struct {
+	Topic string `yaml:"topic" doc:"Dead-letter topic; it receives the original key, value and headers plus switchyard.* headers with the reason." required:"true"`
+}
+
+// Position is where a value was written.
+type Position struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Position) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Bytes is a size in bytes, written as an integer or with a unit (KB, MB, GB, KiB, MiB, GiB).
+type Bytes int64

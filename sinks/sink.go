@@ -1,0 +1,136 @@
+// Package sinks defines the contract between the engine and the places events land.
+//
+// A sink only knows how to write a batch. Batching, retries with backoff, in-flight limits,
+// acking, metrics and dead-lettering live once, in the engine (see Runner), which wraps every
+// sink. Optional abilities are small interfaces found by type assertion.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one event on its way to a sink. Records are read-only for sinks: the engine may
+// hand the same Record to several routes.
+type Record struct {
+	// Source coordinates.
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time // Kafka record timestamp
+	Key       []byte
+	Value     []byte // the payload exactly as it was read from Kafka
+	Headers   []Header
+
+	// Message is the decoded event. Its descriptor is the sink's Schema (Deps.Schema).
+	// It is read-only: it may be backed by an immutable fast-path message type.
+	Message protoreflect.Message
+	// Contract is the full name of the contract message the event was decoded with.
+	Contract string
+	// Target is the route-specific destination (for the kafka sink, the topic), or "" for the
+	// sink's default.
+	Target string
+}
+
+// Sink writes batches of records to one destination.
+//
+// Write blocks until every record has landed or an error is returned. The engine calls Write
+// from up to MaxInFlight goroutines at once, so implementations must be goroutine-safe when
+// that limit is above one. Write must not keep references to records after it returns.
+//
+// Errors returned by Write:
+//   - nil: every record landed.
+//   - a *BatchError: some records failed permanently (they are dead-lettered); Landed says
+//     whether the other records landed or must be retried.
+//   - an error wrapped with Permanent: no record can ever land (e.g. a schema mismatch);
+//     every record is dead-lettered.
+//   - any other error is transient: the engine retries the whole batch with backoff.
+type Sink interface {
+	Write(ctx context.Context, records []*Record) error
+	// Close flushes and releases resources. It is called once, after the last Write returned.
+	Close(ctx context.Context) error
+}
+
+// Opener is implemented by sinks that connect, check health or migrate schemas at start-up.
+// An error from Open stops the sink (and is reported); the rest of the daemon keeps running.
+type Opener interface {
+	Open(ctx context.Context) error
+}
+
+// Planner is implemented by sinks that can describe what Open would change (DDL, table
+// patches) without doing it. It returns the statements, or an error if the sink would refuse
+// to start.
+type Planner interface {
+	Plan(ctx context.Context) ([]string, error)
+}
+
+// TopicPartition names one source partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// AssignmentListener is implemented by sinks that keep per-partition state (e.g. the highest
+// offset already landed, for de-duplication). Assigned is called after the source gains
+// partitions and before any record of them is written; Revoked after the last Write of them.
+type AssignmentListener interface {
+	Assigned(ctx context.Context, partitions []TopicPartition) error
+	Revoked(ctx context.Context, partitions []TopicPartition)
+}
+
+// Deps is what the engine gives a sink constructor.
+type Deps struct {
+	Pipeline string
+	Sink     string
+	// Schema describes Record.Message for every record this sink receives: the contract
+	// message, or the output of the route's transforms.
+	Schema protoreflect.MessageDescriptor
+	Logger *slog.Logger
+}
+
+// BatchError reports per-record failures of one Write.
+type BatchError struct {
+	// Failed maps an index into the records passed to Write to the reason that record can
+	// never land. Those records are dead-lettered.
+	Failed map[int]error
+	// Landed reports whether every record not in Failed has landed. If false, the engine
+	// retries them.
+	Landed bool
+}
+
+func (e *BatchError) Error() string {
+	for i, err := range e.Failed {
+		return fmt.Sprintf("%d of the batch's records failed (record %d: %v)", len(e.Failed), i, err)
+	}
+	return "batch failed"
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying cannot fix.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
