@@ -1,0 +1,116 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"switchyard/sinks"
+)
+
+// Outgoing is a Kafka record exactly as it is to be produced.
+type Outgoing struct {
+	Topic      string
+	Key, Value []byte
+	Headers    []sinks.Header
+}
+
+// Producer publishes records through watermill-kafka's publisher. It is goroutine-safe.
+type Producer struct {
+	pub         *wkafka.Publisher
+	parallelism int
+}
+
+// NewProducer connects a producer. sc may be nil for sarama's defaults; acks from all
+// in-sync replicas are always required.
+func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Producer, error) {
+	if sc == nil {
+		sc = sarama.NewConfig()
+	} else {
+		c := *sc
+		sc = &c
+	}
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Compression = sarama.CompressionLZ4
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
+		Brokers:               brokers,
+		Marshaler:             marshaler{},
+		OverwriteSaramaConfig: sc,
+	}, watermill.NopLogger{})
+	if err != nil {
+		return nil, fmt.Errorf("connect kafka publisher: %w", err)
+	}
+	if parallelism <= 0 {
+		parallelism = 64
+	}
+	return &Producer{pub: pub, parallelism: parallelism}, nil
+}
+
+// Produce publishes every record and returns once all are acknowledged, or the first error.
+// watermill-kafka sends one message at a time and waits for its acknowledgement, so records
+// are published from several goroutines at once; that is what fills the producer's batches.
+func (p *Producer) Produce(ctx context.Context, recs []Outgoing) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n := min(p.parallelism, len(recs))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Go(func() {
+			for i := c; i < len(recs); i += n {
+				if err := ctx.Err(); err != nil {
+					errs[c] = err
+					return
+				}
+				msg := message.NewMessage("", nil)
+				msg.SetContext(context.WithValue(ctx, outgoingKey{}, &recs[i]))
+				if err := p.pub.Publish(recs[i].Topic, msg); err != nil {
+					errs[c] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("publish to kafka: %w", err)
+	}
+	return nil
+}
+
+// Close closes the publisher.
+func (p *Producer) Close() error { return p.pub.Close() }
+
+type outgoingKey struct{}
+
+// marshaler turns a watermill message carrying an *Outgoing in its context into a sarama
+// message, so binary and repeated headers survive (watermill metadata is string-keyed).
+type marshaler struct{}
+
+func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	o, ok := msg.Context().Value(outgoingKey{}).(*Outgoing)
+	if !ok {
+		return nil, errors.New("message carries no outgoing record")
+	}
+	pm := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(o.Value)}
+	if o.Key != nil {
+		pm.Key = sarama.ByteEncoder(o.Key)
+	}
+	if len(o.Headers) > 0 {
+		pm.Headers = make([]sarama.RecordHeader, len(o.Headers))
+		for i, h := range o.Headers {
+			pm.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	return pm, nil
+}

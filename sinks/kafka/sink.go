@@ -1,0 +1,211 @@
+// Package kafka is the kafka sink: it writes events to Kafka topics through watermill-kafka's
+// publisher.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"switchyard/internal/config"
+	"switchyard/internal/contract"
+	"switchyard/sinks"
+)
+
+// Options are what the sink needs besides its own config.
+type Options struct {
+	// Brokers and Sarama are the cluster to write to (see kafkaconn.SaramaConfig).
+	Brokers []string
+	Sarama  *sarama.Config
+	// Input is the encoding events were read with, so that equal output encodings pass the
+	// original bytes through.
+	Input contract.Encoding
+	// Parallelism is how many publishes of one batch run at once (default 64).
+	Parallelism int
+}
+
+// Sink writes records to Kafka. It is goroutine-safe.
+type Sink struct {
+	cfg      config.KafkaSink
+	opt      Options
+	deps     sinks.Deps
+	prod     *Producer
+	keyPath  []protoreflect.FieldDescriptor // nil: source key or none
+	encode   func(r *sinks.Record) ([]byte, error)
+	schemaID uint32
+}
+
+// New validates the configuration and connects the publisher.
+func New(cfg config.KafkaSink, opt Options, deps sinks.Deps) (*Sink, error) {
+	s := &Sink{cfg: cfg, opt: opt, deps: deps, schemaID: uint32(cfg.SchemaID)}
+	if err := s.plan(); err != nil {
+		return nil, err
+	}
+	prod, err := NewProducer(opt.Brokers, opt.Sarama, opt.Parallelism)
+	if err != nil {
+		return nil, err
+	}
+	s.prod = prod
+	return s, nil
+}
+
+// ValidateConfig checks a kafka sink's options against the schema it will write, without
+// connecting. It returns one message per problem.
+func ValidateConfig(cfg config.KafkaSink, schema protoreflect.MessageDescriptor) []string {
+	s := &Sink{cfg: cfg, deps: sinks.Deps{Schema: schema}}
+	if err := s.plan(); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
+}
+
+func (s *Sink) plan() error {
+	switch s.cfg.Key {
+	case "", "source", "none":
+	default:
+		path, err := FieldPath(s.deps.Schema, s.cfg.Key)
+		if err != nil {
+			return fmt.Errorf("key: %w", err)
+		}
+		s.keyPath = path
+	}
+	in := s.opt.Input
+	switch s.cfg.Encoding {
+	case "", "protobuf":
+		switch in {
+		case contract.Raw:
+			s.encode = func(r *sinks.Record) ([]byte, error) { return r.Value, nil }
+		case contract.Confluent:
+			s.encode = func(r *sinks.Record) ([]byte, error) {
+				_, _, body, err := contract.SplitConfluent(r.Value)
+				return body, err
+			}
+		default:
+			s.encode = func(r *sinks.Record) ([]byte, error) { return proto.Marshal(r.Message.Interface()) }
+		}
+	case "confluent":
+		if in == contract.Confluent {
+			s.encode = func(r *sinks.Record) ([]byte, error) { return r.Value, nil }
+			break
+		}
+		if s.cfg.SchemaID <= 0 {
+			return errors.New("schema_id is required when encoding is confluent and the input is not Confluent-framed")
+		}
+		s.encode = func(r *sinks.Record) ([]byte, error) {
+			body := r.Value
+			if in != contract.Raw {
+				var err error
+				if body, err = proto.Marshal(r.Message.Interface()); err != nil {
+					return nil, err
+				}
+			}
+			return contract.FrameConfluent(make([]byte, 0, len(body)+6), s.schemaID, []int{0}, body), nil
+		}
+	case "json":
+		if in == contract.JSON {
+			s.encode = func(r *sinks.Record) ([]byte, error) { return r.Value, nil }
+			break
+		}
+		s.encode = func(r *sinks.Record) ([]byte, error) { return protojson.Marshal(r.Message.Interface()) }
+	default:
+		return fmt.Errorf("unknown encoding %q", s.cfg.Encoding)
+	}
+	return nil
+}
+
+// FieldPath resolves a dotted field path ("bidder.id") to its fields. Every field but the last
+// must be a singular message; the last must be a singular scalar.
+func FieldPath(md protoreflect.MessageDescriptor, path string) ([]protoreflect.FieldDescriptor, error) {
+	var out []protoreflect.FieldDescriptor
+	parts := strings.Split(path, ".")
+	for i, name := range parts {
+		if md == nil {
+			return nil, fmt.Errorf("field path %q: %q is not a message", path, parts[i-1])
+		}
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		if fd == nil {
+			return nil, fmt.Errorf("field path %q: %s has no field %q", path, md.FullName(), name)
+		}
+		if fd.IsList() || fd.IsMap() {
+			return nil, fmt.Errorf("field path %q: %q is repeated", path, name)
+		}
+		out = append(out, fd)
+		md = fd.Message()
+	}
+	if md != nil {
+		return nil, fmt.Errorf("field path %q: %q is a message, not a scalar", path, parts[len(parts)-1])
+	}
+	return out, nil
+}
+
+func (s *Sink) key(r *sinks.Record) []byte {
+	switch {
+	case s.keyPath != nil:
+		m := r.Message
+		for _, fd := range s.keyPath[:len(s.keyPath)-1] {
+			m = m.Get(fd).Message()
+		}
+		fd := s.keyPath[len(s.keyPath)-1]
+		v := m.Get(fd)
+		if fd.Kind() == protoreflect.BytesKind {
+			return v.Bytes()
+		}
+		if fd.Kind() == protoreflect.StringKind {
+			return []byte(v.String())
+		}
+		return []byte(v.String())
+	case s.cfg.Key == "none":
+		return nil
+	default:
+		return r.Key
+	}
+}
+
+// Write publishes every record. A record that cannot be encoded fails alone; a publish error
+// is transient and fails the batch.
+func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	out := make([]Outgoing, 0, len(records))
+	var failed map[int]error
+	for i, r := range records {
+		value, err := s.encode(r)
+		if err != nil {
+			if failed == nil {
+				failed = map[int]error{}
+			}
+			failed[i] = fmt.Errorf("encode %s: %w", s.cfg.Encoding, err)
+			continue
+		}
+		o := Outgoing{Topic: r.Target, Key: s.key(r), Value: value}
+		if o.Topic == "" {
+			o.Topic = s.cfg.Topic
+		}
+		if s.cfg.Headers {
+			o.Headers = r.Headers
+		}
+		out = append(out, o)
+	}
+	if err := s.prod.Produce(ctx, out); err != nil {
+		return err
+	}
+	if failed != nil {
+		return &sinks.BatchError{Failed: failed, Landed: true}
+	}
+	return nil
+}
+
+// Close closes the producer.
+func (s *Sink) Close(context.Context) error {
+	if s.prod == nil {
+		return nil
+	}
+	return s.prod.Close()
+}
