@@ -181,18 +181,13 @@ func (r *Runner) loop() {
 				timer.Reset(r.opt.Interval)
 			}
 			// A request larger than a batch is split across batches.
-			recs := req.records
-			for len(recs) > 0 {
-				n := min(len(recs), r.opt.MaxRows-len(cur.records))
-				for _, rec := range recs[:n] {
-					cur.records = append(cur.records, rec)
-					cur.owners = append(cur.owners, req)
-					cur.bytes += int64(len(rec.Value))
-				}
-				recs = recs[n:]
+			for i, rec := range req.records {
+				cur.records = append(cur.records, rec)
+				cur.owners = append(cur.owners, req)
+				cur.bytes += int64(len(rec.Value))
 				if len(cur.records) >= r.opt.MaxRows || cur.bytes >= r.opt.MaxBytes {
 					flush()
-					if len(recs) > 0 {
+					if i < len(req.records)-1 {
 						timer.Reset(r.opt.Interval)
 					}
 				}
