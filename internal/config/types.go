@@ -165,11 +165,24 @@ type ClickHouse struct {
 	TLS       TLS      `yaml:"tls" doc:"TLS to the server."`
 }
 
-// BigQuery writes to BigQuery with the Storage Write API (see docs/sinks.md).
+// BigQuery writes to BigQuery with the Storage Write API (see docs/sinks.md, section BigQuery).
 type BigQuery struct {
-	Project string `yaml:"project" doc:"Google Cloud project." required:"true"`
-	Dataset string `yaml:"dataset" doc:"Dataset." required:"true"`
-	Table   string `yaml:"table" doc:"Table; derived from the contract name when empty."`
+	Project              string   `yaml:"project" doc:"Google Cloud project that owns the dataset." required:"true"`
+	Dataset              string   `yaml:"dataset" doc:"Dataset; it must exist." required:"true"`
+	Table                string   `yaml:"table" doc:"Table; derived from the contract name when empty (orders.v1.OrderPaid -> orders_v1_order_paid)."`
+	CredentialsFile      string   `yaml:"credentials_file" doc:"Service-account key file (JSON); Application Default Credentials when empty."`
+	Endpoint             string   `yaml:"endpoint" doc:"BigQuery REST API base URL, for emulators; Google's when empty." example:"http://localhost:9050"`
+	GRPCEndpoint         string   `yaml:"grpc_endpoint" doc:"Storage Write API gRPC address (host:port), for emulators; Google's when empty." example:"localhost:9060"`
+	Insecure             bool     `yaml:"insecure" doc:"Talk to endpoint and grpc_endpoint in plaintext and without credentials (emulators only)." default:"false"`
+	CreateTable          bool     `yaml:"create_table" doc:"Create the table from the contract at start-up when it does not exist." default:"false"`
+	AddColumns           bool     `yaml:"add_columns" doc:"At start-up, add a NULLABLE column for every contract field the table lacks; when false such a table stops the sink." default:"true"`
+	EventTimeField       string   `yaml:"event_time_field" doc:"Top-level google.protobuf.Timestamp field of the contract copied into the _event_time column; the Kafka record timestamp when empty or unset in an event." example:"occurred_at"`
+	PartitionField       string   `yaml:"partition_field" doc:"Top-level TIMESTAMP column a created table is time-partitioned by." default:"_event_time"`
+	PartitionGranularity string   `yaml:"partition_granularity" doc:"Time-partitioning granularity of a created table; none creates an unpartitioned table." default:"day" enum:"hour|day|month|year|none"`
+	Clustering           []string `yaml:"clustering" doc:"Up to four top-level columns a created table is clustered by." example:"[\"_topic\", \"_partition\"]"`
+	ExactlyOnce          bool     `yaml:"exactly_once" doc:"Append through one committed write stream per source partition with offsets, resuming after a restart or rebalance from the highest _offset in the table, so each event lands once (see docs/sinks.md)." default:"false"`
+	AppendsInFlight      int      `yaml:"appends_in_flight" doc:"Most append requests awaiting a response on one write stream connection." default:"1000"`
+	MaxRequestBytes      Bytes    `yaml:"max_request_bytes" doc:"Largest append request; a batch is split into requests of at most this size (the service limit is 10MB)." default:"8MiB"`
 }
 
 // Route sends matching events to a sink.
