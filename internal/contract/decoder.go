@@ -1,0 +1,135 @@
+package contract
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"buf.build/go/hyperpb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// hyperOptions are shared by every binary decode; built once so Decode does not allocate
+// option closures. Aliasing spares a copy of every payload; Decode documents the
+// resulting contract (payload immutable until Release).
+var hyperOptions = []hyperpb.UnmarshalOption{hyperpb.WithAllowAlias(true)}
+
+// Decoder decodes payloads of one Contract in one Encoding. It is not safe for concurrent
+// use: give each goroutine its own (NewDecoder is cheap) and reuse it for every batch.
+//
+// Binary payloads are parsed by hyperpb into arenas the Decoder owns and recycles, so in
+// steady state (after the first batches have sized the arenas) a binary Decode performs no
+// heap allocation. Every message returned since the last Release stays valid until the
+// next Release.
+type Decoder struct {
+	c   *Contract
+	enc Encoding
+	// shared holds one hyperpb arena per message decoded since the last Release (hyperpb
+	// allows a single top-level parse per arena); used counts the live ones. Arenas are
+	// kept across Release, so their memory is reused by the next batch.
+	shared []*hyperpb.Shared
+	used   int
+	json   protojson.UnmarshalOptions
+}
+
+// NewDecoder returns a Decoder for payloads of the contract in enc. It panics if enc is
+// not Confluent, Raw or JSON (use ParseEncoding for configuration input).
+func (c *Contract) NewDecoder(enc Encoding) *Decoder {
+	if enc < Confluent || enc > JSON {
+		panic(fmt.Sprintf("contract: NewDecoder: unknown encoding %d", uint8(enc)))
+	}
+	return &Decoder{
+		c:   c,
+		enc: enc,
+		// Unknown JSON keys are dropped rather than rejected, so producers can add fields
+		// to a contract before this router is redeployed (binary decoding keeps unknown
+		// fields, and re-encodes them).
+		json: protojson.UnmarshalOptions{DiscardUnknown: true, Resolver: c.registry.types},
+	}
+}
+
+// Contract returns the contract the Decoder decodes.
+func (d *Decoder) Contract() *Contract { return d.c }
+
+// Encoding returns the encoding the Decoder expects.
+func (d *Decoder) Encoding() Encoding { return d.enc }
+
+// Decode parses payload as the contract's message. It does not validate (see
+// Contract.Validate).
+//
+// For Confluent and Raw the result is a read-only hyperpb message that aliases payload:
+// payload must not be modified, and the message must not be used, after the next Release.
+// Mutating methods of the message (Set, Mutable, Clear...) panic. The schema id of a
+// Confluent frame is not checked; the message-index path is checked for well-formedness
+// only, since producers' registries number schemas their own way.
+//
+// For JSON the result is a fresh, mutable dynamicpb message that does not alias payload;
+// unknown JSON keys are ignored.
+//
+// A payload that cannot be decoded yields a *DecodeError; the Decoder stays usable.
+func (d *Decoder) Decode(payload []byte) (protoreflect.Message, error) {
+	switch d.enc {
+	case Confluent:
+		_, _, body, err := splitConfluent(payload, nil)
+		if err != nil {
+			return nil, err
+		}
+		return d.decodeBinary(body)
+	case Raw:
+		return d.decodeBinary(payload)
+	default:
+		return d.decodeJSON(payload)
+	}
+}
+
+func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
+	if d.used == len(d.shared) {
+		d.shared = append(d.shared, new(hyperpb.Shared))
+	}
+	s := d.shared[d.used]
+	// Count the arena as used before parsing: a failed parse still holds arena memory
+	// that Release must free.
+	d.used++
+	m := s.NewMessage(d.c.hyper)
+	if err := m.Unmarshal(body, hyperOptions...); err != nil {
+		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
+	}
+	return m, nil
+}
+
+func (d *Decoder) decodeJSON(payload []byte) (protoreflect.Message, error) {
+	m := dynamicpb.NewMessage(d.c.desc)
+	if err := d.json.Unmarshal(payload, m); err != nil {
+		return nil, &DecodeError{Reason: ReasonJSON, Err: errors.New(redactJSONError(err))}
+	}
+	return m, nil
+}
+
+// redactJSONError keeps protojson's description of what went wrong and where, but drops
+// the offending token, which is payload data: protojson errors end in ": <token>", e.g.
+// `proto: (line 1:12): invalid value for string field event_id: 42`.
+func redactJSONError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg[:i], "(line ") {
+		return msg[:i]
+	}
+	if strings.Contains(msg, "(line ") {
+		return msg
+	}
+	return "invalid JSON for " + "message" // no position: say nothing about the content
+}
+
+// Release invalidates every message returned by Decode since the previous Release and
+// recycles their memory for the next batch. Call it once the batch has been routed and
+// written (or dead-lettered), never while a message of the batch is still referenced.
+func (d *Decoder) Release() {
+	for _, s := range d.shared[:d.used] {
+		s.Free()
+	}
+	d.used = 0
+}
+
+// Live returns how many binary-decoded messages are awaiting Release.
+func (d *Decoder) Live() int { return d.used }
