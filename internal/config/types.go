@@ -78,7 +78,7 @@ type Pipeline struct {
 	Owner      Owner      `yaml:"owner" doc:"Team that owns the pipeline, shown in logs and alerts." required:"true"`
 	Source     Source     `yaml:"source" doc:"Where events are consumed from." required:"true"`
 	Contract   Contract   `yaml:"contract" doc:"The data contract that events are decoded and validated with." required:"true"`
-	Sinks      []Sink     `yaml:"sinks" doc:"Destinations that routes send events to." required:"true"`
+	Sinks      []Sink     `yaml:"sinks" doc:"Destinations that routes send events to; each sets exactly one of kafka, clickhouse or bigquery." required:"true"`
 	Routes     []Route    `yaml:"routes" doc:"Routes: which events go to which sink. An event goes to every route whose condition holds." required:"true"`
 	DeadLetter DeadLetter `yaml:"dead_letter" doc:"Where events that cannot be decoded, validated, routed or written go, with the reason." required:"true"`
 

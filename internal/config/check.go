@@ -1,0 +1,207 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// sinkKinds are the sink sections, of which every sink sets exactly one.
+var sinkKinds = []string{"kafka", "clickhouse", "bigquery"}
+
+// checker runs the semantic checks that need nothing but the configuration itself.
+type checker struct {
+	cfg  *Config
+	bad  map[string]bool // paths that failed to decode
+	errs Errors
+}
+
+// check returns every semantic problem in a decoded configuration: names that must be unique
+// or must refer to something, sections that exclude each other, and contracts that leave a
+// source topic without a message type. Checks whose subject failed to decode (bad holds the
+// paths of such values) are skipped, since their values are not what was written.
+func check(cfg *Config, bad map[string]bool) Errors {
+	c := &checker{cfg: cfg, bad: bad}
+	c.tls("kafka.tls", cfg.Kafka.TLS)
+	c.sasl(cfg.Kafka.SASL)
+	first := map[string]string{} // pipeline name -> path of its first definition
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		if p.Name != "" {
+			if prev, ok := first[p.Name]; ok {
+				c.errorf(p.Path+".name", "duplicate pipeline name %q (first defined at %s)", p.Name, cfg.Pos(prev+".name"))
+			} else {
+				first[p.Name] = p.Path
+			}
+		}
+		c.pipeline(p)
+	}
+	return c.errs
+}
+
+// broken reports whether the value at path, or anything under it, failed to decode.
+func (c *checker) broken(path string) bool {
+	for p := range c.bad {
+		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) errorf(path, format string, args ...any) {
+	c.errs = append(c.errs, Error{Pos: c.cfg.Pos(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// pipeline checks one pipeline; every message starts by naming it.
+func (c *checker) pipeline(p *Pipeline) {
+	label := fmt.Sprintf("pipeline %q: ", p.Name)
+	if p.Name == "" {
+		label = p.Path + ": "
+	}
+	pe := func(path, format string, args ...any) { c.errorf(p.Path+path, label+format, args...) }
+
+	sinks := map[string]*Sink{}
+	var names []string
+	for i := range p.Sinks {
+		s := &p.Sinks[i]
+		sp := fmt.Sprintf(".sinks[%d]", i)
+		if s.Name != "" {
+			if _, dup := sinks[s.Name]; dup {
+				pe(sp+".name", "duplicate sink name %q", s.Name)
+			} else {
+				sinks[s.Name] = s
+				names = append(names, s.Name)
+			}
+		}
+		if set := s.kinds(); len(set) != 1 {
+			what := "none"
+			if len(set) > 1 {
+				what = strings.Join(set, " and ")
+			}
+			pe(sp, "sink %q must set exactly one of %s (it sets %s)", s.Name, strings.Join(sinkKinds, ", "), what)
+		}
+		if k := s.Kafka; k != nil && !c.broken(p.Path+sp+".kafka") && k.Encoding == "confluent" && p.Contract.Encoding != "confluent" && k.SchemaID == 0 {
+			pe(sp+".kafka", "sink %q: kafka encoding confluent needs schema_id when the input encoding is %s", s.Name, p.Contract.Encoding)
+		}
+		if ch := s.ClickHouse; ch != nil {
+			c.tls(p.Path+sp+".clickhouse.tls", ch.TLS)
+		}
+		c.retry(p.Path+sp+".retry", label+fmt.Sprintf("sink %q: ", s.Name), s.Retry)
+	}
+
+	for i, r := range p.Routes {
+		rp := fmt.Sprintf(".routes[%d]", i)
+		route := fmt.Sprintf("route %d", i+1)
+		if r.Name != "" {
+			route = fmt.Sprintf("route %q", r.Name)
+		}
+		if r.Sink == "" || c.broken(p.Path+rp) {
+			continue // already reported
+		}
+		s, ok := sinks[r.Sink]
+		switch {
+		case !ok:
+			pe(rp+".sink", "%s names sink %q but no sink has that name%s", route, r.Sink, didYouMean(r.Sink, names))
+		case r.Topic != "" && s.Kafka == nil && len(s.kinds()) == 1:
+			pe(rp+".topic", "%s sets topic but sink %q is a %s sink; only kafka sinks take a topic", route, r.Sink, s.kinds()[0])
+		case r.Topic == "" && s.Kafka != nil && s.Kafka.Topic == "":
+			pe(rp, "%s sends to kafka sink %q, which has no topic; set topic on the route or the sink", route, r.Sink)
+		}
+	}
+
+	if t := p.DeadLetter.Topic; t != "" && slices.Contains(p.Source.Topics, t) {
+		pe(".dead_letter.topic", "dead_letter.topic %q is also a source topic", t)
+	}
+
+	ct := p.Contract
+	if c.broken(p.Path+".contract") || c.broken(p.Path+".source.topics") {
+		return
+	}
+	switch {
+	case ct.Message == "" && len(ct.Topics) == 0 && ct.Header.Name == "":
+		pe(".contract", "contract needs message, topics or header to say which message type records hold")
+	case ct.Message == "" && ct.Header.Name == "":
+		for i, t := range p.Source.Topics {
+			if _, ok := ct.Topics[t]; !ok {
+				pe(fmt.Sprintf(".source.topics[%d]", i), "source topic %q has no message type; add it to contract.topics or set contract.message or contract.header", t)
+			}
+		}
+	}
+	for _, t := range sortedKeys(ct.Topics) {
+		if len(p.Source.Topics) > 0 && !slices.Contains(p.Source.Topics, t) {
+			pe(fmt.Sprintf(".contract.topics[%q]", t), "contract.topics names topic %q, which is not a source topic%s", t, didYouMean(t, p.Source.Topics))
+		}
+	}
+	switch {
+	case ct.Header.Name != "" && len(ct.Header.Values) == 0:
+		pe(".contract.header", "contract.header.name is set but contract.header.values is empty")
+	case ct.Header.Name == "" && len(ct.Header.Values) > 0:
+		pe(".contract.header", "contract.header.values is set but contract.header.name is empty")
+	}
+
+}
+
+// kinds returns which of kafka, clickhouse and bigquery the sink sets.
+func (s *Sink) kinds() []string {
+	var set []string
+	if s.Kafka != nil {
+		set = append(set, "kafka")
+	}
+	if s.ClickHouse != nil {
+		set = append(set, "clickhouse")
+	}
+	if s.BigQuery != nil {
+		set = append(set, "bigquery")
+	}
+	return set
+}
+
+// tls checks that the TLS files make sense together.
+func (c *checker) tls(path string, t TLS) {
+	if c.broken(path) {
+		return
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		c.errorf(path, "%s: cert_file and key_file must be set together", path)
+	}
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify) {
+		c.errorf(path, "%s: TLS settings are given but enabled is false", path)
+	}
+}
+
+// sasl checks that a SASL mechanism has credentials, and credentials a mechanism.
+func (c *checker) sasl(s SASL) {
+	const path = "kafka.sasl"
+	if c.broken(path) {
+		return
+	}
+	switch {
+	case s.Mechanism == "" && (s.Username != "" || s.Password != "" || s.PasswordFile != ""):
+		c.errorf(path, "%s: credentials are given but mechanism is empty", path)
+	case s.Mechanism == "":
+	case s.Username == "":
+		c.errorf(path, "%s: mechanism %s needs username", path, s.Mechanism)
+	case s.Password == "" && s.PasswordFile == "":
+		c.errorf(path, "%s: mechanism %s needs password or password_file", path, s.Mechanism)
+	}
+}
+
+// retry checks that the backoff bounds are ordered.
+func (c *checker) retry(path, label string, r Retry) {
+	if c.broken(path) {
+		return
+	}
+	if r.InitialBackoff > r.MaxBackoff {
+		c.errorf(path, "%sretry.initial_backoff %s is longer than retry.max_backoff %s", label, r.InitialBackoff, r.MaxBackoff)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

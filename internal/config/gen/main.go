@@ -1,0 +1,33 @@
+// Command gen writes docs/config.md and docs/config.schema.json from the declarations in
+// internal/config/types.go. Run it from the repository root after changing them:
+//
+//	go run ./internal/config/gen
+//
+// TestGeneratedDocsUpToDate fails while the checked-in files differ from its output.
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"switchyard/internal/config"
+)
+
+func main() {
+	dir := flag.String("dir", "docs", "directory to write config.md and config.schema.json into")
+	flag.Parse()
+	files := map[string][]byte{
+		"config.md":          config.Markdown(),
+		"config.schema.json": config.JSONSchema(),
+	}
+	for name, data := range files {
+		path := filepath.Join(*dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			slog.Error("write generated file failed", "path", path, "err", err)
+			os.Exit(1)
+		}
+		slog.Info("wrote generated file", "path", path)
+	}
+}
