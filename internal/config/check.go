@@ -115,8 +115,8 @@ func (c *checker) pipeline(p *Pipeline) {
 	}
 
 	ct := p.Contract
-	if c.broken(p.Path+".contract") || c.broken(p.Path+".source.topics") {
-		return
+	if _, written := c.cfg.Positions[p.Path+".contract"]; !written || c.broken(p.Path+".contract") || c.broken(p.Path+".source.topics") {
+		return // already reported as missing or undecodable
 	}
 	switch {
 	case ct.Message == "" && len(ct.Topics) == 0 && ct.Header.Name == "":

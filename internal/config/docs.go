@@ -34,6 +34,9 @@ may be written in only one file, and the ` + "`pipelines`" + ` lists of all file
   and has no fallback is an error. Write ` + "`$${`" + ` for a literal ` + "`${`" + `. A value that becomes empty
   counts as not written, so the key takes its default.
 - Keys that are not written take their defaults. Required keys must be present and not empty.
+- YAML anchors, aliases and ` + "`<<`" + ` merge keys work. Top-level keys starting with ` + "`x-`" + ` are ignored, so
+  they can hold anchors, e.g. ` + "`x-sink-defaults: &fast {batch: {max_rows: 10000}}`" + `, merged into
+  sinks with ` + "`<<: *fast`" + `.
 - Secret keys are printed as ` + "`[redacted]`" + ` whenever the configuration is echoed. Keys ending in
   ` + "`_file`" + ` name files that are read at start-up instead.
 - Editors can validate against the JSON Schema in [config.schema.json](config.schema.json).

@@ -21,6 +21,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// extensionPrefix starts top-level keys that the loader ignores, so that a file can hold YAML
+// anchors (e.g. "x-sink-defaults: &fast {...}") for its pipelines to merge in.
+const extensionPrefix = "x-"
+
 // source is one configuration file's name and contents.
 type source struct {
 	name string
@@ -112,6 +116,8 @@ func load(srcs []source, root string, env lookupFunc) (*Config, error) {
 			for _, p := range d.pairs(n) {
 				f := spec.byName[p.key.Value]
 				switch {
+				case f == nil && strings.HasPrefix(p.key.Value, extensionPrefix):
+					// A place for anchors shared by the sections below; not decoded.
 				case f == nil:
 					d.errorf(p.key, "unknown field %q%s", p.key.Value, didYouMean(p.key.Value, spec.names))
 				case f.Kind == kindStructs:

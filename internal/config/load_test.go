@@ -165,6 +165,28 @@ pipelines:
 			},
 			want: []any{"b", 8, 100, "b"},
 		},
+		{
+			name: "top-level x- keys hold anchors and are otherwise ignored",
+			yaml: `
+x-sink-defaults: &defaults
+  max_in_flight: 2
+  retry: {max_attempts: 3}
+kafka: {brokers: [localhost:9092]}
+pipelines:
+  - name: orders
+    owner: {team: commerce, contact: "#commerce"}
+    source: {topics: [orders]}
+    contract: {message: orders.v1.Order}
+    sinks:
+      - {<<: *defaults, name: a, kafka: {topic: a}}
+    routes: [{sink: a}]
+    dead_letter: {topic: orders.dlq}`,
+			got: func(c *Config) any {
+				s := c.Pipelines[0].Sinks[0]
+				return []any{s.MaxInFlight, s.Retry.MaxAttempts, s.Retry.MaxBackoff}
+			},
+			want: []any{2, 3, 30 * time.Second},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,8 @@ func JSONSchema() []byte {
 	for _, k := range root.keys {
 		out.set(k, root.vals[k])
 	}
+	out.set("patternProperties", newObj().set("^"+extensionPrefix, newObj().
+		set("description", "Ignored by Switchyard: a place for YAML anchors that pipelines merge in with <<.")))
 	g.defs.set("interpolation", newObj().
 		set("description", "A ${VAR} or ${VAR:-default} reference, replaced from the environment before the value is read.").
 		set("type", "string").
