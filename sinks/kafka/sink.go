@@ -57,8 +57,8 @@ func New(cfg config.KafkaSink, opt Options, deps sinks.Deps) (*Sink, error) {
 
 // ValidateConfig checks a kafka sink's options against the schema it will write, without
 // connecting. It returns one message per problem.
-func ValidateConfig(cfg config.KafkaSink, schema protoreflect.MessageDescriptor) []string {
-	s := &Sink{cfg: cfg, deps: sinks.Deps{Schema: schema}}
+func ValidateConfig(cfg config.KafkaSink, input contract.Encoding, schema protoreflect.MessageDescriptor) []string {
+	s := &Sink{cfg: cfg, opt: Options{Input: input}, deps: sinks.Deps{Schema: schema}}
 	if err := s.plan(); err != nil {
 		return []string{err.Error()}
 	}

@@ -1,0 +1,28 @@
+# Switchyard: the two commands a newcomer needs are `make dev` and `make test`.
+GO ?= go
+
+.PHONY: dev test bench build generate vet
+
+## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml)
+dev:
+	$(GO) run ./cmd/switchyard dev
+
+## test: every test: unit, fuzz seed corpora, generated-docs drift, and integration tests
+## against a real Apache Kafka broker and a real ClickHouse server started by the harness
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+## bench: throughput, CPU per event and peak RSS through real Kafka (see docs/benchmarks.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./integration/bench/...
+
+build:
+	$(GO) build -o bin/switchyard ./cmd/switchyard
+
+## generate: regenerate docs/config.md and docs/config.schema.json from the config declaration
+generate:
+	$(GO) run ./internal/config/gen
+
+vet:
+	$(GO) vet ./...

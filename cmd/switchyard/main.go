@@ -1,0 +1,18 @@
+// Command switchyard routes Protobuf events from Kafka to Kafka, ClickHouse and BigQuery.
+// See README.md; all logic lives in internal/app.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"switchyard/internal/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}

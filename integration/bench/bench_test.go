@@ -1,0 +1,218 @@
+// Package bench measures the daemon end to end against a real Apache Kafka broker: events/s,
+// CPU-µs per event and peak RSS of the switchyard process, for Kafka -> decode + validate ->
+// sink. Run with `make bench`.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/integration/harness"
+	"switchyard/internal/contract"
+	"switchyard/internal/contract/eventgen"
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+}
+
+func buildDaemon(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "switchyard")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/switchyard")
+	cmd.Dir = repoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// payloads returns n distinct Confluent-framed BidPlaced payloads (about 200 bytes each).
+func payloads(b *testing.B, n int) [][]byte {
+	b.Helper()
+	reg, err := contract.Load(filepath.Join(repoRoot(), "contracts"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	gen, err := eventgen.New(reg, eventgen.Options{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		ev, err := gen.Make(eventgen.BidPlaced, eventgen.Valid, contract.Confluent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = ev.Payload
+	}
+	return out
+}
+
+// preload produces total events over the topic's partitions and waits for them.
+func preload(b *testing.B, k *harness.Kafka, topic string, total int, values [][]byte) float64 {
+	b.Helper()
+	cl := k.NewClient(b, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(10*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(200_000), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	defer cl.Close()
+	var size int
+	for i := range total {
+		v := values[i%len(values)]
+		size += len(v)
+		cl.Produce(context.Background(), &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Errorf("preload: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return float64(size) / float64(total)
+}
+
+func endOffsets(b *testing.B, adm *kadm.Client, topic string) int64 {
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+type result struct {
+	events   int
+	elapsed  time.Duration
+	cpu      time.Duration
+	maxRSSKB int64
+}
+
+// runDaemon runs the daemon on config until want records are in topic out, then stops it
+// with SIGTERM and returns its resource usage.
+func runDaemon(b *testing.B, k *harness.Kafka, bin, config, out string, want int) result {
+	b.Helper()
+	adm := kadm.NewClient(k.NewClient(b))
+	logf, err := os.Create(filepath.Join(b.TempDir(), "daemon.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "run", "--config", config, "--log-format", "json", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var first time.Time
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		n := endOffsets(b, adm, out)
+		if n > 0 && first.IsZero() {
+			first = time.Now()
+		}
+		if n >= int64(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			b.Fatalf("only %d of %d events landed in 15 minutes; log %s", n, want, logf.Name())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(first)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("daemon exit: %v; log %s", err, logf.Name())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return result{events: want, elapsed: elapsed, cpu: cpu, maxRSSKB: ru.Maxrss}
+}
+
+const kafkaSinkConfig = `
+kafka:
+  brokers: ["%[1]s"]
+contracts:
+  path: %[2]s
+admin:
+  address: ""
+pipelines:
+  - name: bench
+    owner: {team: bench, contact: bench}
+    source:
+      topics: [%[3]s]
+      group: %[3]s-group
+      max_batch: 2000
+      max_in_flight: 50000
+    contract:
+      encoding: confluent
+      message: auctions.v1.BidPlaced
+    sinks:
+      - name: out
+        kafka: {topic: %[3]s-out, encoding: %[4]s}
+        batch: {max_rows: 10000, max_bytes: 8MiB, interval: 50ms}
+        max_in_flight: 4
+    routes:
+      - sink: out
+    dead_letter:
+      topic: %[3]s-dlq
+`
+
+// BenchmarkKafkaToKafka: 1M BidPlaced events (about 200 bytes) over 8 partitions, through
+// decode + validate to another topic, Confluent framing passed through untouched.
+func BenchmarkKafkaToKafka(b *testing.B) {
+	total := envInt("SWITCHYARD_BENCH_EVENTS", 1_000_000)
+	k := harness.StartKafka(b)
+	bin := buildDaemon(b)
+	values := payloads(b, 20_000)
+	for _, enc := range []string{"confluent", "protobuf"} {
+		b.Run("encoding="+enc, func(b *testing.B) {
+			topic := fmt.Sprintf("bench-%s-%d", enc, time.Now().UnixNano())
+			k.CreateTopic(b, topic, 8)
+			k.CreateTopic(b, topic+"-out", 8)
+			avg := preload(b, k, topic, total, values)
+			config := filepath.Join(b.TempDir(), "bench.yaml")
+			yaml := fmt.Sprintf(kafkaSinkConfig, k.Brokers()[0], filepath.Join(repoRoot(), "contracts"), topic, enc)
+			if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			r := runDaemon(b, k, bin, config, topic+"-out", total)
+			b.StopTimer()
+			report(b, r, avg)
+		})
+	}
+}
+
+func report(b *testing.B, r result, avgBytes float64) {
+	eps := float64(r.events) / r.elapsed.Seconds()
+	cpuPer := float64(r.cpu.Microseconds()) / float64(r.events)
+	b.ReportMetric(eps, "events/s")
+	b.ReportMetric(cpuPer, "cpu-µs/event")
+	b.ReportMetric(float64(r.maxRSSKB)/1024, "peak-RSS-MB")
+	b.ReportMetric(avgBytes, "bytes/event")
+	b.Logf("%d events of %.0f bytes in %v: %.0f events/s, %.2f CPU-µs/event (%.1f CPU-s per million), peak RSS %.0f MB",
+		r.events, avgBytes, r.elapsed.Round(time.Millisecond), eps, cpuPer, cpuPer, float64(r.maxRSSKB)/1024)
+}
+
+func envInt(name string, def int) int {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err == nil && n > 0 {
+			return n
+		}
+	}
+	return def
+}

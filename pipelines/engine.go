@@ -1,0 +1,337 @@
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/internal/config"
+	"switchyard/internal/contract"
+	"switchyard/internal/kafkaconn"
+	"switchyard/internal/source"
+	"switchyard/internal/telemetry"
+	"switchyard/routing"
+	"switchyard/sinks"
+	sinkkafka "switchyard/sinks/kafka"
+)
+
+// Options are the engine's collaborators.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *telemetry.Metrics
+	// NewSink builds a sink; nil uses the built-in kinds (see NewSink).
+	NewSink func(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, error)
+}
+
+// SinkDeps is what a sink constructor gets from the engine.
+type SinkDeps struct {
+	sinks.Deps
+	Kafka  config.Kafka
+	Sarama *sarama.Config
+	Input  contract.Encoding
+}
+
+// Engine runs every pipeline of a compiled configuration.
+type Engine struct {
+	c       *Compiled
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+	opt     Options
+
+	franz  []kgo.Opt
+	sarama *sarama.Config
+	dlq    *sinkkafka.Producer
+
+	pipelines []*pipeline
+
+	mu      sync.Mutex
+	running sync.WaitGroup
+	ready   bool
+	stopped bool
+}
+
+type pipeline struct {
+	e     *Engine
+	cp    *CompiledPipeline
+	name  string
+	dlq   *deadLetterer
+	lanes []*lane
+}
+
+// contractFor picks the contract of a record: by header value, then by topic, then the
+// pipeline's default message.
+func (p *pipeline) contractFor(r *kgo.Record) (*contract.Contract, error) {
+	cp := p.cp
+	if cp.header != "" {
+		for _, h := range r.Headers {
+			if h.Key == cp.header {
+				if ct := cp.byHeader[string(h.Value)]; ct != nil {
+					return ct, nil
+				}
+				break
+			}
+		}
+	}
+	if ct := cp.byTopic[r.Topic]; ct != nil {
+		return ct, nil
+	}
+	if cp.fallback != nil {
+		return cp.fallback, nil
+	}
+	return nil, &contract.DecodeError{Reason: "contract", Err: fmt.Errorf("no contract for topic %q (header %q)", r.Topic, cp.header)}
+}
+
+// New builds the engine. Nothing connects until Start.
+func New(c *Compiled, opt Options) (*Engine, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = telemetry.New()
+	}
+	if opt.NewSink == nil {
+		opt.NewSink = NewSink
+	}
+	franz, err := kafkaconn.FranzOpts(c.Config.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := kafkaconn.SaramaConfig(c.Config.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{c: c, log: opt.Logger, metrics: opt.Metrics, opt: opt, franz: franz, sarama: sc}
+	for _, cp := range c.Pipelines {
+		p := &pipeline{e: e, cp: cp, name: cp.Config.Name}
+		p.dlq = &deadLetterer{pipeline: p.name, topic: cp.Config.DeadLetter.Topic, log: e.log, metrics: e.metrics}
+		for i := range cp.Config.Sinks {
+			sc := &cp.Config.Sinks[i]
+			l := &lane{p: p, sink: sc.Name, primary: i == 0,
+				log: e.log.With("pipeline", p.name, "sink", sc.Name)}
+			for _, r := range cp.Routes {
+				if r.Sink == sc.Name {
+					l.routes = append(l.routes, r)
+				} else {
+					l.others = append(l.others, r)
+				}
+			}
+			m := e.metrics
+			l.landed = m.Landed.WithLabelValues(p.name, sc.Name)
+			l.consumed = m.Consumed.WithLabelValues(p.name)
+			l.unrouted = m.Unrouted.WithLabelValues(p.name)
+			l.batchRec = m.BatchRecords.WithLabelValues(p.name, sc.Name)
+			l.writeSec = m.WriteSeconds.WithLabelValues(p.name, sc.Name)
+			l.landLat = m.LandLatency.WithLabelValues(p.name, sc.Name)
+			p.lanes = append(p.lanes, l)
+		}
+		e.pipelines = append(e.pipelines, p)
+	}
+	return e, nil
+}
+
+// Start opens the dead-letter producer and every sink, then starts every lane. A sink that
+// fails to open stops only its own lane (logged, switchyard_sink_up 0); Start returns an error
+// only when nothing can run at all.
+func (e *Engine) Start(ctx context.Context) error {
+	dlq, err := sinkkafka.NewProducer(e.c.Config.Kafka.Brokers, e.sarama, 16)
+	if err != nil {
+		return fmt.Errorf("connect dead-letter producer: %w", err)
+	}
+	e.dlq = dlq
+	started := 0
+	for _, p := range e.pipelines {
+		p.dlq.prod = dlq
+		for i, l := range p.lanes {
+			sc := &p.cp.Config.Sinks[i]
+			if err := e.startLane(ctx, p, l, sc); err != nil {
+				telemetry.SinkStopped(e.log, e.metrics, p.name, sc.Name, err)
+				continue
+			}
+			started++
+		}
+	}
+	if started == 0 && len(e.pipelines) > 0 {
+		return errors.New("no sink could start")
+	}
+	e.mu.Lock()
+	e.ready = true
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config.Sink) error {
+	deps := SinkDeps{
+		Deps:   sinks.Deps{Pipeline: p.name, Sink: sc.Name, Schema: p.cp.Schemas[sc.Name], Logger: l.log},
+		Kafka:  e.c.Config.Kafka,
+		Sarama: e.sarama,
+		Input:  p.cp.Encoding,
+	}
+	s, err := e.opt.NewSink(ctx, sc, deps)
+	if err != nil {
+		return err
+	}
+	if o, ok := s.(sinks.Opener); ok {
+		if err := o.Open(ctx); err != nil {
+			_ = s.Close(ctx)
+			return fmt.Errorf("open: %w", err)
+		}
+	}
+	l.runner = sinks.NewRunner(s, sinks.RunnerOptions{
+		MaxRows:        sc.Batch.MaxRows,
+		MaxBytes:       int64(sc.Batch.MaxBytes),
+		Interval:       sc.Batch.Interval,
+		MaxInFlight:    sc.MaxInFlight,
+		MaxAttempts:    sc.Retry.MaxAttempts,
+		InitialBackoff: sc.Retry.InitialBackoff,
+		MaxBackoff:     sc.Retry.MaxBackoff,
+		Observer:       observer{l},
+		Logger:         l.log,
+	})
+	src := p.cp.Config.Source
+	group := src.Group
+	if group == "" {
+		group = "switchyard." + p.name
+	}
+	group += "." + sc.Name
+	var listener sinks.AssignmentListener
+	if al, ok := s.(sinks.AssignmentListener); ok {
+		listener = al
+	}
+	lag := e.metrics.Lag
+	l.src, err = source.New(source.Config{
+		Kafka:         e.franz,
+		FetchMaxBytes: int32(min(int64(src.FetchMaxBytes), 1<<31-1)),
+		Group:         group,
+		Topics:        src.Topics,
+		Start:         src.Start,
+		MaxInFlight:   src.MaxInFlight,
+		MaxBatch:      src.MaxBatch,
+		DrainTimeout:  src.DrainTimeout,
+		OnAssigned: func(ctx context.Context, tps []sinks.TopicPartition) error {
+			if listener != nil {
+				return listener.Assigned(ctx, tps)
+			}
+			return nil
+		},
+		OnRevoked: func(ctx context.Context, tps []sinks.TopicPartition) {
+			if listener != nil {
+				listener.Revoked(ctx, tps)
+			}
+			for _, tp := range tps {
+				lag.DeleteLabelValues(p.name, sc.Name, tp.Topic, strconv.Itoa(int(tp.Partition)))
+			}
+		},
+		OnLag: func(topic string, partition int32, n int64) {
+			lag.WithLabelValues(p.name, sc.Name, topic, strconv.Itoa(int(partition))).Set(float64(n))
+		},
+	}, l.log)
+	if err != nil {
+		_ = l.runner.Close(ctx)
+		return err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: src.DrainTimeout + 5*time.Second}, watermill.NewSlogLoggerWithLevelMapping(l.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return err
+	}
+	router.AddConsumerHandler(p.name+"/"+sc.Name, p.name, l.src, l.handle)
+	l.router = router
+	e.metrics.SinkUp.WithLabelValues(p.name, sc.Name).Set(1)
+	e.running.Go(func() {
+		if err := router.Run(context.Background()); err != nil {
+			l.log.Error("lane stopped", "error", err)
+		}
+	})
+	<-router.Running()
+	return nil
+}
+
+// Ready reports whether Start finished and Shutdown has not begun.
+func (e *Engine) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ready && !e.stopped
+}
+
+// Shutdown stops fetching, lets in-flight batches finish (bounded by each source's
+// drain_timeout), flushes sinks, commits what was acknowledged, and closes everything.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	for _, p := range e.pipelines {
+		for _, l := range p.lanes {
+			if l.router == nil {
+				continue
+			}
+			wg.Go(func() {
+				// Closing the router closes the source: it stops fetching, waits for in-flight
+				// acks, commits and leaves the group; the router waits for running handlers.
+				if err := l.router.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
+				}
+				if err := l.runner.Close(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
+				}
+			})
+		}
+	}
+	wg.Wait()
+	e.running.Wait()
+	if e.dlq != nil {
+		if err := e.dlq.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close dead-letter producer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) sinkFailing(pipeline, sink string, n, attempt int, err error) {
+	telemetry.SinkFailing(e.log, e.metrics, pipeline, sink, n, attempt, err)
+}
+
+// Stats is a snapshot of one pipeline's counters, for progress lines.
+type Stats struct {
+	Pipeline     string
+	Consumed     int64
+	Landed       map[string]int64 // by sink
+	DeadLettered int64
+}
+
+// Stats returns a snapshot per pipeline.
+func (e *Engine) Stats() []Stats {
+	var out []Stats
+	for _, p := range e.pipelines {
+		s := Stats{Pipeline: p.name, Landed: map[string]int64{}}
+		for _, l := range p.lanes {
+			if l.primary {
+				s.Consumed = l.nConsumed.Load()
+			}
+			s.Landed[l.sink] = l.nLanded.Load()
+		}
+		s.DeadLettered = p.dlq.count.Load()
+		out = append(out, s)
+	}
+	return out
+}
+
+// NewSink builds the sink kinds Switchyard ships.
+func NewSink(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, error) {
+	switch {
+	case sc.Kafka != nil:
+		return sinkkafka.New(*sc.Kafka, sinkkafka.Options{Brokers: deps.Kafka.Brokers, Sarama: deps.Sarama, Input: deps.Input}, deps.Deps)
+	}
+	return nil, fmt.Errorf("sink %q: kind %s is not available in this build", sc.Name, sinkKind(sc))
+}
+
+var _ = routing.VarEvent

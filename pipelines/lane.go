@@ -1,0 +1,236 @@
+package pipelines
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/internal/contract"
+	"switchyard/internal/source"
+	"switchyard/routing"
+	"switchyard/sinks"
+)
+
+// lane consumes a pipeline's topics for one sink.
+type lane struct {
+	p       *pipeline
+	sink    string
+	primary bool            // dead-letters decode and validation failures, counts consumed
+	routes  []*routing.Route // routes to this lane's sink
+	others  []*routing.Route // routes to other sinks (primary lane: to count unrouted events)
+	runner  *sinks.Runner
+	src     *source.Source
+	router  *message.Router
+	log     *slog.Logger
+	state   sync.Pool // *laneState
+
+	landed   prometheus.Counter
+	consumed prometheus.Counter
+	unrouted prometheus.Counter
+	batchRec prometheus.Observer
+	writeSec prometheus.Observer
+	landLat  prometheus.Observer
+
+	nLanded, nConsumed atomic.Int64
+}
+
+// laneState is reused across batches by one handler goroutine at a time.
+type laneState struct {
+	decoders map[*contract.Contract]*contract.Decoder
+	act      routing.Activation
+	recs     []sinks.Record
+	ptrs     []*sinks.Record
+	headers  []sinks.Header
+	dead     []deadLetter
+}
+
+func (l *lane) newState() *laneState {
+	return &laneState{decoders: map[*contract.Contract]*contract.Decoder{}}
+}
+
+func (st *laneState) decoder(c *contract.Contract, enc contract.Encoding) *contract.Decoder {
+	d := st.decoders[c]
+	if d == nil {
+		d = c.NewDecoder(enc)
+		st.decoders[c] = d
+	}
+	return d
+}
+
+// handle processes one batch of records from one partition. Returning nil acks the batch: by
+// then every record has landed in this lane's sink, been dead-lettered, or matched no route
+// of this lane. Returning an error nacks it and the source redelivers it.
+func (l *lane) handle(msg *message.Message) error {
+	b := source.BatchOf(msg)
+	if b == nil {
+		return fmt.Errorf("message %s carries no batch", msg.UUID)
+	}
+	st, _ := l.state.Get().(*laneState)
+	if st == nil {
+		st = l.newState()
+	}
+	reuse := true
+	defer func() {
+		if !reuse {
+			// The runner may still hold records of this state (the write was abandoned).
+			return
+		}
+		for _, d := range st.decoders {
+			d.Release()
+		}
+		clear(st.ptrs)
+		st.ptrs = st.ptrs[:0]
+		clear(st.dead)
+		st.dead = st.dead[:0]
+		l.state.Put(st)
+	}()
+	n := len(b.Records)
+	if cap(st.recs) < n {
+		st.recs = make([]sinks.Record, n)
+	}
+	recs := st.recs[:n]
+	st.headers = st.headers[:0]
+	for i, kr := range b.Records {
+		l.process(st, kr, &recs[i])
+	}
+	if l.primary {
+		l.consumed.Add(float64(n))
+		l.nConsumed.Add(int64(n))
+	}
+	ctx := msg.Context()
+	if len(st.ptrs) > 0 {
+		failures, err := l.runner.Write(ctx, st.ptrs)
+		if err != nil {
+			reuse = false
+			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
+		}
+		for _, f := range failures {
+			st.dead = append(st.dead, deadLetter{rec: b.Records[l.indexOf(recs, f.Record)], reason: ReasonSink,
+				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: "", attempts: 1})
+		}
+	}
+	if err := l.p.dlq.write(ctx, st.dead); err != nil {
+		return fmt.Errorf("pipeline %q: write %d dead letters to %s: %w", l.p.name, len(st.dead), l.p.dlq.topic, err)
+	}
+	return nil
+}
+
+// indexOf finds the batch index of a record given to the runner. Routed records point into
+// recs, or are copies (one event, several routes) that carry the same offset.
+func (l *lane) indexOf(recs []sinks.Record, r *sinks.Record) int {
+	if i := int(r.Offset - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == r.Offset {
+		return i
+	}
+	for i := range recs {
+		if recs[i].Offset == r.Offset {
+			return i
+		}
+	}
+	return 0
+}
+
+// process decodes, validates and routes one record. A panic in any of it dead-letters the
+// record instead of stalling the partition.
+func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
+	defer func() {
+		if v := recover(); v != nil {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: fmt.Errorf("panic while processing: %v", v), sink: l.sink})
+		}
+	}()
+	*rec = sinks.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value}
+	ct, err := l.p.contractFor(kr)
+	if err != nil {
+		if l.primary {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: err})
+		}
+		return
+	}
+	name := string(ct.Descriptor().FullName())
+	msg, err := st.decoder(ct, l.p.cp.Encoding).Decode(kr.Value)
+	if err != nil {
+		if l.primary {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: err, contract: name})
+		}
+		return
+	}
+	if err := ct.Validate(msg); err != nil {
+		if l.primary {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonValidate, err: err, contract: name})
+		}
+		return
+	}
+	rec.Message = msg
+	rec.Contract = name
+	if len(kr.Headers) > 0 {
+		start := len(st.headers)
+		for _, h := range kr.Headers {
+			st.headers = append(st.headers, sinks.Header{Key: h.Key, Value: h.Value})
+		}
+		rec.Headers = st.headers[start:len(st.headers):len(st.headers)]
+	}
+	st.act.Event, st.act.Record = msg, rec
+	matched := false
+	for _, r := range l.routes {
+		ok, err := r.Match(&st.act)
+		if err != nil {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonRoute, err: err, contract: name, sink: l.sink, route: r.Name})
+			matched = true // dead-lettered, so not "unrouted"
+			continue
+		}
+		if !ok {
+			continue
+		}
+		out := rec
+		if matched || r.Target != "" {
+			cp := *rec
+			cp.Target = r.Target
+			out = &cp
+		}
+		matched = true
+		st.ptrs = append(st.ptrs, out)
+	}
+	if l.primary && !matched && !l.matchesOther(&st.act) {
+		l.unrouted.Inc()
+	}
+}
+
+// matchesOther reports whether a route of another sink matches (an evaluation error counts as
+// a match: that lane dead-letters it).
+func (l *lane) matchesOther(act *routing.Activation) bool {
+	for _, r := range l.others {
+		if ok, err := r.Match(act); ok || err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// observer feeds runner telemetry into the lane's metrics.
+type observer struct{ l *lane }
+
+func (o observer) Landed(recs []*sinks.Record, took time.Duration) {
+	l := o.l
+	n := len(recs)
+	l.landed.Add(float64(n))
+	l.nLanded.Add(int64(n))
+	l.batchRec.Observe(float64(n))
+	l.writeSec.Observe(took.Seconds())
+	now := time.Now()
+	for _, r := range recs {
+		if !r.Timestamp.IsZero() {
+			l.landLat.Observe(now.Sub(r.Timestamp).Seconds())
+		}
+	}
+	l.p.e.metrics.SinkUp.WithLabelValues(l.p.name, l.sink).Set(1)
+}
+
+func (o observer) WriteFailed(n, attempt int, err error) {
+	l := o.l
+	l.p.e.sinkFailing(l.p.name, l.sink, n, attempt, err)
+}
