@@ -21,7 +21,7 @@ import (
 type lane struct {
 	p       *pipeline
 	sink    string
-	primary bool            // dead-letters decode and validation failures, counts consumed
+	primary bool             // dead-letters decode and validation failures, counts consumed
 	routes  []*routing.Route // routes to this lane's sink
 	others  []*routing.Route // routes to other sinks (primary lane: to count unrouted events)
 	runner  *sinks.Runner

@@ -222,4 +222,3 @@ func ExprErrors(pos config.Position, what string, err error) config.Errors {
 	}
 	return out
 }
-

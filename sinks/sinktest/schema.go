@@ -23,7 +23,9 @@ var Schema = buildSchema()
 func buildSchema() protoreflect.MessageDescriptor {
 	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
 	rep := descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
-	typ := func(t descriptorpb.FieldDescriptorProto_Type) *descriptorpb.FieldDescriptorProto_Type { return t.Enum() }
+	typ := func(t descriptorpb.FieldDescriptorProto_Type) *descriptorpb.FieldDescriptorProto_Type {
+		return t.Enum()
+	}
 	fd := &descriptorpb.FileDescriptorProto{
 		Name:       proto.String("sinktest/v1/event.proto"),
 		Package:    proto.String("sinktest.v1"),
