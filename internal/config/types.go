@@ -157,12 +157,23 @@ type KafkaSink struct {
 
 // ClickHouse writes to ClickHouse (see docs/sinks.md).
 type ClickHouse struct {
-	Addresses []string `yaml:"addresses" doc:"Native-protocol addresses, host:port." required:"true"`
-	Database  string   `yaml:"database" doc:"Database." default:"default"`
-	Table     string   `yaml:"table" doc:"Table; derived from the contract name when empty (auctions.v1.BidPlaced -> auctions_v1_bid_placed)."`
-	Username  string   `yaml:"username" doc:"User." default:"default"`
-	Password  string   `yaml:"password" doc:"Password." secret:"true"`
-	TLS       TLS      `yaml:"tls" doc:"TLS to the server."`
+	Addresses     []string      `yaml:"addresses" doc:"Native-protocol addresses, host:port." required:"true" example:"[\"localhost:9000\"]"`
+	Database      string        `yaml:"database" doc:"Database." default:"default"`
+	Table         string        `yaml:"table" doc:"Table; derived from the contract name when empty (auctions.v1.BidPlaced -> auctions_v1_bid_placed)."`
+	Username      string        `yaml:"username" doc:"User." default:"default"`
+	Password      string        `yaml:"password" doc:"Password." secret:"true"`
+	PasswordFile  string        `yaml:"password_file" doc:"File holding the password, instead of password."`
+	TLS           TLS           `yaml:"tls" doc:"TLS to the server."`
+	CreateTable   bool          `yaml:"create_table" doc:"Create the table from the contract when it does not exist (see docs/sinks.md for the type mapping)." default:"false"`
+	AddColumns    bool          `yaml:"add_columns" doc:"Add columns for fields the contract gained (ALTER TABLE ... ADD COLUMN) at start-up; when false a missing column stops the sink." default:"true"`
+	Engine        string        `yaml:"engine" doc:"Table engine for create_table." default:"MergeTree()" example:"ReplicatedMergeTree('/clickhouse/tables/{shard}/bids', '{replica}')"`
+	OrderBy       string        `yaml:"order_by" doc:"ORDER BY expression for create_table; keep _topic, _partition, _offset first so the de-duplication lookups use the primary key." default:"_topic, _partition, _offset"`
+	PartitionBy   string        `yaml:"partition_by" doc:"PARTITION BY expression for create_table; empty for none." default:"toYYYYMM(_event_time)"`
+	AsyncInsert   bool          `yaml:"async_insert" doc:"Insert with async_insert=1 and wait_for_async_insert=1 (ClickHouse 21.11+); the sink refuses to start on older servers." default:"false"`
+	InsertTimeout time.Duration `yaml:"insert_timeout" doc:"Longest one INSERT may take before it counts as failed and the engine retries it." default:"30s"`
+	DialTimeout   time.Duration `yaml:"dial_timeout" doc:"Longest a connection attempt may take." default:"5s"`
+	Compression   string        `yaml:"compression" doc:"Native-protocol block compression." default:"lz4" enum:"none|lz4|zstd"`
+	MaxOpenConns  int           `yaml:"max_open_conns" doc:"Most connections open to the server at once; keep it above the sink's max_in_flight." default:"8"`
 }
 
 // BigQuery writes to BigQuery with the Storage Write API (see docs/sinks.md, section BigQuery).
