@@ -1,0 +1,454 @@
+package bigquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"switchyard/internal/config"
+	"switchyard/sinks"
+)
+
+// Sink appends records to one BigQuery table. It is goroutine-safe. It implements
+// sinks.Opener, sinks.Planner and sinks.AssignmentListener.
+type Sink struct {
+	set  *settings
+	opt  Options
+	deps sinks.Deps
+	log  *slog.Logger
+	lay  *layout
+	now  func() time.Time
+
+	// layouts caches the layout of descriptors other than deps.Schema that describe the
+	// same message (protoreflect.MessageDescriptor -> *layout).
+	layouts sync.Map
+
+	// life is the context of background work (write connections); Close cancels it.
+	life   context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards the fields below while connecting and opening
+	bq     *bigquery.Client
+	mw     *managedwriter.Client
+	conn   *grpc.ClientConn // dialled by the sink (insecure mode)
+	def    *managedwriter.ManagedStream
+	opened bool
+
+	eo      *exactly     // exactly_once state; nil otherwise
+	evolved atomic.Int64 // unix nanos of the last column addition by this sink
+}
+
+// New validates the configuration against the sink's schema. It does not connect; Open does.
+func New(cfg config.BigQuery, opt Options, deps sinks.Deps) (*Sink, error) {
+	if deps.Schema == nil {
+		return nil, errors.New("bigquery sink: no schema")
+	}
+	lay, err := compile(deps.Schema, cfg.EventTimeField)
+	if err != nil {
+		return nil, fmt.Errorf("bigquery sink: contract %s: %w", deps.Schema.FullName(), err)
+	}
+	set, err := check(cfg, lay)
+	if err != nil {
+		return nil, fmt.Errorf("bigquery sink: %w", err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Sink{set: set, opt: opt, deps: deps, lay: lay, now: time.Now,
+		log: log.With("table", fmt.Sprintf("%s.%s.%s", cfg.Project, cfg.Dataset, set.table))}
+	s.life, s.cancel = context.WithCancel(context.Background())
+	if cfg.ExactlyOnce {
+		s.eo = newExactly(s)
+	}
+	for _, f := range lay.skipped {
+		s.log.Warn("contract field has no column", "field", f, "reason", "message without fields")
+	}
+	return s, nil
+}
+
+// ValidateConfig checks a bigquery sink's options against the schema it will write, without
+// connecting. It returns one message per problem.
+func ValidateConfig(cfg config.BigQuery, schema protoreflect.MessageDescriptor) []string {
+	lay, err := compile(schema, cfg.EventTimeField)
+	if err != nil {
+		return []string{fmt.Sprintf("contract %s: %v", schema.FullName(), err)}
+	}
+	if _, err := check(cfg, lay); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
+}
+
+// Table returns the table the sink writes, as project.dataset.table.
+func (s *Sink) Table() string { return s.ref() }
+
+func (s *Sink) ref() string {
+	return fmt.Sprintf("%s.%s.%s", s.set.cfg.Project, s.set.cfg.Dataset, s.set.table)
+}
+
+func (s *Sink) parent() string {
+	return managedwriter.TableParentFromParts(s.set.cfg.Project, s.set.cfg.Dataset, s.set.table)
+}
+
+// connect creates the clients. Callers hold s.mu.
+func (s *Sink) connect(ctx context.Context) error {
+	if s.bq != nil {
+		return nil
+	}
+	cfg := s.set.cfg
+	var common []option.ClientOption
+	if cfg.CredentialsFile != "" {
+		common = append(common, option.WithAuthCredentialsFile(option.ServiceAccount, cfg.CredentialsFile))
+	}
+	if cfg.Insecure {
+		common = append(common, option.WithoutAuthentication())
+	}
+	rest := append([]option.ClientOption(nil), common...)
+	if cfg.Endpoint != "" {
+		rest = append(rest, option.WithEndpoint(cfg.Endpoint))
+	}
+	rest = append(rest, s.opt.REST...)
+	bq, err := bigquery.NewClient(ctx, cfg.Project, rest...)
+	if err != nil {
+		return fmt.Errorf("create bigquery client: %w", err)
+	}
+	wr := append([]option.ClientOption(nil), common...)
+	var conn *grpc.ClientConn
+	switch {
+	case cfg.Insecure && cfg.GRPCEndpoint != "":
+		conn, err = grpc.NewClient(cfg.GRPCEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			bq.Close()
+			return fmt.Errorf("dial storage write api at %s: %w", cfg.GRPCEndpoint, err)
+		}
+		wr = append(wr, option.WithGRPCConn(conn))
+	case cfg.GRPCEndpoint != "":
+		wr = append(wr, option.WithEndpoint(cfg.GRPCEndpoint))
+	}
+	wr = append(wr, s.opt.GRPC...)
+	// The write client retains its context for its connections: give it the sink's life.
+	mw, err := managedwriter.NewClient(s.life, cfg.Project, wr...)
+	if err != nil {
+		bq.Close()
+		if conn != nil {
+			conn.Close()
+		}
+		return fmt.Errorf("create storage write client: %w", err)
+	}
+	s.bq, s.mw, s.conn = bq, mw, conn
+	return nil
+}
+
+// Open connects, checks the dataset, creates or evolves the table (see Plan), and checks
+// that the credentials may write to it. An error names the dataset, table and, when access
+// was denied, the permission that is missing; the sink must not be used after one.
+func (s *Sink) Open(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opened {
+		return nil
+	}
+	if err := s.connect(ctx); err != nil {
+		return fmt.Errorf("bigquery sink: %w", err)
+	}
+	p, err := s.inspect(ctx)
+	if err != nil {
+		return fmt.Errorf("bigquery sink: %w", err)
+	}
+	if err := s.apply(ctx, p); err != nil {
+		return fmt.Errorf("bigquery sink: %w", err)
+	}
+	// The write path: reading the table's default stream needs the same permission as
+	// appending (bigquery.tables.updateData).
+	if _, err := s.mw.GetWriteStream(ctx, &storagepb.GetWriteStreamRequest{Name: s.parent() + "/streams/_default"}); err != nil {
+		return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open write stream", err))
+	}
+	if s.eo == nil {
+		def, err := s.mw.NewManagedStream(s.life,
+			managedwriter.WithDestinationTable(s.parent()),
+			managedwriter.WithType(managedwriter.DefaultStream),
+			managedwriter.WithSchemaDescriptor(s.lay.writer),
+			managedwriter.WithMaxInflightRequests(s.set.appendsInFlight),
+			managedwriter.EnableWriteRetries(true),
+			managedwriter.WithDataOrigin("switchyard"))
+		if err != nil {
+			return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open default stream", err))
+		}
+		s.def = def
+	}
+	s.opened = true
+	return nil
+}
+
+// Plan returns what Open would change, as DDL: a CREATE TABLE, or one ALTER TABLE ... ADD
+// COLUMN per column the contract gained (nested fields as tables.patch descriptions). It
+// returns an error when Open would refuse to start. It does not change anything.
+func (s *Sink) Plan(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.connect(ctx); err != nil {
+		return nil, fmt.Errorf("bigquery sink: %w", err)
+	}
+	p, err := s.inspect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bigquery sink: %w", err)
+	}
+	return s.statements(p), nil
+}
+
+// Close finalizes the sink's own write streams and closes the clients. Write must not be
+// called after Close.
+func (s *Sink) Close(ctx context.Context) error {
+	if s.eo != nil {
+		s.eo.closeAll(ctx)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.def != nil {
+		if err := s.def.Close(); err != nil && !errors.Is(err, context.Canceled) && err.Error() != "EOF" {
+			errs = append(errs, fmt.Errorf("close default stream: %w", err))
+		}
+		s.def = nil
+	}
+	if s.mw != nil {
+		s.mw.Close()
+		s.mw = nil
+	}
+	if s.bq != nil {
+		s.bq.Close()
+		s.bq = nil
+	}
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	s.cancel()
+	return errors.Join(errs...)
+}
+
+// Assigned loads, for exactly_once, the highest offset of each partition already in the
+// table. A failure is logged and retried by the first Write of the partition.
+func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) error {
+	if s.eo != nil {
+		s.eo.assigned(ctx, partitions)
+	}
+	return nil
+}
+
+// Revoked finalizes the partitions' write streams (exactly_once), so that no append still in
+// flight can land after another owner has read the table's high-water mark.
+func (s *Sink) Revoked(ctx context.Context, partitions []sinks.TopicPartition) {
+	if s.eo != nil {
+		s.eo.revoked(ctx, partitions)
+	}
+}
+
+// Write appends records and blocks until they landed or failed. See sinks.Sink for what the
+// errors mean. Rows the service rejects (row errors) and events that cannot be rows (a
+// timestamp out of range, say) are reported in a *sinks.BatchError; the rest of the batch is
+// appended again inside Write. UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL, ABORTED and lost
+// connections are retried by the client library a few times and then returned as transient
+// errors.
+func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !s.isOpen() {
+		if err := s.Open(ctx); err != nil {
+			return err
+		}
+	}
+	b := s.encode(records)
+	if s.eo != nil {
+		return s.eo.write(ctx, records, b)
+	}
+	return s.writeDefault(ctx, b)
+}
+
+func (s *Sink) isOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opened
+}
+
+// batch is a Write's records serialized as rows.
+type batch struct {
+	rows   [][]byte // rows[i] is the row of records[idx[i]]
+	idx    []int
+	failed map[int]error // record index -> why it cannot land
+}
+
+func (b *batch) fail(i int, err error) {
+	if b.failed == nil {
+		b.failed = map[int]error{}
+	}
+	b.failed[i] = err
+}
+
+// encode serializes records into one buffer, in order.
+func (s *Sink) encode(records []*sinks.Record) *batch {
+	size := 0
+	for _, r := range records {
+		size += len(r.Value) + len(r.Topic) + 64
+	}
+	size += size / 4
+	buf := make([]byte, 0, size)
+	b := &batch{rows: make([][]byte, 0, len(records)), idx: make([]int, 0, len(records))}
+	landed := s.now().UnixMicro()
+	for i, r := range records {
+		lay, err := s.layoutFor(r)
+		if err != nil {
+			b.fail(i, err)
+			continue
+		}
+		start := len(buf)
+		buf, err = lay.appendRow(buf, r, landed)
+		if err != nil {
+			b.fail(i, fmt.Errorf("convert event to a row of %s: %w", s.ref(), err))
+			continue
+		}
+		if n := len(buf) - start; n > s.set.maxRequest-1024 {
+			buf = buf[:start]
+			b.fail(i, fmt.Errorf("row of %d bytes exceeds max_request_bytes %d", n, s.set.maxRequest))
+			continue
+		}
+		b.rows = append(b.rows, buf[start:len(buf):len(buf)])
+		b.idx = append(b.idx, i)
+	}
+	return b
+}
+
+// layoutFor returns the layout for r's message descriptor: the sink's, or one compiled for
+// another descriptor of the same message when its writer descriptor is identical.
+func (s *Sink) layoutFor(r *sinks.Record) (*layout, error) {
+	if r.Message == nil {
+		return s.lay, nil // appendRow reports it
+	}
+	md := r.Message.Descriptor()
+	if md == s.lay.contract {
+		return s.lay, nil
+	}
+	if l, ok := s.layouts.Load(md); ok {
+		if l == nil {
+			return nil, fmt.Errorf("record is a %s whose fields differ from the sink's schema %s", md.FullName(), s.lay.contract.FullName())
+		}
+		return l.(*layout), nil
+	}
+	l, err := compile(md, s.set.cfg.EventTimeField)
+	if err != nil || !proto.Equal(l.writer, s.lay.writer) {
+		s.layouts.Store(md, (*layout)(nil))
+		return nil, fmt.Errorf("record is a %s whose fields differ from the sink's schema %s", md.FullName(), s.lay.contract.FullName())
+	}
+	s.layouts.Store(md, l)
+	return l, nil
+}
+
+// span is a run of rows that go in one append request.
+type span struct{ lo, hi int }
+
+// split cuts rows into requests of at most max bytes.
+func split(rows [][]byte, max int) []span {
+	var out []span
+	lo, size := 0, 0
+	for i, r := range rows {
+		n := len(r) + 6 // tag and length
+		if i > lo && size+n > max {
+			out = append(out, span{lo, i})
+			lo, size = i, 0
+		}
+		size += n
+	}
+	if lo < len(rows) {
+		out = append(out, span{lo, len(rows)})
+	}
+	return out
+}
+
+// requestBudget is the room for rows in one request, leaving some for the writer schema and
+// the stream name.
+func (s *Sink) requestBudget() int {
+	return s.set.maxRequest - proto.Size(s.lay.writer) - 1024
+}
+
+// writeDefault appends to the default stream (at-least-once).
+func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
+	rows, idx := b.rows, b.idx
+	var unlanded error
+	for round := 0; len(rows) > 0; round++ {
+		if round == 3 {
+			unlanded = fmt.Errorf("append to %s: rows kept being rejected", s.ref())
+			break
+		}
+		spans := split(rows, s.requestBudget())
+		results := make([]*managedwriter.AppendResult, len(spans))
+		for i, sp := range spans {
+			res, err := s.def.AppendRows(ctx, rows[sp.lo:sp.hi])
+			if err != nil {
+				unlanded = s.appendError(err)
+				break
+			}
+			results[i] = res
+		}
+		var retryRows [][]byte
+		var retryIdx []int
+		for i, res := range results {
+			if res == nil {
+				break
+			}
+			sp := spans[i]
+			_, err := res.GetResult(ctx)
+			if err == nil {
+				continue
+			}
+			if bad := rowErrors(res); len(bad) > 0 {
+				// The request was rejected as a whole: the bad rows fail, the others go again.
+				for j := sp.lo; j < sp.hi; j++ {
+					if msg, ok := bad[int64(j-sp.lo)]; ok {
+						b.fail(idx[j], fmt.Errorf("bigquery rejected the row: %s", msg))
+						continue
+					}
+					retryRows = append(retryRows, rows[j])
+					retryIdx = append(retryIdx, idx[j])
+				}
+				continue
+			}
+			err = s.appendError(err)
+			if sinks.IsPermanent(err) {
+				for j := sp.lo; j < sp.hi; j++ {
+					b.fail(idx[j], err)
+				}
+				continue
+			}
+			unlanded = err
+		}
+		if unlanded != nil {
+			break
+		}
+		rows, idx = retryRows, retryIdx
+	}
+	switch {
+	case len(b.failed) > 0:
+		return &sinks.BatchError{Failed: b.failed, Landed: unlanded == nil}
+	case unlanded != nil:
+		return unlanded
+	}
+	return nil
+}
