@@ -136,7 +136,7 @@ pipelines:
       message: auctions.v1.BidPlaced
     sinks:
       - name: bus
-        kafka: {topic: %[1]s-out, key: auction_id}
+        kafka: {topic: %[1]s-out}
         batch: {max_rows: 500, interval: 20ms}
       - name: audit
         kafka: {topic: %[1]s-audit}
@@ -175,6 +175,7 @@ func startEngine(t *testing.T, yaml string, newSink func(context.Context, *confi
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { shutdown(t, eng) })
 	return eng, m
 }
 
@@ -182,8 +183,12 @@ type testLogWriter struct{ t *testing.T }
 
 func (w testLogWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }
 
+// shutdown stops eng; a second call is a no-op.
 func shutdown(t *testing.T, eng *pipelines.Engine) {
 	t.Helper()
+	if !eng.Ready() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := eng.Shutdown(ctx); err != nil {

@@ -91,7 +91,7 @@ func (d *deadLetterer) write(ctx context.Context, dls []deadLetter) error {
 		)
 		out[i] = sinkkafka.Outgoing{Topic: d.topic, Key: dl.rec.Key, Value: dl.rec.Value, Headers: h}
 	}
-	if err := d.prod.Produce(ctx, out); err != nil {
+	if err := d.prod.ProduceAll(ctx, out); err != nil {
 		return err
 	}
 	d.count.Add(int64(len(dls)))

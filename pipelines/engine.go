@@ -265,10 +265,22 @@ func (e *Engine) Ready() bool {
 // drain_timeout), flushes sinks, commits what was acknowledged, and closes everything.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return nil
+	}
 	e.stopped = true
 	e.mu.Unlock()
-	var errs []error
-	var wg sync.WaitGroup
+	var (
+		errs  []error
+		errMu sync.Mutex
+		wg    sync.WaitGroup
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+	}
 	for _, p := range e.pipelines {
 		for _, l := range p.lanes {
 			if l.router == nil {
@@ -278,10 +290,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 				// Closing the router closes the source: it stops fetching, waits for in-flight
 				// acks, commits and leaves the group; the router waits for running handlers.
 				if err := l.router.Close(); err != nil {
-					errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
+					fail(fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
 				}
 				if err := l.runner.Close(ctx); err != nil {
-					errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
+					fail(fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
 				}
 			})
 		}

@@ -229,7 +229,7 @@ func (r *Runner) write(b batch) {
 					failed[owners[i]] = append(failed[owners[i]], Failure{Record: rec, Err: ferr})
 					continue
 				}
-				if be.Landed {
+				if _, retry := be.Retry[i]; !retry && be.Landed {
 					landed = append(landed, rec)
 					owners[i].resolve(1, nil, nil)
 					continue
@@ -247,8 +247,12 @@ func (r *Runner) write(b batch) {
 			if len(recs) == 0 {
 				return
 			}
-			// The rest did not land because of the failed rows: retry them now.
-			continue
+			if len(be.Retry) == 0 && len(be.Failed) > 0 {
+				// The rest did not land only because of the failed rows: retry them now.
+				attempt--
+				continue
+			}
+			// Some records failed transiently: back off, then retry only those.
 		case IsPermanent(err):
 			for i, rec := range recs {
 				owners[i].resolve(1, []Failure{{Record: rec, Err: err}}, nil)
@@ -263,7 +267,9 @@ func (r *Runner) write(b batch) {
 			resolveAll(recs, owners, err)
 			return
 		}
-		r.opt.Logger.Warn("sink write failed, retrying", "records", len(recs), "attempt", attempt, "error", err)
+		if r.opt.Observer == nil {
+			r.opt.Logger.Warn("sink write failed, retrying", "records", len(recs), "attempt", attempt, "error", err)
+		}
 		select {
 		case <-time.After(Backoff(attempt, r.opt.InitialBackoff, r.opt.MaxBackoff)):
 		case <-r.closing:

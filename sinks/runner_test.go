@@ -41,7 +41,14 @@ func (s *scriptSink) Write(_ context.Context, recs []*sinks.Record) error {
 		if err := f(recs); err != nil {
 			var be *sinks.BatchError
 			if errors.As(err, &be) && be.Landed {
-				s.record(recs, be.Failed)
+				skip := map[int]error{}
+				for i, e := range be.Failed {
+					skip[i] = e
+				}
+				for i, e := range be.Retry {
+					skip[i] = e
+				}
+				s.record(recs, skip)
 			}
 			return err
 		}
@@ -246,5 +253,28 @@ func TestBackoff_is_bounded_and_jittered(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Fatalf("backoff is not jittered: %v", seen)
+	}
+}
+
+func TestRunner_retries_only_records_that_failed_transiently(t *testing.T) {
+	partial := func(recs []*sinks.Record) error {
+		return &sinks.BatchError{Retry: map[int]error{0: errors.New("not leader"), 4: errors.New("not leader")}, Landed: true}
+	}
+	s := &scriptSink{script: []func([]*sinks.Record) error{partial}}
+	r := sinks.NewRunner(s, fast(sinks.RunnerOptions{MaxRows: 5, Interval: time.Millisecond}))
+	defer r.Close(context.Background())
+	fails, err := r.Write(context.Background(), records(0, 5))
+	if err != nil || len(fails) != 0 {
+		t.Fatalf("fails=%v err=%v", fails, err)
+	}
+	got := s.landed()
+	// The first write landed 1..3 (it reports 0 and 4 as not landed); the retry lands 0 and 4.
+	for off := int64(0); off < 5; off++ {
+		if got[off] != 1 {
+			t.Fatalf("offset %d landed %d times", off, got[off])
+		}
+	}
+	if len(s.batches) != 2 || len(s.batches[1]) != 2 {
+		t.Fatalf("want a retry of exactly the 2 failed records, got batches %v", s.batches)
 	}
 }

@@ -51,8 +51,9 @@ type Record struct {
 //
 // Errors returned by Write:
 //   - nil: every record landed.
-//   - a *BatchError: some records failed permanently (they are dead-lettered); Landed says
-//     whether the other records landed or must be retried.
+//   - a *BatchError: some records failed permanently (Failed: they are dead-lettered), some
+//     failed transiently (Retry: only they are retried); Landed says whether the records in
+//     neither map landed or must be retried too.
 //   - an error wrapped with Permanent: no record can ever land (e.g. a schema mismatch);
 //     every record is dead-lettered.
 //   - any other error is transient: the engine retries the whole batch with backoff.
@@ -104,14 +105,20 @@ type BatchError struct {
 	// Failed maps an index into the records passed to Write to the reason that record can
 	// never land. Those records are dead-lettered.
 	Failed map[int]error
-	// Landed reports whether every record not in Failed has landed. If false, the engine
-	// retries them.
+	// Retry maps an index to a transient error: that record did not land and is retried
+	// with backoff, without the records that did land.
+	Retry map[int]error
+	// Landed reports whether every record in neither map has landed. If false, the engine
+	// retries them too.
 	Landed bool
 }
 
 func (e *BatchError) Error() string {
 	for i, err := range e.Failed {
-		return fmt.Sprintf("%d of the batch's records failed (record %d: %v)", len(e.Failed), i, err)
+		return fmt.Sprintf("%d of the batch's records failed permanently, %d transiently (record %d: %v)", len(e.Failed), len(e.Retry), i, err)
+	}
+	for i, err := range e.Retry {
+		return fmt.Sprintf("%d of the batch's records failed transiently (record %d: %v)", len(e.Retry), i, err)
 	}
 	return "batch failed"
 }

@@ -55,35 +55,50 @@ func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Produce
 	return &Producer{pub: pub, parallelism: parallelism}, nil
 }
 
-// Produce publishes every record and returns once all are acknowledged, or the first error.
+// Produce publishes every record and returns once each is acknowledged or failed. It returns
+// nil, or the index and error of every record that was not acknowledged (the others were).
 // watermill-kafka sends one message at a time and waits for its acknowledgement, so records
 // are published from several goroutines at once; that is what fills the producer's batches.
-func (p *Producer) Produce(ctx context.Context, recs []Outgoing) error {
+func (p *Producer) Produce(ctx context.Context, recs []Outgoing) map[int]error {
 	if len(recs) == 0 {
 		return nil
 	}
 	n := min(p.parallelism, len(recs))
-	errs := make([]error, n)
-	var wg sync.WaitGroup
+	var (
+		mu     sync.Mutex
+		failed map[int]error
+		wg     sync.WaitGroup
+	)
 	for c := range n {
 		wg.Go(func() {
 			for i := c; i < len(recs); i += n {
-				if err := ctx.Err(); err != nil {
-					errs[c] = err
-					return
+				err := ctx.Err()
+				if err == nil {
+					msg := message.NewMessage("", nil)
+					msg.SetContext(context.WithValue(ctx, outgoingKey{}, &recs[i]))
+					err = p.pub.Publish(recs[i].Topic, msg)
 				}
-				msg := message.NewMessage("", nil)
-				msg.SetContext(context.WithValue(ctx, outgoingKey{}, &recs[i]))
-				if err := p.pub.Publish(recs[i].Topic, msg); err != nil {
-					errs[c] = err
-					return
+				if err != nil {
+					mu.Lock()
+					if failed == nil {
+						failed = map[int]error{}
+					}
+					failed[i] = fmt.Errorf("publish to %s: %w", recs[i].Topic, err)
+					mu.Unlock()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("publish to kafka: %w", err)
+	return failed
+}
+
+// ProduceAll is Produce for callers that need every record or none: it returns the first
+// error, if any record failed.
+func (p *Producer) ProduceAll(ctx context.Context, recs []Outgoing) error {
+	failed := p.Produce(ctx, recs)
+	for i, err := range failed {
+		return fmt.Errorf("%d of %d records not acknowledged (record %d: %w)", len(failed), len(recs), i, err)
 	}
 	return nil
 }

@@ -174,6 +174,7 @@ func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 		return nil
 	}
 	out := make([]Outgoing, 0, len(records))
+	index := make([]int, 0, len(records)) // out[j] is records[index[j]]
 	var failed map[int]error
 	for i, r := range records {
 		value, err := s.encode(r)
@@ -192,14 +193,19 @@ func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 			o.Headers = r.Headers
 		}
 		out = append(out, o)
+		index = append(index, i)
 	}
-	if err := s.prod.Produce(ctx, out); err != nil {
-		return err
+	var retry map[int]error
+	for j, err := range s.prod.Produce(ctx, out) {
+		if retry == nil {
+			retry = map[int]error{}
+		}
+		retry[index[j]] = err
 	}
-	if failed != nil {
-		return &sinks.BatchError{Failed: failed, Landed: true}
+	if failed == nil && retry == nil {
+		return nil
 	}
-	return nil
+	return &sinks.BatchError{Failed: failed, Retry: retry, Landed: true}
 }
 
 // Close closes the producer.
