@@ -75,21 +75,27 @@ type boundColumn struct {
 
 // reconcile compares the contract with the table. It returns the DDL that makes the table
 // fit (CREATE TABLE, or one ALTER TABLE that adds columns), or, when none is needed, the
-// columns bound to their table types. It returns a *MismatchError when the table cannot be
-// made to fit without a change the sink does not make on its own.
-func (s *Sink) reconcile(f features, tbl *table) (stmts []string, bound []boundColumn, err error) {
+// columns bound to their table types, plus warnings about columns left alone. It returns a
+// *MismatchError when the table cannot be made to fit without a change the sink does not
+// make on its own: a column whose type cannot hold its field, a key column the contract no
+// longer has, a missing column with add_columns off, or a missing table without create_table.
+func (s *Sink) reconcile(f features, tbl *table) (stmts []string, bound []boundColumn, warnings []string, err error) {
 	has := func(name string) bool { return tbl.exists && tbl.column(name) != nil }
 	cols, err := contractColumns(s.schema, f, has)
 	if err != nil {
-		return nil, nil, &MismatchError{Table: s.fqtn, Contract: string(s.schema.FullName()), Problems: []string{err.Error()}}
+		m := &MismatchError{Table: s.fqtn, Contract: string(s.schema.FullName()), Problems: []string{err.Error()}}
+		if me, ok := err.(*mappingError); ok {
+			m.Problems = me.problems
+		}
+		return nil, nil, nil, m
 	}
 	if !tbl.exists {
 		if !s.cfg.CreateTable {
-			return nil, nil, &MismatchError{Table: s.fqtn, Contract: string(s.schema.FullName()),
+			return nil, nil, nil, &MismatchError{Table: s.fqtn, Contract: string(s.schema.FullName()),
 				Problems: []string{"the table does not exist"},
 				Fix:      []string{"create it, or set create_table: true to let the sink create it (`switchyard plan` prints the CREATE TABLE)"}}
 		}
-		return []string{s.createTable(cols, f)}, nil, nil
+		return []string{s.createTable(cols, f)}, nil, nil, nil
 	}
 	m := &MismatchError{Table: s.fqtn, Contract: string(s.schema.FullName())}
 	var adds []*logicalColumn
@@ -124,21 +130,22 @@ func (s *Sink) reconcile(f features, tbl *table) (stmts []string, bound []boundC
 		if want[tc.name] || tc.defaultKind != "" {
 			continue
 		}
-		m.Problems = append(m.Problems, fmt.Sprintf("column %s (%s) has no field in the contract and no default, so new rows would silently get %s's zero value", tc.name, tc.typ, tc.typ))
-		if tc.inKey {
-			m.addFix(fmt.Sprintf("%s is part of the table's key: restore the field, or move the data to a table whose key does not use it", tc.name))
-		} else {
-			m.addFix(fmt.Sprintf("if the field was removed on purpose, give the column a default (ALTER TABLE %s MODIFY COLUMN %s %s DEFAULT ...) or drop it (ALTER TABLE %s DROP COLUMN %s); otherwise restore the field",
-				s.fqtn, quoteIdent(tc.name), tc.typ, s.fqtn, quoteIdent(tc.name)))
+		if !tc.inKey {
+			// Left alone: rows get the column's default. Refusing would also stop an older
+			// version of the contract during a rolling deploy or a rollback.
+			warnings = append(warnings, fmt.Sprintf("column %s (%s) has no field in contract %s; new rows get its default value", tc.name, tc.typ, s.schema.FullName()))
+			continue
 		}
+		m.Problems = append(m.Problems, fmt.Sprintf("column %s (%s) is part of the table's partition or sorting key, but the contract has no field for it", tc.name, tc.typ))
+		m.addFix(fmt.Sprintf("restore the field %s in the contract, or write the new contract to a new table (set table: or drop the old one)", tc.name))
 	}
 	if len(m.Problems) > 0 {
-		return nil, nil, m
+		return nil, nil, warnings, m
 	}
 	if len(adds) > 0 {
-		return []string{s.addColumns(adds, f)}, nil, nil
+		return []string{s.addColumns(adds, f)}, nil, warnings, nil
 	}
-	return nil, bound, nil
+	return nil, bound, warnings, nil
 }
 
 // MismatchError says why a table cannot take a contract's events, and what to do about it.

@@ -134,11 +134,13 @@ func (lc *logicalColumn) desiredType(f features) string {
 	case metaEventTime, metaLandedAt:
 		t = timeType(f)
 	default:
-		t = baseType(lc.vk, lc.vfd, f)
-		if lc.leaf == leafMap {
-			t = "Map(" + baseType(lc.kk, lc.kfd, f) + ", " + t + ")"
-		} else if lc.leaf == leafMapKeys {
+		switch lc.leaf {
+		case leafMapKeys:
 			t = baseType(lc.kk, lc.kfd, f)
+		case leafMap:
+			t = "Map(" + baseType(lc.kk, lc.kfd, f) + ", " + baseType(lc.vk, lc.vfd, f) + ")"
+		default:
+			t = baseType(lc.vk, lc.vfd, f)
 		}
 		if lc.nullable {
 			t = "Nullable(" + t + ")"
@@ -271,10 +273,15 @@ func contractColumns(md protoreflect.MessageDescriptor, f features, has func(str
 		seen[c.name] = c
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("contract %s cannot be mapped to columns:\n  - %s", md.FullName(), strings.Join(problems, "\n  - "))
+		return nil, &mappingError{problems}
 	}
 	return b.cols, nil
 }
+
+// mappingError lists why a contract has no column layout.
+type mappingError struct{ problems []string }
+
+func (e *mappingError) Error() string { return strings.Join(e.problems, "; ") }
 
 func (b *schemaBuilder) message(md protoreflect.MessageDescriptor, prefix, src string, steps []step, depth int, stack []protoreflect.FullName) {
 	fields := md.Fields()

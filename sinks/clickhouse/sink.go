@@ -147,7 +147,10 @@ func (s *Sink) Plan(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	stmts, _, err := s.reconcile(f, tbl)
+	stmts, _, warnings, err := s.reconcile(f, tbl)
+	for _, w := range warnings {
+		s.log.Warn("table differs from the contract", "detail", w)
+	}
 	if err != nil {
 		return nil, sinks.Permanent(err)
 	}
@@ -184,11 +187,14 @@ func (s *Sink) migrate(ctx context.Context, conn driver.Conn, f features) ([]bou
 		if err != nil {
 			return nil, err
 		}
-		stmts, bound, err := s.reconcile(f, tbl)
+		stmts, bound, warnings, err := s.reconcile(f, tbl)
 		if err != nil {
 			return nil, sinks.Permanent(err)
 		}
 		if len(stmts) == 0 {
+			for _, w := range warnings {
+				s.log.Warn("table differs from the contract", "detail", w)
+			}
 			return bound, nil
 		}
 		if attempt == 2 {
