@@ -199,4 +199,3 @@ type batchColumn struct{ col chcol.Interface }
 
 func (c batchColumn) Append(v any) error    { _, err := c.col.Append(v); return err }
 func (c batchColumn) AppendRow(v any) error { return c.col.AppendRow(v) }
-

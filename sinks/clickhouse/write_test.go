@@ -46,8 +46,8 @@ func TestSink_dead_letters_only_unwritable_records(t *testing.T) {
 				5: "record has no decoded message",
 			},
 			check: map[string]string{
-				"order_id":    "ok,edge,big-partition",
-				"cents":       "100,-32768,0",
+				"order_id": "ok,edge,big-partition",
+				"cents":    "100,-32768,0",
 				// An unset Timestamp in a non-Nullable column is the epoch, which 18.16 prints as zeros.
 				"occurred_at": "2026-01-01 00:00:00,0000-00-00 00:00:00,0000-00-00 00:00:00",
 				"note":        "manual,manual,manual",
