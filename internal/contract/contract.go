@@ -22,6 +22,7 @@ type Contract struct {
 	desc     protoreflect.MessageDescriptor
 	hyper    *hyperpb.MessageType
 	indexes  []int // message-index path of desc within its file (Confluent framing)
+	wire     *wireShape
 
 	// validator is nil when the message has no rules; Validate is then free.
 	validator protovalidate.Validator
@@ -33,6 +34,7 @@ func newContract(r *Registry, md protoreflect.MessageDescriptor) (*Contract, err
 		desc:     md,
 		hyper:    hyperpb.CompileMessageDescriptor(md, hyperpb.WithExtensionsFromFiles(r.files)),
 		indexes:  messageIndexes(md),
+		wire:     newWireShape(md, make(map[protoreflect.FullName]*wireShape)),
 	}
 	if !hasRules(md, make(map[protoreflect.FullName]bool)) {
 		return c, nil

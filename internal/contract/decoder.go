@@ -3,6 +3,7 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"buf.build/go/hyperpb"
@@ -85,6 +86,10 @@ func (d *Decoder) Decode(payload []byte) (protoreflect.Message, error) {
 }
 
 func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
+	// hyperpb v0.1.3 reads out of bounds on some malformed input; see wire.go.
+	if err := checkWire(body, d.c.wire, 0); err != nil {
+		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
+	}
 	if d.used == len(d.shared) {
 		d.shared = append(d.shared, new(hyperpb.Shared))
 	}
@@ -108,18 +113,41 @@ func (d *Decoder) decodeJSON(payload []byte) (protoreflect.Message, error) {
 }
 
 // redactJSONError keeps protojson's description of what went wrong and where, but drops
-// the offending token, which is payload data: protojson errors end in ": <token>", e.g.
-// `proto: (line 1:12): invalid value for string field event_id: 42`.
+// the offending token, which is payload data. protojson errors look like
+// `proto: (line 1:13): invalid value for string field eventId: 42`,
+// `proto: syntax error (line 1:1): unexpected token [` or
+// `proto: (line 1:16): invalid google.protobuf.Timestamp value "2025-13-01"`.
 func redactJSONError(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg[:i], "(line ") {
-		return msg[:i]
+	// protobuf-go randomizes the space after "proto:" (a regular or a non-breaking one).
+	msg := strings.TrimLeft(strings.TrimPrefix(err.Error(), "proto:"), " \u00a0")
+	pos := ""
+	if i := strings.Index(msg, "(line "); i >= 0 {
+		if j := strings.IndexByte(msg[i:], ')'); j >= 0 {
+			pos = msg[:i+j+1]
+			msg = strings.TrimPrefix(msg[i+j+1:], ": ")
+		}
 	}
-	if strings.Contains(msg, "(line ") {
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[:i] // "...field eventId: 42"
+	}
+	msg = quotedToken.ReplaceAllString(msg, "")
+	for _, p := range []string{"unexpected token", "invalid value"} {
+		if strings.HasPrefix(msg, p) && !strings.HasPrefix(msg, "invalid value for ") {
+			msg = p // "unexpected token [", "invalid value nope"
+		}
+	}
+	msg = strings.TrimSpace(msg)
+	switch {
+	case pos == "":
 		return msg
+	case msg == "":
+		return pos
+	default:
+		return pos + ": " + msg
 	}
-	return "invalid JSON for " + "message" // no position: say nothing about the content
 }
+
+var quotedToken = regexp.MustCompile(`\s*"(?:[^"\\]|\\.)*"`)
 
 // Release invalidates every message returned by Decode since the previous Release and
 // recycles their memory for the next batch. Call it once the batch has been routed and

@@ -122,7 +122,11 @@ func compileDir(dir string) (*protoregistry.Files, error) {
 
 	src := &protocompile.SourceResolver{
 		Accessor: func(p string) (io.ReadCloser, error) {
-			return os.Open(filepath.Join(dir, filepath.FromSlash(p)))
+			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(p)))
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%q is not a well-known import and not in %s", p, dir)
+			}
+			return f, err
 		},
 	}
 	resolver := protocompile.ResolverFunc(func(p string) (protocompile.SearchResult, error) {
@@ -136,7 +140,7 @@ func compileDir(dir string) (*protoregistry.Files, error) {
 		return src.FindFileByPath(p)
 	})
 
-	var problems []error
+	var problems []posError
 	compiler := protocompile.Compiler{
 		Resolver:       resolver,
 		SourceInfoMode: protocompile.SourceInfoStandard,
@@ -147,7 +151,26 @@ func compileDir(dir string) (*protoregistry.Files, error) {
 	}
 	linked, err := compiler.Compile(context.Background(), paths...)
 	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
+		// protocompile works on files in parallel; report in file order.
+		slices.SortStableFunc(problems, func(a, b posError) int {
+			pa, pb := a.err.GetPosition(), b.err.GetPosition()
+			if c := strings.Compare(pa.Filename, pb.Filename); c != 0 {
+				return c
+			}
+			if pa.Line != pb.Line {
+				return pa.Line - pb.Line
+			}
+			return pa.Col - pb.Col
+		})
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			errs[i] = p
+		}
+		return nil, errors.Join(errs...)
+	}
+	var withPos reporter.ErrorWithPos
+	if errors.As(err, &withPos) {
+		return nil, posError{dir: dir, err: withPos}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("compile contracts in %s: %w", dir, err)

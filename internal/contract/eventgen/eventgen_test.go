@@ -2,9 +2,9 @@ package eventgen
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
-	"errors"
 	"slices"
 	"testing"
 

@@ -201,7 +201,10 @@ var bidPlacedBreakers = []breaker{
 	}},
 	{"string.email", func(_ *Generator, m protoreflect.Message) { setString(m, "bidder_email", "bidder at example.com") }},
 	{"int32.gt_lte", func(_ *Generator, m protoreflect.Message) { set(m, "quantity", protoreflect.ValueOfInt32(0)) }},
-	{"required", func(_ *Generator, m protoreflect.Message) { m.Clear(field(m, "amount")); m.Clear(field(m, "max_auto_bid")) }},
+	{"required", func(_ *Generator, m protoreflect.Message) {
+		m.Clear(field(m, "amount"))
+		m.Clear(field(m, "max_auto_bid"))
+	}},
 }
 
 var orderPaidBreakers = []breaker{

@@ -1,0 +1,90 @@
+package contract_test
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"switchyard/internal/contract"
+	"switchyard/internal/contract/eventgen"
+)
+
+// benchBatch mirrors the engine: decode a batch, then release it.
+const benchBatch = 1000
+
+// BenchmarkDecodeValidate decodes (and optionally validates) BidPlaced events of about
+// 200 bytes, comparing the hyperpb Decoder with plain dynamicpb unmarshaling.
+//
+//	go test ./internal/contract -run '^$' -bench DecodeValidate -benchmem
+func BenchmarkDecodeValidate(b *testing.B) {
+	reg := load(b)
+	c, err := reg.Lookup(eventgen.BidPlaced)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := eventgen.New(reg, eventgen.Options{Seed: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	payloads := make([][]byte, benchBatch)
+	var size int
+	for i := range payloads {
+		ev, err := g.Make(eventgen.BidPlaced, eventgen.Valid, contract.Raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		payloads[i] = ev.Payload
+		size += len(ev.Payload)
+	}
+	avg := int64(size / len(payloads))
+
+	for _, validate := range []bool{false, true} {
+		name := "decode"
+		if validate {
+			name = "decode+validate"
+		}
+		b.Run("hyperpb/"+name, func(b *testing.B) {
+			dec := c.NewDecoder(contract.Raw)
+			b.SetBytes(avg)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				m, err := dec.Decode(payloads[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if validate {
+					if err := c.Validate(m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i++; i == len(payloads) {
+					dec.Release()
+					i = 0
+				}
+			}
+			b.ReportMetric(float64(avg), "payload_bytes")
+		})
+		b.Run("dynamicpb/"+name, func(b *testing.B) {
+			b.SetBytes(avg)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				m := dynamicpb.NewMessage(c.Descriptor())
+				if err := proto.Unmarshal(payloads[i], m); err != nil {
+					b.Fatal(err)
+				}
+				if validate {
+					if err := c.Validate(m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i++; i == len(payloads) {
+					i = 0
+				}
+			}
+			b.ReportMetric(float64(avg), "payload_bytes")
+		})
+	}
+}
