@@ -15,7 +15,13 @@ import (
 // hyperOptions are shared by every binary decode; built once so Decode does not allocate
 // option closures. Aliasing spares a copy of every payload; Decode documents the
 // resulting contract (payload immutable until Release).
-var hyperOptions = []hyperpb.UnmarshalOption{hyperpb.WithAllowAlias(true)}
+//
+// hyperpb reads up to 8 bytes past the end of strings while checking UTF-8 (safe: it
+// never crosses a page), which the race detector's checkptr instrumentation reports as a
+// fatal error when those bytes belong to another allocation. Race builds therefore let
+// hyperpb copy each payload into a padded buffer: slower and allocating, but otherwise
+// identical.
+var hyperOptions = []hyperpb.UnmarshalOption{hyperpb.WithAllowAlias(!raceBuild)}
 
 // Decoder decodes payloads of one Contract in one Encoding. It is not safe for concurrent
 // use: give each goroutine its own (NewDecoder is cheap) and reuse it for every batch.

@@ -1,0 +1,6 @@
+//go:build race
+
+package contract
+
+// raceBuild: see hyperOptions in decoder.go.
+const raceBuild = true

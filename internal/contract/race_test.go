@@ -1,0 +1,6 @@
+//go:build race
+
+package contract_test
+
+// raceBuild: race builds make hyperpb copy each payload (see decoder.go).
+const raceBuild = true
