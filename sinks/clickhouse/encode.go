@@ -486,10 +486,11 @@ func newCell(lc *logicalColumn, t chType, key bool) (cell, error) {
 				if vk == vkString {
 					name = v.String()
 				} else if name = names[v.Enum()]; name == "" {
-					return "", fmt.Errorf("%w: enum number %d has no name in the contract", errRange, v.Enum())
+					return "", fmt.Errorf("%w: the enum number has no name in the contract", errRange)
 				}
 				if _, ok := elems[name]; !ok {
-					return "", fmt.Errorf("%w: %s has no element %q", errRange, t.name, name)
+					// Errors never carry values (they reach logs and dead-letter headers).
+					return "", fmt.Errorf("%w: not an element of the %s", errRange, t.name)
 				}
 				return name, nil
 			}}, nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +50,8 @@ func fromJSON(t testing.TB, md protoreflect.MessageDescriptor, js string) *dynam
 	return m
 }
 
+var hyperTypes sync.Map // protoreflect.MessageDescriptor -> *hyperpb.MessageType
+
 // asHyper re-decodes m as a hyperpb message (read-only, as the engine's fast path hands them).
 func asHyper(t testing.TB, m proto.Message) protoreflect.Message {
 	t.Helper()
@@ -56,7 +59,12 @@ func asHyper(t testing.TB, m proto.Message) protoreflect.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hm := hyperpb.NewMessage(hyperpb.CompileMessageDescriptor(m.ProtoReflect().Descriptor()))
+	md := m.ProtoReflect().Descriptor()
+	ty, ok := hyperTypes.Load(md)
+	if !ok {
+		ty, _ = hyperTypes.LoadOrStore(md, hyperpb.CompileMessageDescriptor(md))
+	}
+	hm := hyperpb.NewMessage(ty.(*hyperpb.MessageType))
 	if err := proto.Unmarshal(b, hm); err != nil {
 		t.Fatalf("decode as hyperpb: %v", err)
 	}

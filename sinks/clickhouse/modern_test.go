@@ -188,10 +188,18 @@ func equalValues(got, want any) bool {
 		return v
 	}
 	g, w := norm(got), norm(want)
-	if g == nil || w == nil {
-		return g == nil && w == nil || reflect.ValueOf(g).IsNil() && w == nil
+	if isNil(g) || isNil(w) {
+		return isNil(g) && isNil(w)
 	}
 	return reflect.DeepEqual(g, w)
+}
+
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // batchColumn adapts a clickhouse-go column to driver.BatchColumn.

@@ -257,6 +257,7 @@ type builder struct {
 	rp   []*batchPart
 	hash hash.Hash
 	num  []byte
+	row  row // the row being converted; a field so that it does not escape per record
 }
 
 func (b *builder) reset(n int) {
@@ -351,10 +352,11 @@ func (b *builder) add(s *Sink, r *sinks.Record, now time.Time) (err error) {
 	if err != nil {
 		return err
 	}
-	rw := row{rec: r, msg: msg, now: now}
+	b.row = row{rec: r, msg: msg, now: now}
+	defer func() { b.row = row{} }()
 	for i, c := range b.cols {
 		col = i
-		if err := c.add(&rw); err != nil {
+		if err := c.add(&b.row); err != nil {
 			return err
 		}
 	}
