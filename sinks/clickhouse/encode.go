@@ -400,7 +400,7 @@ func leafGet(m protoreflect.Message, lc *logicalColumn) (protoreflect.Value, boo
 		}
 		return lc.unwrap(m.Get(fd).Message()), true
 	}
-	if fd.HasPresence() {
+	if lc.presence {
 		return m.Get(fd), m.Has(fd)
 	}
 	return m.Get(fd), true

@@ -136,3 +136,31 @@ func TestSink_refuses_incompatible_contract(t *testing.T) {
 		t.Fatalf("the refused open changed the table:\n%v\n%v", before, after)
 	}
 }
+
+// TestSink_concurrent_open: two instances start with v2 at once. On 18.16 there is no ADD
+// COLUMN IF NOT EXISTS, so one ALTER fails; that instance re-reads the table and starts too.
+func TestSink_concurrent_open(t *testing.T) {
+	v1 := compile(t, "order_v1.proto", "evolve.v1.Order")
+	v2 := compile(t, "order_v2.proto", "evolve.v1.Order")
+	table := newTable(t)
+	cfg := orderConfig(table)
+	openSink(t, cfg, testDeps(t, v1)).Close(context.Background())
+
+	errs := make(chan error, 2)
+	for range 2 {
+		s := newSink(t, cfg, testDeps(t, v2))
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			errs <- s.Open(ctx)
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("open: %v", err)
+		}
+	}
+	if n := server.Query(t, "SELECT count() FROM system.columns WHERE table = '"+table+"'")[0][0]; n != "16" {
+		t.Fatalf("table has %s columns, want 16", n)
+	}
+}

@@ -101,6 +101,7 @@ type logicalColumn struct {
 	// wrapped: values are google.protobuf.*Value wrappers around vfd.
 	wrapped  bool
 	wrapper  *wkt // reads the wrapper's value field
+	presence bool // fd.HasPresence(), which is slow on some descriptor implementations
 	nullable bool // singular leaf with presence, outside any array
 	depth    int  // array levels
 }
@@ -311,6 +312,7 @@ func (b *schemaBuilder) message(md protoreflect.MessageDescriptor, prefix, src s
 // add completes a leaf column for field fd (singular or repeated) and records it.
 func (b *schemaBuilder) add(lc *logicalColumn, fd protoreflect.FieldDescriptor, name, path string, steps []step, depth int) {
 	lc.name, lc.fd, lc.steps = name, fd, steps
+	lc.presence = fd.HasPresence()
 	lc.source = fmt.Sprintf("field %s (%s)", path, kindName(fd))
 	if fd.IsList() {
 		lc.leaf, lc.depth = leafList, depth+1

@@ -182,6 +182,7 @@ func (s *Sink) Open(ctx context.Context) error {
 
 // migrate runs the planned DDL and returns the bound columns of the table it leaves behind.
 func (s *Sink) migrate(ctx context.Context, conn driver.Conn, f features) ([]boundColumn, error) {
+	var execErr error
 	for attempt := 0; ; attempt++ {
 		tbl, err := s.readTable(ctx, conn)
 		if err != nil {
@@ -198,13 +199,16 @@ func (s *Sink) migrate(ctx context.Context, conn driver.Conn, f features) ([]bou
 			return bound, nil
 		}
 		if attempt == 2 {
-			return nil, fmt.Errorf("table %s still differs from the contract after migrating it", s.fqtn)
+			if execErr != nil {
+				return nil, fmt.Errorf("change the schema of %s: %w", s.fqtn, execErr)
+			}
+			return nil, fmt.Errorf("table %s still differs from the contract after changing its schema", s.fqtn)
 		}
 		for _, stmt := range stmts {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if execErr = conn.Exec(ctx, stmt); execErr != nil {
 				// Another instance may have run the same DDL at the same time (no IF NOT
 				// EXISTS on old servers); the next round re-reads the table and decides.
-				s.log.Warn("schema change failed; re-reading the table", "err", err)
+				s.log.Warn("schema change failed; re-reading the table", "err", execErr)
 				break
 			}
 			s.log.Info("changed table schema", "statement", oneLine(stmt))
