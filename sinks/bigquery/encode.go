@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -75,20 +76,7 @@ func appendMessage(b []byte, plan *msgPlan, m protoreflect.Message) ([]byte, err
 			if mp.Len() == 0 {
 				continue
 			}
-			mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-				b = protowire.AppendTag(b, fp.num, protowire.BytesType)
-				pos := len(b)
-				if b, err = appendValue(b, fp.key, k.Value()); err != nil {
-					return false
-				}
-				if fp.val != nil {
-					if b, err = appendValue(b, fp.val, v); err != nil {
-						return false
-					}
-				}
-				b = insertLen(b, pos)
-				return true
-			})
+			b, err = appendMap(b, fp, mp)
 		case fp.list:
 			list := m.Get(fp.fd).List()
 			n := list.Len()
@@ -122,6 +110,51 @@ func appendMessage(b []byte, plan *msgPlan, m protoreflect.Message) ([]byte, err
 		}
 	}
 	return b, nil
+}
+
+// appendMap appends a map's entries as repeated key/value records.
+func appendMap(b []byte, fp *fieldPlan, mp protoreflect.Map) ([]byte, error) {
+	w := mapWriters.Get().(*mapWriter)
+	w.b, w.fp, w.err = b, fp, nil
+	mp.Range(w.fn)
+	b, err := w.b, w.err
+	w.b, w.fp = nil, nil
+	mapWriters.Put(w)
+	return b, err
+}
+
+// mapWriter is the state of appendMap's Range callback. Its callback is bound once, so that
+// ranging over a map allocates nothing.
+type mapWriter struct {
+	b   []byte
+	fp  *fieldPlan
+	err error
+	fn  func(protoreflect.MapKey, protoreflect.Value) bool
+}
+
+var mapWriters sync.Pool
+
+func init() { // not a variable initializer: the callback refers back to mapWriters
+	mapWriters.New = func() any {
+		w := &mapWriter{}
+		w.fn = w.entry
+		return w
+	}
+}
+
+func (w *mapWriter) entry(k protoreflect.MapKey, v protoreflect.Value) bool {
+	b := protowire.AppendTag(w.b, w.fp.num, protowire.BytesType)
+	pos := len(b)
+	var err error
+	if b, err = appendValue(b, w.fp.key, k.Value()); err == nil && w.fp.val != nil {
+		b, err = appendValue(b, w.fp.val, v)
+	}
+	if err != nil {
+		w.b, w.err = b[:pos], err
+		return false
+	}
+	w.b = insertLen(b, pos)
+	return true
 }
 
 // appendValue appends one value of fp, tag included.

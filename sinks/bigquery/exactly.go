@@ -15,19 +15,28 @@ import (
 	"switchyard/sinks"
 )
 
-// exactly is the exactly_once write path (see docs/sinks.md, "BigQuery", "Exactly once").
+// maxRuns bounds the runs of landed offsets kept per partition; older ones are forgotten
+// (and read from the table again should their records come back).
+const maxRuns = 20000
+
+// exactly is the exactly_once write path (see docs/sinks.md, section BigQuery, "Exactly
+// once").
 //
-// Each source partition appends through its own COMMITTED write stream, in source-offset
-// order, one Write at a time, with explicit stream offsets. So the rows of a partition in the
-// table are always a prefix of what the sink was given (minus dead-lettered records), and the
-// highest _offset of a partition says exactly what has landed:
-//   - on assignment (or the first Write of a partition) the sink reads MAX(_offset) per
-//     partition from the table and skips records at or below it;
-//   - within a process it keeps that mark up to date; an append whose response was lost and
-//     that the client library sends again gets ALREADY_EXISTS, which counts as landed;
-//   - when an append's outcome stays unknown, the next Write finalizes the stream first: the
-//     row count FinalizeWriteStream returns says which of the doubtful rows landed; a new
-//     stream continues from there.
+// Every row carries its source coordinates (_topic, _partition, _offset), so the table itself
+// records which events landed. Per source partition the sink keeps the set of offsets it
+// knows are in the table, exact over a known region of offsets:
+//   - when it takes a partition over, it reads the partition's highest _offset M: nothing
+//     above M is in the table, so the region above M is known (and empty);
+//   - records at or below M that come again (redelivered after a restart or rebalance) are
+//     looked up in the table by offset range before anything is appended;
+//   - its own appends go through one COMMITTED write stream per partition with explicit
+//     stream offsets, so an append the client library sends again after a lost response
+//     gets ALREADY_EXISTS (it landed); when an append's outcome stays unknown, the next
+//     Write finalizes the stream, whose row count says which of the doubtful rows landed,
+//     and continues on a new stream.
+//
+// Records already in the set count as landed and are not appended again. The order in which
+// batches of a partition arrive does not matter.
 type exactly struct {
 	s     *Sink
 	mu    sync.Mutex
@@ -37,12 +46,12 @@ type exactly struct {
 // partState is one source partition's write state.
 type partState struct {
 	lock   chan struct{} // held by one Write (or assignment change) at a time
-	known  bool          // landed was read from the table
-	landed int64         // every record at or below this offset landed or failed; -1: none
-	gap    int64         // >= 0: the lowest offset not known to have landed after a failed append
+	known  bool          // the table's high-water mark was read
+	exact  offsetSet     // offsets whose presence in the table is known
+	landed offsetSet     // offsets known to be in the table (within exact)
 	stream *managedwriter.ManagedStream
 	next   int64      // next stream offset
-	broken bool       // an append's outcome is unknown: finalize before appending again
+	broken bool       // an append's outcome is unknown: settle it before appending again
 	doubt  []doubtful // the appends whose outcome is unknown
 }
 
@@ -68,7 +77,7 @@ func (e *exactly) part(tp sinks.TopicPartition) *partState {
 	defer e.mu.Unlock()
 	p, ok := e.parts[tp]
 	if !ok {
-		p = &partState{lock: make(chan struct{}, 1), landed: -1, gap: -1}
+		p = &partState{lock: make(chan struct{}, 1)}
 		e.parts[tp] = p
 	}
 	return p
@@ -84,6 +93,17 @@ func (p *partState) acquire(ctx context.Context) error {
 }
 
 func (p *partState) release() { <-p.lock }
+
+// reset forgets everything about the partition but its lock.
+func (p *partState) reset() {
+	p.known, p.exact, p.landed, p.broken, p.doubt = false, offsetSet{}, offsetSet{}, false, nil
+}
+
+// setMark records the table's high-water mark: nothing above it is in the table.
+func (p *partState) setMark(mark int64) {
+	p.exact.addRange(mark+1, maxOffset)
+	p.known = true
+}
 
 // write appends b's rows, partition by partition (partitions concurrently).
 func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) error {
@@ -128,8 +148,8 @@ func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) 
 	return err
 }
 
-// writePartition appends items (one partition's, in offset order). It returns the records
-// that can never land, and a transient error when some of the others have not landed.
+// writePartition appends one partition's items. It returns the records that can never land,
+// and a transient error when some of the others have not landed.
 func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, items []item) (map[int]error, error) {
 	s := e.s
 	p := e.part(tp)
@@ -137,33 +157,61 @@ func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, i
 		return nil, err
 	}
 	defer p.release()
+	where := fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)
 	if !p.known {
 		hw, err := s.highWater(ctx, tp.Topic)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		p.landed, p.known = markOf(hw, tp.Partition), true
+		p.setMark(markOf(hw, tp.Partition))
 	}
 	if p.broken {
 		if err := e.resolve(ctx, tp, p); err != nil {
-			return nil, fmt.Errorf("%s/%d: settle an append of unknown outcome: %w", tp.Topic, tp.Partition, err)
+			return nil, fmt.Errorf("%s: settle an append of unknown outcome: %w", where, err)
 		}
+	}
+	// Offsets whose presence is not known (at or below the high-water mark, or forgotten):
+	// read them from the table.
+	lo, hi := int64(maxOffset), int64(-1)
+	for _, it := range items {
+		if !p.exact.contains(it.off) {
+			lo, hi = min(lo, it.off), max(hi, it.off)
+		}
+	}
+	if hi >= 0 {
+		found, err := s.landedOffsets(ctx, tp, lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		for _, off := range found {
+			p.landed.add(off)
+		}
+		p.exact.addRange(lo, hi)
 	}
 	todo := make([]item, 0, len(items))
-	last := p.landed
+	var seen map[int64]bool // duplicates within the batch, when offsets are not increasing
+	last := int64(-2)
 	for _, it := range items {
-		if it.off > last { // at or below: landed already (or a duplicate within the batch)
-			todo = append(todo, it)
-			last = it.off
+		if p.landed.contains(it.off) {
+			continue
 		}
+		if it.off <= last {
+			if seen == nil {
+				seen = map[int64]bool{}
+				for _, t := range todo {
+					seen[t.off] = true
+				}
+			}
+			if seen[it.off] {
+				continue
+			}
+		}
+		if seen != nil {
+			seen[it.off] = true
+		}
+		last = max(last, it.off)
+		todo = append(todo, it)
 	}
-	if len(todo) == 0 {
-		return nil, nil
-	}
-	if p.gap >= 0 && todo[0].off > p.gap {
-		return nil, fmt.Errorf("%s/%d: offset %d must land before offset %d; waiting for its batch to be retried", tp.Topic, tp.Partition, p.gap, todo[0].off)
-	}
-	p.gap = -1
 	var failed map[int]error
 	fail := func(i int, err error) {
 		if failed == nil {
@@ -171,15 +219,14 @@ func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, i
 		}
 		failed[i] = err
 	}
+	defer e.trim(p)
 	for round := 0; len(todo) > 0; round++ {
 		if round == 3 {
-			p.gap = todo[0].off
-			return failed, fmt.Errorf("%s/%d: append to %s: rows kept being rejected", tp.Topic, tp.Partition, s.ref())
+			return failed, fmt.Errorf("%s: append to %s: rows kept being rejected", where, s.ref())
 		}
 		if p.stream == nil {
 			if err := e.newStream(ctx, p); err != nil {
-				p.gap = todo[0].off
-				return failed, fmt.Errorf("%s/%d: %w", tp.Topic, tp.Partition, err)
+				return failed, fmt.Errorf("%s: %w", where, err)
 			}
 		}
 		rows := make([][]byte, len(todo))
@@ -212,45 +259,57 @@ func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, i
 			}
 			_, err := results[i].GetResult(ctx)
 			if err == nil || grpcCode(err) == codes.AlreadyExists {
-				p.landed, p.next = todo[sp.hi-1].off, offs[i]+int64(sp.hi-sp.lo)
+				for _, it := range todo[sp.lo:sp.hi] {
+					p.landed.add(it.off)
+				}
+				p.next = offs[i] + int64(sp.hi-sp.lo)
 				continue
 			}
 			bad := rowErrors(results[i])
-			if len(bad) == 0 {
+			rejected := len(bad) > 0
+			var whole error
+			if !rejected {
 				if perr := s.appendError(err); sinks.IsPermanent(perr) && !isStreamState(err) {
-					// Rejected as a whole, nothing written: these records fail, and the
-					// requests after it cannot have been written (their offsets lie beyond).
-					for j := sp.lo; j < sp.hi; j++ {
-						fail(todo[j].i, perr)
-					}
-					retry = append(retry, todo[sp.hi:]...)
-					if !e.drain(ctx, results[i+1:]) {
-						return failed, e.doubt(tp, p, retry, []span{{0, len(retry)}}, []int64{offs[i]}, perr)
-					}
-					p.next = offs[i]
-					break wait
+					rejected, whole = true, perr
 				}
+			}
+			if !rejected {
 				return failed, e.doubt(tp, p, todo, spans[i:], offs[i:], s.appendError(err))
 			}
-			// Row errors: the request was rejected as a whole; its other rows go again, with
-			// the requests after it.
+			// The request was rejected as a whole, nothing of it written: its bad rows fail,
+			// the others go again with the requests after it (which cannot have been written:
+			// their offsets lie beyond the end of the stream).
 			for j := sp.lo; j < sp.hi; j++ {
-				if msg, ok := bad[int64(j-sp.lo)]; ok {
+				switch msg, isBad := bad[int64(j-sp.lo)]; {
+				case whole != nil:
+					fail(todo[j].i, whole)
+				case isBad:
 					fail(todo[j].i, fmt.Errorf("bigquery rejected the row: %s", msg))
-					continue
+				default:
+					retry = append(retry, todo[j])
 				}
-				retry = append(retry, todo[j])
-			}
-			retry = append(retry, todo[sp.hi:]...)
-			if !e.drain(ctx, results[i+1:]) {
-				return failed, e.doubt(tp, p, retry, []span{{0, len(retry)}}, []int64{offs[i]}, fmt.Errorf("append to %s: an append after a rejected one has an unknown outcome", s.ref()))
 			}
 			p.next = offs[i]
-			break
+			if !e.drain(ctx, results[i+1:]) {
+				later := todo[sp.hi:]
+				return failed, e.doubt(tp, p, later, []span{{0, len(later)}}, []int64{offs[i] + int64(sp.hi-sp.lo)},
+					fmt.Errorf("append to %s: an append after a rejected one has an unexpected outcome", s.ref()))
+			}
+			retry = append(retry, todo[sp.hi:]...)
+			break wait
 		}
 		todo = retry
 	}
 	return failed, nil
+}
+
+// trim forgets the oldest landed offsets when there are too many runs of them.
+func (e *exactly) trim(p *partState) {
+	if n := p.landed.len(); n > maxRuns {
+		floor := p.landed.nthLo(n - maxRuns/2)
+		p.landed.trimBelow(floor)
+		p.exact.trimBelow(floor)
+	}
 }
 
 // drain waits for the appends sent after a rejected one. They must have been rejected too
@@ -281,18 +340,14 @@ func (e *exactly) doubt(tp sinks.TopicPartition, p *partState, todo []item, span
 		}
 		p.doubt = append(p.doubt, d)
 	}
-	if len(spans) > 0 && spans[0].hi > spans[0].lo {
-		p.gap = todo[spans[0].lo].off
-	}
 	e.s.log.Warn("append outcome unknown; the stream is finalized before the next append",
 		"topic", tp.Topic, "partition", tp.Partition, "error", err)
 	return fmt.Errorf("%s/%d: %w", tp.Topic, tp.Partition, err)
 }
 
 // resolve settles the appends of unknown outcome: it finalizes the stream, whose row count
-// says which doubtful rows landed, and drops the stream (a new one is created for the next
-// append). When the stream cannot be finalized (it expired, say) it reads the table's
-// high-water mark instead.
+// says which doubtful rows landed, and drops it (a new one is created for the next append).
+// When the stream cannot be finalized (it expired, say) it looks the rows up in the table.
 func (e *exactly) resolve(ctx context.Context, tp sinks.TopicPartition, p *partState) error {
 	rowCount := int64(-1)
 	if p.stream != nil {
@@ -301,35 +356,41 @@ func (e *exactly) resolve(ctx context.Context, tp sinks.TopicPartition, p *partS
 		case codes.OK:
 			rowCount = n
 		case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
-			// The stream is gone or unusable: fall back to the table.
+			// The stream is gone or unusable: nothing more can land on it; ask the table.
 		default:
 			return err
 		}
 	}
+	landed := 0
 	if rowCount >= 0 {
-		p.gap = -1
 		for _, d := range p.doubt {
 			for j, src := range d.src {
-				switch {
-				case d.off+int64(j) < rowCount:
-					p.landed = max(p.landed, src)
-				case p.gap < 0:
-					p.gap = src
+				if d.off+int64(j) < rowCount {
+					p.landed.add(src)
+					landed++
 				}
 			}
 		}
 	} else {
-		hw, err := e.s.highWater(ctx, tp.Topic)
-		if err != nil {
-			return err
+		lo, hi := int64(maxOffset), int64(-1)
+		for _, d := range p.doubt {
+			for _, src := range d.src {
+				lo, hi = min(lo, src), max(hi, src)
+			}
 		}
-		p.landed = max(p.landed, markOf(hw, tp.Partition))
-		if p.gap <= p.landed {
-			p.gap = -1
+		if hi >= 0 {
+			found, err := e.s.landedOffsets(ctx, tp, lo, hi)
+			if err != nil {
+				return err
+			}
+			for _, off := range found {
+				p.landed.add(off)
+			}
+			landed = len(found)
 		}
 	}
 	e.s.log.Info("settled appends of unknown outcome", "topic", tp.Topic, "partition", tp.Partition,
-		"landed_up_to", p.landed, "stream_rows", rowCount)
+		"landed_rows", landed, "stream_rows", rowCount)
 	e.dropStream(p)
 	p.broken, p.doubt = false, nil
 	return nil
@@ -350,7 +411,7 @@ func (e *exactly) newStream(ctx context.Context, p *partState) error {
 		WriteStream: &storagepb.WriteStream{Type: storagepb.WriteStream_COMMITTED},
 	})
 	if err != nil {
-		return s.writeAPIError("create write stream for", err)
+		return s.writeAPIError("create a write stream for", err)
 	}
 	// The managed stream keeps its context for its connection: give it the sink's life.
 	ms, err := s.mw.NewManagedStream(s.life,
@@ -360,7 +421,7 @@ func (e *exactly) newStream(ctx context.Context, p *partState) error {
 		managedwriter.EnableWriteRetries(true),
 		managedwriter.WithDataOrigin("switchyard"))
 	if err != nil {
-		return s.writeAPIError("open write stream for", err)
+		return s.writeAPIError("open a write stream for", err)
 	}
 	p.stream, p.next = ms, 0
 	return nil
@@ -378,24 +439,35 @@ func (e *exactly) finalize(ctx context.Context, tp sinks.TopicPartition, p *part
 	e.dropStream(p)
 }
 
-// assigned reads the high-water marks of newly assigned partitions.
+// assigned starts newly assigned partitions afresh and reads their high-water marks (one
+// query per topic). A failed read is logged and retried by the first Write.
 func (e *exactly) assigned(ctx context.Context, tps []sinks.TopicPartition) {
 	byTopic := map[string][]sinks.TopicPartition{}
+	var topics []string
 	for _, tp := range tps {
+		if _, ok := byTopic[tp.Topic]; !ok {
+			topics = append(topics, tp.Topic)
+		}
 		byTopic[tp.Topic] = append(byTopic[tp.Topic], tp)
 	}
-	for topic, list := range byTopic {
-		hw, err := e.s.highWater(ctx, topic)
-		if err != nil {
-			e.s.log.Warn("read landed offsets; retrying at the first write", "topic", topic, "error", err)
+	for _, topic := range topics {
+		var hw map[int32]int64
+		err := errors.New("sink not open yet")
+		if e.s.isOpen() {
+			if hw, err = e.s.highWater(ctx, topic); err != nil {
+				e.s.log.Warn("read landed offsets; retrying at the first write", "topic", topic, "error", err)
+			}
 		}
-		for _, tp := range list {
+		for _, tp := range byTopic[topic] {
 			p := e.part(tp)
 			if p.acquire(ctx) != nil {
 				return
 			}
 			e.finalize(ctx, tp, p)
-			p.known, p.landed, p.gap, p.broken, p.doubt = err == nil, markOf(hw, tp.Partition), -1, false, nil
+			p.reset()
+			if err == nil {
+				p.setMark(markOf(hw, tp.Partition))
+			}
 			p.release()
 		}
 	}
@@ -445,25 +517,65 @@ func (s *Sink) highWater(ctx context.Context, topic string) (map[int32]int64, er
 	q := s.bq.Query(fmt.Sprintf("SELECT %s, MAX(%s) FROM `%s` WHERE %s = @topic GROUP BY %s",
 		ColPartition, ColOffset, s.ref(), ColTopic, ColPartition))
 	q.Parameters = []bigquery.QueryParameter{{Name: "topic", Value: topic}}
+	out := map[int32]int64{}
+	err := s.readRows(ctx, q, func(row []bigquery.Value) error {
+		part, ok1 := row[0].(int64)
+		mark, ok2 := row[1].(int64)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("unexpected row %v", row)
+		}
+		out[int32(part)] = mark
+		return nil
+	})
+	if err != nil {
+		return nil, s.queryError(fmt.Sprintf("query the highest landed offsets of topic %s", topic), err)
+	}
+	return out, nil
+}
+
+// landedOffsets reads which offsets in [lo, hi] of a partition are in the table.
+func (s *Sink) landedOffsets(ctx context.Context, tp sinks.TopicPartition, lo, hi int64) ([]int64, error) {
+	q := s.bq.Query(fmt.Sprintf("SELECT %s FROM `%s` WHERE %s = @topic AND %s = @partition AND %s BETWEEN @lo AND @hi",
+		ColOffset, s.ref(), ColTopic, ColPartition, ColOffset))
+	q.Parameters = []bigquery.QueryParameter{
+		{Name: "topic", Value: tp.Topic}, {Name: "partition", Value: int64(tp.Partition)},
+		{Name: "lo", Value: lo}, {Name: "hi", Value: hi},
+	}
+	var out []int64
+	err := s.readRows(ctx, q, func(row []bigquery.Value) error {
+		off, ok := row[0].(int64)
+		if !ok {
+			return fmt.Errorf("unexpected row %v", row)
+		}
+		out = append(out, off)
+		return nil
+	})
+	if err != nil {
+		return nil, s.queryError(fmt.Sprintf("query the landed offsets %d..%d of %s/%d", lo, hi, tp.Topic, tp.Partition), err)
+	}
+	return out, nil
+}
+
+func (s *Sink) readRows(ctx context.Context, q *bigquery.Query, fn func([]bigquery.Value) error) error {
 	it, err := q.Read(ctx)
 	if err != nil {
-		return nil, s.restError(fmt.Sprintf("query the landed offsets (topic %s)", topic), "bigquery.jobs.create and bigquery.tables.getData", err)
+		return err
 	}
-	out := map[int32]int64{}
 	for {
 		var row []bigquery.Value
 		err := it.Next(&row)
 		if errors.Is(err, iterator.Done) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, s.restError(fmt.Sprintf("query the landed offsets (topic %s)", topic), "bigquery.tables.getData", err)
+			return err
 		}
-		part, ok1 := row[0].(int64)
-		mark, ok2 := row[1].(int64)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("read the landed offsets of topic %s from %s: unexpected row %v", topic, s.ref(), row)
+		if err := fn(row); err != nil {
+			return err
 		}
-		out[int32(part)] = mark
 	}
+}
+
+func (s *Sink) queryError(what string, err error) error {
+	return s.restError(what, "bigquery.jobs.create and bigquery.tables.getData", err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -175,7 +176,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	// The write path: reading the table's default stream needs the same permission as
 	// appending (bigquery.tables.updateData).
 	if _, err := s.mw.GetWriteStream(ctx, &storagepb.GetWriteStreamRequest{Name: s.parent() + "/streams/_default"}); err != nil {
-		return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open write stream", err))
+		return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open a write stream to", err))
 	}
 	if s.eo == nil {
 		def, err := s.mw.NewManagedStream(s.life,
@@ -186,7 +187,7 @@ func (s *Sink) Open(ctx context.Context) error {
 			managedwriter.EnableWriteRetries(true),
 			managedwriter.WithDataOrigin("switchyard"))
 		if err != nil {
-			return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open default stream", err))
+			return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open the default stream of", err))
 		}
 		s.def = def
 	}
@@ -220,7 +221,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	defer s.mu.Unlock()
 	var errs []error
 	if s.def != nil {
-		if err := s.def.Close(); err != nil && !errors.Is(err, context.Canceled) && err.Error() != "EOF" {
+		if err := s.def.Close(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
 			errs = append(errs, fmt.Errorf("close default stream: %w", err))
 		}
 		s.def = nil
