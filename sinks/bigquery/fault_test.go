@@ -398,6 +398,8 @@ func TestSink_row_larger_than_request_limit_fails(t *testing.T) {
 	checkLanded(t, e.ids(t, table), []string{"big-0", "big-2"}, true)
 }
 
-func protoreflectValue(m proto.Message) protoreflect.Value { return protoreflect.ValueOfMessage(m.ProtoReflect()) }
+func protoreflectValue(m proto.Message) protoreflect.Value {
+	return protoreflect.ValueOfMessage(m.ProtoReflect())
+}
 
 func protoreflectString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }

@@ -74,8 +74,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	datasets map[string]*bq.Dataset // "project:dataset"
-	tables   map[string]*table       // "project:dataset.table"
-	streams  map[string]*stream      // full stream name
+	tables   map[string]*table      // "project:dataset.table"
+	streams  map[string]*stream     // full stream name
 	jobs     map[string]*bq.QueryResponse
 	denied   map[string]bool // permissions
 	faults   []Fault
