@@ -137,7 +137,7 @@ func BenchmarkConvert(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := newWriter(s.fqtn, bound)
+	w := newWriter(s.fqtn, bound, featuresOf(version{18, 16, 1}))
 	recs := bidRecords(b, md, benchBatch)
 	now := time.Now()
 	b.ReportAllocs()

@@ -82,7 +82,7 @@ func TestModernServer_driver_takes_values(t *testing.T) {
 	if err != nil || len(stmts) > 0 {
 		t.Fatalf("reconcile with the modern table: %v %v", stmts, err)
 	}
-	w := newWriter(s.fqtn, bound)
+	w := newWriter(s.fqtn, bound, modern)
 	b := w.pool.Get().(*builder)
 	b.reset(2)
 	kafkaTime := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)

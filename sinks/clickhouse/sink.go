@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,7 +175,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w := newWriter(s.fqtn, bound)
+	w := newWriter(s.fqtn, bound, f)
 	s.w.Store(w)
 	s.log.Info("clickhouse sink open", "server_version", f.version.String(), "columns", len(bound))
 	return nil
@@ -233,15 +234,16 @@ func (s *Sink) Close(context.Context) error {
 type writer struct {
 	cols   []boundColumn
 	insert string
+	token  bool      // send insert_deduplication_token
 	pool   sync.Pool // *builder
 }
 
-func newWriter(fqtn string, cols []boundColumn) *writer {
+func newWriter(fqtn string, cols []boundColumn, f features) *writer {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = quoteIdent(c.lc.name)
 	}
-	w := &writer{cols: cols, insert: "INSERT INTO " + fqtn + " (" + strings.Join(names, ", ") + ")"}
+	w := &writer{cols: cols, insert: "INSERT INTO " + fqtn + " (" + strings.Join(names, ", ") + ")", token: f.dedupToken}
 	w.pool.New = func() any {
 		b := &builder{w: w, cols: make([]column, len(cols)), hash: sha256.New()}
 		for i, c := range cols {
@@ -269,9 +271,10 @@ func (b *builder) reset(n int) {
 		c.reset()
 	}
 	b.rows = 0
-	b.skip = append(b.skip[:0], make([]bool, n)...)
+	b.skip = slices.Grow(b.skip[:0], n)[:n]
+	clear(b.skip)
 	clear(b.rp)
-	b.rp = append(b.rp[:0], make([]*batchPart, n)...)
+	b.rp = slices.Grow(b.rp[:0], n)[:n]
 	b.hash.Reset()
 }
 
@@ -315,9 +318,11 @@ func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 		}
 		p := b.rp[i]
 		p.written = max(p.written, r.Offset)
-		b.num = strconv.AppendInt(append(append(b.num[:0], r.Topic...), 0), int64(r.Partition), 10)
-		b.num = strconv.AppendInt(append(b.num, 0), r.Offset, 10)
-		b.hash.Write(append(b.num, '\n'))
+		if w.token {
+			b.num = strconv.AppendInt(append(append(b.num[:0], r.Topic...), 0), int64(r.Partition), 10)
+			b.num = strconv.AppendInt(append(b.num, 0), r.Offset, 10)
+			b.hash.Write(append(b.num, '\n'))
+		}
 	}
 	if b.rows > 0 {
 		err := s.insert(ctx, b)
@@ -405,7 +410,7 @@ func (s *Sink) insert(ctx context.Context, b *builder) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	settings := ch.Settings{}
-	if f.dedupToken && (!s.cfg.AsyncInsert || f.asyncDedup) {
+	if b.w.token && (!s.cfg.AsyncInsert || f.asyncDedup) {
 		settings["insert_deduplication_token"] = hex.EncodeToString(b.hash.Sum(nil)[:16])
 	}
 	if s.cfg.AsyncInsert {
