@@ -277,7 +277,8 @@ func newRegistry(source string, files *protoregistry.Files) (*Registry, error) {
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
 		builtin := isBuiltin(fd.Path())
 		err = r.registerTypes(fd, builtin)
-		if err == nil && !builtin {
+		// switchyard/options.proto declares field options, not contracts.
+		if err == nil && !builtin && fd.Path() != "switchyard/options.proto" {
 			walkMessages(fd.Messages(), func(md protoreflect.MessageDescriptor) {
 				if !md.IsMapEntry() {
 					r.names = append(r.names, string(md.FullName()))
