@@ -118,19 +118,18 @@ func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) 
 		groups[tp] = append(groups[tp], item{i: ri, off: r.Offset, row: b.rows[k]})
 	}
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
 	run := func(tp sinks.TopicPartition) {
-		failed, err := e.writePartition(ctx, tp, groups[tp])
+		failed, unlanded, err := e.writePartition(ctx, tp, groups[tp])
 		mu.Lock()
 		defer mu.Unlock()
 		for i, ferr := range failed {
 			b.fail(i, ferr)
 		}
-		if err != nil {
-			errs = append(errs, err)
+		for _, i := range unlanded {
+			b.retry(i, err)
 		}
 	}
 	if len(order) == 1 {
@@ -141,22 +140,37 @@ func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) 
 		}
 		wg.Wait()
 	}
-	err := errors.Join(errs...)
-	if len(b.failed) > 0 {
-		return &sinks.BatchError{Failed: b.failed, Landed: err == nil}
-	}
-	return err
+	return b.result()
 }
 
 // writePartition appends one partition's items. It returns the records that can never land,
-// and a transient error when some of the others have not landed.
-func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, items []item) (map[int]error, error) {
-	s := e.s
+// and, with the transient error that kept them out, the records that did not land.
+func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, items []item) (failed map[int]error, unlanded []int, err error) {
 	p := e.part(tp)
 	if err := p.acquire(ctx); err != nil {
-		return nil, err
+		for _, it := range items {
+			unlanded = append(unlanded, it.i)
+		}
+		return nil, unlanded, err
 	}
 	defer p.release()
+	defer func() { // under the lock: p.landed is current
+		if err == nil {
+			return
+		}
+		for _, it := range items {
+			if _, bad := failed[it.i]; !bad && !p.landed.contains(it.off) {
+				unlanded = append(unlanded, it.i)
+			}
+		}
+	}()
+	failed, err = e.appendPartition(ctx, tp, p, items)
+	return failed, nil, err
+}
+
+// appendPartition appends one partition's items; the caller holds the partition's lock.
+func (e *exactly) appendPartition(ctx context.Context, tp sinks.TopicPartition, p *partState, items []item) (map[int]error, error) {
+	s := e.s
 	where := fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)
 	if !p.known {
 		hw, err := s.highWater(ctx, tp.Topic)

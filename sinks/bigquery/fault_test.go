@@ -49,8 +49,9 @@ func openMode(t *testing.T, e *fakeEnv, exactlyOnce bool, topic string, partitio
 }
 
 // deliver writes recs the way the engine does: transient errors are retried with backoff,
-// records in a BatchError's Failed are dropped (dead-lettered), a Landed=false BatchError
-// retries the rest. It returns the dead-lettered records' ids and the number of attempts.
+// records in a BatchError's Failed are dropped (dead-lettered), those in Retry (and, when
+// Landed is false, all others) are written again. It returns the dead-lettered records' ids
+// and the number of attempts.
 func deliver(t *testing.T, s *Sink, recs []*sinks.Record) (dead []string, attempts int) {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
@@ -74,10 +75,9 @@ func deliver(t *testing.T, s *Sink, recs []*sinks.Record) (dead []string, attemp
 					dead = append(dead, sinktest.ID(r))
 					continue
 				}
-				rest = append(rest, r)
-			}
-			if be.Landed {
-				return dead, attempts
+				if _, ok := be.Retry[i]; ok || !be.Landed {
+					rest = append(rest, r)
+				}
 			}
 			pending = rest
 		case sinks.IsPermanent(err):
@@ -376,6 +376,28 @@ func TestSink_exactly_once_out_of_order_batches(t *testing.T) {
 		t.Fatal(dead)
 	}
 	checkLanded(t, e.ids(t, other), idsOf(recs), true)
+}
+
+// TestSink_partial_failure_retries_only_unlanded_rows: when one request of a batch fails
+// transiently and the others land, only its records are handed back for retry.
+func TestSink_partial_failure_retries_only_unlanded_rows(t *testing.T) {
+	e := newFakeEnv(t)
+	s, table := openMode(t, e, false, "src-partial", 1, func(c *config.BigQuery) { c.MaxRequestBytes = 4096 })
+	recs := sinktest.Records("src-partial", "partial", 100, 1)
+	e.fake.FailAppends(1, bqfake.Fault{Code: codes.ResourceExhausted, Message: "Exceeds 'Concurrent connections' quota", InBand: true})
+	err := s.Write(context.Background(), recs)
+	var be *sinks.BatchError
+	if !errors.As(err, &be) || !be.Landed || len(be.Failed) != 0 || len(be.Retry) == 0 || len(be.Retry) == len(recs) {
+		t.Fatalf("write: got %v, want a BatchError with some records to retry and the rest landed", err)
+	}
+	var again []*sinks.Record
+	for i := range be.Retry {
+		again = append(again, recs[i])
+	}
+	if dead, _ := deliver(t, s, again); len(dead) > 0 {
+		t.Fatal(dead)
+	}
+	checkLanded(t, e.ids(t, table), idsOf(recs), true) // exact: the landed requests were not sent again
 }
 
 func TestSink_row_larger_than_request_limit_fails(t *testing.T) {

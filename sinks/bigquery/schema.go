@@ -170,7 +170,8 @@ var metaColumns = []struct {
 }
 
 // compile derives the layout of contract md. eventTimeField names a top-level Timestamp field
-// copied into _event_time ("" for none).
+// copied into _event_time; when empty, occurred_at or event_time is used if the contract has
+// such a field.
 func compile(md protoreflect.MessageDescriptor, eventTimeField string) (*layout, error) {
 	c := &compiler{
 		root:       &descriptorpb.DescriptorProto{Name: proto.String("Row")},
@@ -198,15 +199,27 @@ func compile(md protoreflect.MessageDescriptor, eventTimeField string) (*layout,
 		next++
 	}
 	l.columns = cols
+	if eventTimeField == "" { // the same defaults as the ClickHouse sink
+		for _, name := range []protoreflect.Name{"occurred_at", "event_time"} {
+			if fd := md.Fields().ByName(name); fd != nil && isTimestamp(fd) {
+				eventTimeField = string(name)
+				break
+			}
+		}
+	}
 	if eventTimeField != "" {
 		fd := md.Fields().ByName(protoreflect.Name(eventTimeField))
-		if fd == nil || fd.IsList() || fd.IsMap() || fd.Kind() != protoreflect.MessageKind || fd.Message().FullName() != "google.protobuf.Timestamp" {
+		if fd == nil || !isTimestamp(fd) {
 			return nil, fmt.Errorf("event_time_field %q is not a top-level google.protobuf.Timestamp field of %s", eventTimeField, md.FullName())
 		}
 		l.eventTime = fd
 		l.evSec, l.evNanos = fd.Message().Fields().ByNumber(1), fd.Message().Fields().ByNumber(2)
 	}
 	return l, nil
+}
+
+func isTimestamp(fd protoreflect.FieldDescriptor) bool {
+	return !fd.IsList() && !fd.IsMap() && fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "google.protobuf.Timestamp"
 }
 
 type compiler struct {

@@ -290,11 +290,13 @@ func (s *Sink) isOpen() bool {
 	return s.opened
 }
 
-// batch is a Write's records serialized as rows.
+// batch is a Write's records serialized as rows, and what became of them.
 type batch struct {
-	rows   [][]byte // rows[i] is the row of records[idx[i]]
-	idx    []int
-	failed map[int]error // record index -> why it cannot land
+	rows    [][]byte // rows[i] is the row of records[idx[i]]
+	idx     []int
+	records int
+	failed  map[int]error // record index -> why it can never land
+	retried map[int]error // record index -> why it did not land this time
 }
 
 func (b *batch) fail(i int, err error) {
@@ -302,6 +304,28 @@ func (b *batch) fail(i int, err error) {
 		b.failed = map[int]error{}
 	}
 	b.failed[i] = err
+}
+
+func (b *batch) retry(i int, err error) {
+	if b.retried == nil {
+		b.retried = map[int]error{}
+	}
+	b.retried[i] = err
+}
+
+// result is what Write returns for the batch: nil when every record landed; the transient
+// error when none did; a *sinks.BatchError otherwise (every record in neither Failed nor
+// Retry landed).
+func (b *batch) result() error {
+	if len(b.failed) == 0 && len(b.retried) == 0 {
+		return nil
+	}
+	if len(b.failed) == 0 && len(b.retried) == b.records {
+		for _, err := range b.retried {
+			return err
+		}
+	}
+	return &sinks.BatchError{Failed: b.failed, Retry: b.retried, Landed: true}
 }
 
 // encode serializes records into one buffer, in order.
@@ -312,7 +336,7 @@ func (s *Sink) encode(records []*sinks.Record) *batch {
 	}
 	size += size / 4
 	buf := make([]byte, 0, size)
-	b := &batch{rows: make([][]byte, 0, len(records)), idx: make([]int, 0, len(records))}
+	b := &batch{rows: make([][]byte, 0, len(records)), idx: make([]int, 0, len(records)), records: len(records)}
 	landed := s.now().UnixMicro()
 	for i, r := range records {
 		lay, err := s.layoutFor(r)
@@ -392,18 +416,24 @@ func (s *Sink) requestBudget() int {
 // writeDefault appends to the default stream (at-least-once).
 func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 	rows, idx := b.rows, b.idx
-	var unlanded error
 	for round := 0; len(rows) > 0; round++ {
 		if round == 3 {
-			unlanded = fmt.Errorf("append to %s: rows kept being rejected", s.ref())
+			err := fmt.Errorf("append to %s: rows kept being rejected", s.ref())
+			for _, i := range idx {
+				b.retry(i, err)
+			}
 			break
 		}
 		spans := split(rows, s.requestBudget())
 		results := make([]*managedwriter.AppendResult, len(spans))
+		var sendErr error
 		for i, sp := range spans {
+			if sendErr != nil {
+				break
+			}
 			res, err := s.def.AppendRows(ctx, rows[sp.lo:sp.hi])
 			if err != nil {
-				unlanded = s.appendError(err)
+				sendErr = s.appendError(err)
 				break
 			}
 			results[i] = res
@@ -411,10 +441,13 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 		var retryRows [][]byte
 		var retryIdx []int
 		for i, res := range results {
-			if res == nil {
-				break
-			}
 			sp := spans[i]
+			if res == nil { // not sent
+				for j := sp.lo; j < sp.hi; j++ {
+					b.retry(idx[j], sendErr)
+				}
+				continue
+			}
 			_, err := res.GetResult(ctx)
 			if err == nil {
 				continue
@@ -432,24 +465,15 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 				continue
 			}
 			err = s.appendError(err)
-			if sinks.IsPermanent(err) {
-				for j := sp.lo; j < sp.hi; j++ {
+			for j := sp.lo; j < sp.hi; j++ {
+				if sinks.IsPermanent(err) {
 					b.fail(idx[j], err)
+				} else {
+					b.retry(idx[j], err)
 				}
-				continue
 			}
-			unlanded = err
-		}
-		if unlanded != nil {
-			break
 		}
 		rows, idx = retryRows, retryIdx
 	}
-	switch {
-	case len(b.failed) > 0:
-		return &sinks.BatchError{Failed: b.failed, Landed: unlanded == nil}
-	case unlanded != nil:
-		return unlanded
-	}
-	return nil
+	return b.result()
 }
