@@ -22,6 +22,7 @@ import (
 type Config struct {
 	Kafka     Kafka      `yaml:"kafka" doc:"Kafka cluster that sources read from and the kafka sink and dead-letter topics write to."`
 	Contracts Contracts  `yaml:"contracts" doc:"Where the Protobuf data contracts are loaded from."`
+	PII       PII        `yaml:"pii" doc:"Key for hashing personal-data fields that contracts mark (switchyard.field).pii = HASH (see docs/transforms.md)."`
 	Admin     Admin      `yaml:"admin" doc:"Admin HTTP server: Prometheus metrics and health checks."`
 	Logging   Logging    `yaml:"logging" doc:"Logging."`
 	Pipelines []Pipeline `yaml:"pipelines" doc:"Pipelines, each from one consumer group to its sinks."`
@@ -59,6 +60,13 @@ type SASL struct {
 // Contracts locates the contract registry.
 type Contracts struct {
 	Path string `yaml:"path" doc:"A directory of .proto files (compiled at start-up; imports resolve in it and to the well-known types), or a FileDescriptorSet file from 'buf build -o'." default:"contracts"`
+}
+
+// PII holds the secret behind the PII guardrails: fields that a contract marks
+// (switchyard.field).pii = HASH reach sinks as the hex HMAC-SHA256 of their value under this key.
+type PII struct {
+	HashKey     string `yaml:"hash_key" doc:"HMAC-SHA256 key for fields marked pii = HASH; required when a route outputs such a field. Write ${VAR} to read it from the environment." secret:"true" example:"${SWITCHYARD_PII_HASH_KEY}"`
+	HashKeyFile string `yaml:"hash_key_file" doc:"File holding the HMAC-SHA256 key (a trailing newline is ignored), instead of hash_key."`
 }
 
 // Admin is the admin HTTP server.
@@ -202,6 +210,26 @@ type Route struct {
 	When  string `yaml:"when" doc:"CEL condition over the decoded event (as 'event') and its Kafka metadata ('kafka.topic', 'kafka.partition', 'kafka.offset', 'kafka.key', 'kafka.headers'); every event when empty. Type-checked against the contract at load." example:"event.amount.units >= 100"`
 	Sink  string `yaml:"sink" doc:"Name of the sink that matching events go to." required:"true"`
 	Topic string `yaml:"topic" doc:"Target topic for a kafka sink; the sink's topic when empty."`
+	// Transforms reshape the events of this route; see docs/transforms.md.
+	Transforms []Transform `yaml:"transforms" doc:"Ordered steps that reshape the route's events for its sink; each list item sets exactly one step. Checked against the contract at load; the sink's table is created from the result (see docs/transforms.md)."`
+	PII        string      `yaml:"pii" doc:"How fields that the contract marks (switchyard.field).pii reach the sink: apply hashes them, masks them or drops them as marked; raw passes them unchanged and needs pii_reason." default:"apply" enum:"apply|raw"`
+	PIIReason  string      `yaml:"pii_reason" doc:"Why this route may see raw personal data; required with pii: raw and logged at start-up." example:"fraud team reconciles bids with the payment provider by email"`
+}
+
+// Transform is one step of a route's transforms. Exactly one key is set. Field paths are
+// dotted (amount.units) and refer to the event as the steps before have shaped it; CEL
+// expressions see the decoded event as 'event' (and, after explode, the current element as
+// 'element') plus the kafka.* metadata, as route conditions do.
+type Transform struct {
+	Select  []string          `yaml:"select" doc:"Keep only these fields, in this order." example:"[\"event_id\", \"amount.units\"]"`
+	Drop    []string          `yaml:"drop" doc:"Remove these fields." example:"[\"max_auto_bid\"]"`
+	Rename  map[string]string `yaml:"rename" doc:"Rename fields: field path to new name." example:"{\"bidder_id\": \"user_id\"}"`
+	Flatten bool              `yaml:"flatten" doc:"Replace every singular message field (except google.protobuf types) by its fields, named parent_child, recursively." default:"false"`
+	Set     map[string]string `yaml:"set" doc:"Add or replace fields with the value of a CEL expression, whose type becomes the field's type." example:"{\"amount_cents\": \"event.amount.units * 100 + event.amount.nanos / 10000000\"}"`
+	Filter  string            `yaml:"filter" doc:"Keep only events (after explode: rows) for which this CEL expression is true." example:"event.quantity > 1"`
+	Cast    map[string]string `yaml:"cast" doc:"Convert fields: field path to string, bytes, int32, int64, uint32, uint64, float, double, bool, date (YYYY-MM-DD), timestamp or millis." example:"{\"occurred_at\": \"date\"}"`
+	Enrich  map[string]string `yaml:"enrich" doc:"Add fields from the Kafka record: field name to topic, partition, offset, key, key_bytes, timestamp, ingestion_time or header:NAME." example:"{\"_ingested_at\": \"ingestion_time\"}"`
+	Explode string            `yaml:"explode" doc:"Emit one event per element of this repeated field, which becomes a single value; an event whose list is empty emits none." example:"items"`
 }
 
 // DeadLetter is the dead-letter topic.
