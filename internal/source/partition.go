@@ -1,0 +1,339 @@
+package source
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/sinks"
+)
+
+// Redelivery backoff after a nack: doubling per consecutive nack of the partition, jittered.
+const (
+	nackBackoffMin = 100 * time.Millisecond
+	nackBackoffMax = 5 * time.Second
+)
+
+// partition is the state of one assigned partition, from assignment until it is released.
+//
+// Records move pending (fetched, not emitted) -> inflight (emitted, not acked) -> acked. The
+// emitter carves batches off pending; the tracker goroutine waits for the head of inflight and
+// advances ackNext, the offset to commit.
+type partition struct {
+	s        *Source
+	cl       pauser
+	tp       sinks.TopicPartition
+	seq      uint64             // distinguishes assignments of the same partition in message ids
+	pauseArg map[string][]int32 // this partition, as Pause/ResumeFetchPartitions want it
+
+	ctx    context.Context // parent of message contexts; canceled when released
+	cancel context.CancelFunc
+
+	notify      chan struct{} // wakes the tracker: a batch was emitted; capacity 1
+	revokeCh    chan struct{} // closed when the partition starts being released
+	killCh      chan struct{} // closed when the tracker must stop at once
+	killOnce    sync.Once
+	trackerDone chan struct{}
+	released    chan struct{} // closed when the partition is dropped
+
+	mu        sync.Mutex
+	ready     bool // OnAssigned succeeded (or there is none) and not revoking
+	hooked    bool // OnAssigned succeeded: OnRevoked is owed
+	run       *hookRun
+	revoking  bool // being released: nothing more is emitted or redelivered
+	releasing bool // a release has claimed this partition
+	lost      bool // lost: never commit
+	paused    bool
+	pending   fifo[[]*kgo.Record]
+	pendingN  int
+	inflight  fifo[*batch]
+	inflightN int
+	ackNext   int64 // next offset to commit: last contiguous acked offset + 1, or -1
+	ackEpoch  int32
+	committed int64 // last committed offset, or -1
+	nacks     int   // consecutive nacks
+}
+
+// batch is one emitted Batch with its current delivery.
+type batch struct {
+	Batch
+	p       *partition
+	msg     *message.Message
+	cancel  context.CancelFunc // cancels msg's context
+	attempt int
+}
+
+// pauser is the part of *kgo.Client that pauses and resumes fetching.
+type pauser interface {
+	PauseFetchPartitions(map[string][]int32) map[string][]int32
+	ResumeFetchPartitions(map[string][]int32)
+}
+
+func (s *Source) newPartition(cl pauser, topic string, n int32, seq uint64, ready bool) *partition {
+	p := &partition{
+		s:           s,
+		cl:          cl,
+		tp:          sinks.TopicPartition{Topic: topic, Partition: n},
+		seq:         seq,
+		pauseArg:    map[string][]int32{topic: {n}},
+		notify:      make(chan struct{}, 1),
+		revokeCh:    make(chan struct{}),
+		killCh:      make(chan struct{}),
+		trackerDone: make(chan struct{}),
+		released:    make(chan struct{}),
+		ready:       ready,
+		paused:      !ready,
+		ackNext:     -1,
+		committed:   -1,
+	}
+	p.ctx, p.cancel = context.WithCancel(s.base)
+	return p
+}
+
+// addPending queues fetched records, pausing the partition at the in-flight limit. It is
+// called by the polling goroutine only.
+func (p *partition) addPending(recs []*kgo.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.revoking {
+		return
+	}
+	p.pending.push(recs)
+	p.pendingN += len(recs)
+	if !p.paused && p.pendingN+p.inflightN >= p.s.cfg.MaxInFlight {
+		p.paused = true
+		p.cl.PauseFetchPartitions(p.pauseArg)
+	}
+}
+
+// maybeResumeLocked resumes fetching a paused partition that is ready and below the limit.
+// Pausing and resuming happen under p.mu so the client sees them in the order we decide them.
+func (p *partition) maybeResumeLocked() {
+	if p.paused && p.ready && !p.revoking && p.pendingN+p.inflightN <= p.s.resumeAt {
+		p.paused = false
+		p.cl.ResumeFetchPartitions(p.pauseArg)
+	}
+}
+
+// nextBatch carves the next batch off pending, if the partition is ready and under its limit,
+// and moves it to inflight. It is called by the emitter only.
+func (p *partition) nextBatch() *batch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ready || p.revoking || p.pendingN == 0 {
+		return nil
+	}
+	room := p.s.cfg.MaxInFlight - p.inflightN
+	if room <= 0 {
+		return nil
+	}
+	run := p.pending.peek()
+	n := min(len(run), p.s.cfg.MaxBatch, room)
+	if n == len(run) {
+		p.pending.pop()
+	} else {
+		p.pending.setHead(run[n:])
+	}
+	p.pendingN -= n
+	p.inflightN += n
+	b := &batch{Batch: Batch{Topic: p.tp.Topic, Partition: p.tp.Partition, Records: run[:n:n]}, p: p}
+	p.deliverLocked(b)
+	p.inflight.push(b)
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+	return b
+}
+
+// deliverLocked gives b a new message for its next delivery.
+func (p *partition) deliverLocked(b *batch) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	b.cancel = cancel
+	b.msg = message.NewMessage(b.id(), nil)
+	b.msg.SetContext(&msgCtx{Context: ctx, b: &b.Batch})
+}
+
+// id is the message UUID, for logs: topic/partition/first offset.assignment[#attempt].
+func (b *batch) id() string {
+	var buf [128]byte
+	id := append(buf[:0], b.Topic...)
+	id = append(id, '/')
+	id = strconv.AppendInt(id, int64(b.Partition), 10)
+	id = append(id, '/')
+	id = strconv.AppendInt(id, b.Records[0].Offset, 10)
+	id = append(id, '.')
+	id = strconv.AppendUint(id, b.p.seq, 10)
+	if b.attempt > 0 {
+		id = append(id, '#')
+		id = strconv.AppendInt(id, int64(b.attempt), 10)
+	}
+	return string(id)
+}
+
+// track waits for the acks of the partition's batches in emission order, advancing the
+// committable offset and redelivering nacked batches. It returns when the partition is being
+// released and nothing more can be acked (inflight is empty or its head was nacked), or when
+// killed.
+func (p *partition) track() {
+	defer p.s.wg.Done()
+	defer close(p.trackerDone)
+	revokeCh := p.revokeCh
+	for {
+		p.mu.Lock()
+		var head *batch
+		if p.inflight.len() > 0 {
+			head = p.inflight.peek()
+		}
+		revoking := p.revoking
+		var msg *message.Message
+		if head != nil {
+			msg = head.msg
+		}
+		p.mu.Unlock()
+
+		if head == nil {
+			if revoking {
+				return
+			}
+			select {
+			case <-p.notify:
+			case <-revokeCh:
+				revokeCh = nil
+			case <-p.killCh:
+				return
+			}
+			continue
+		}
+		select {
+		case <-msg.Acked():
+			p.acked(head)
+		case <-msg.Nacked():
+			if !p.redeliver(head) {
+				return
+			}
+		case <-revokeCh:
+			revokeCh = nil
+		case <-p.killCh:
+			return
+		}
+	}
+}
+
+// acked retires the head batch.
+func (p *partition) acked(head *batch) {
+	head.cancel()
+	last := head.Records[len(head.Records)-1]
+	p.mu.Lock()
+	p.inflight.pop()
+	p.inflightN -= len(head.Records)
+	p.ackNext = last.Offset + 1
+	p.ackEpoch = last.LeaderEpoch
+	p.nacks = 0
+	p.maybeResumeLocked()
+	p.mu.Unlock()
+	p.s.wakeEmitter()
+}
+
+// redeliver sends the nacked head batch again after a backoff. It reports false if the
+// partition is being released or the source is closing, in which case the batch stays unacked.
+func (p *partition) redeliver(head *batch) bool {
+	head.cancel()
+	p.mu.Lock()
+	if p.revoking || p.s.isClosing() {
+		p.mu.Unlock()
+		return false
+	}
+	p.nacks++
+	wait := nackBackoff(p.nacks)
+	p.mu.Unlock()
+
+	t := time.NewTimer(wait)
+	select {
+	case <-t.C:
+	case <-p.revokeCh:
+		t.Stop()
+		return false
+	case <-p.killCh:
+		t.Stop()
+		return false
+	}
+
+	p.mu.Lock()
+	if p.revoking {
+		p.mu.Unlock()
+		return false
+	}
+	head.attempt++
+	p.deliverLocked(head)
+	msg := head.msg
+	p.mu.Unlock()
+
+	select {
+	case p.s.out <- msg:
+		return true
+	case <-p.revokeCh:
+	case <-p.s.closing:
+	}
+	msg.Nack()
+	return false
+}
+
+// kill stops the tracker without waiting for more acks.
+func (p *partition) kill() { p.killOnce.Do(func() { close(p.killCh) }) }
+
+// nackBackoff is the jittered wait before the n-th consecutive redelivery (n >= 1): half of
+// the doubling step plus a random part of the other half.
+func nackBackoff(n int) time.Duration {
+	d := nackBackoffMax
+	if n <= 16 {
+		d = min(nackBackoffMin<<(n-1), nackBackoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// fifo is a slice-backed queue that reuses its array.
+type fifo[T any] struct {
+	items []T
+	head  int
+}
+
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
+
+func (q *fifo[T]) push(v T) {
+	if q.head > 0 && len(q.items) == cap(q.items) && q.head >= len(q.items)/2 {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+		q.head = 0
+	}
+	q.items = append(q.items, v)
+}
+
+// peek returns the head; the queue must not be empty.
+func (q *fifo[T]) peek() T { return q.items[q.head] }
+
+func (q *fifo[T]) setHead(v T) { q.items[q.head] = v }
+
+func (q *fifo[T]) pop() T {
+	v := q.items[q.head]
+	var zero T
+	q.items[q.head] = zero
+	q.head++
+	if q.head == len(q.items) {
+		q.items = q.items[:0]
+		q.head = 0
+	}
+	return v
+}
+
+func (q *fifo[T]) reset() {
+	clear(q.items)
+	q.items = q.items[:0]
+	q.head = 0
+}

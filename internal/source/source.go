@@ -1,0 +1,376 @@
+// Package source consumes Kafka topics as a consumer group and hands the records to the engine
+// as watermill messages.
+//
+// Each message carries a Batch: contiguous records of one partition, taken from one fetch. The
+// payload of the message is empty; BatchOf returns the batch, without copying. Acking a message
+// says that every record of its batch is done; nacking it asks for the same batch again, after a
+// backoff. Offsets are committed only as the contiguous acked prefix of each partition, so a
+// record is never committed before it and every record before it were acked.
+//
+// One goroutine polls the client and queues fetched records per partition; one emits batches to
+// the output channel; one per partition waits for the acks of its batches in order; one commits
+// periodically. Per record the source does no allocation and no channel operation: all of that
+// is per batch.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/sinks"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxInFlight    = 20000
+	DefaultMaxBatch       = 1000
+	DefaultDrainTimeout   = 30 * time.Second
+	DefaultCommitInterval = time.Second
+)
+
+// Where a group without committed offsets starts.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+const (
+	// commitTimeout bounds one offset commit.
+	commitTimeout = 10 * time.Second
+	// fetchMaxWait is how long a broker holds a fetch that has no data. It is below franz-go's
+	// 5s default because a resumed partition joins only the next fetch to its broker: with
+	// the default, a paused busy partition could wait 5s behind an idle one.
+	fetchMaxWait = 500 * time.Millisecond
+)
+
+// Config configures a Source. Zero values take the defaults above.
+type Config struct {
+	// Kafka holds the client options for the cluster (see kafkaconn.FranzOpts). The source adds
+	// its group options after them; options here may tune fetching and logging.
+	Kafka []kgo.Opt
+	// Group is the consumer group id.
+	Group string
+	// Topics are the topics consumed.
+	Topics []string
+	// Start is where a partition without a committed offset starts: StartEarliest (the
+	// default) or StartLatest.
+	Start string
+	// MaxInFlight is the most records of one partition that are fetched and not yet acked.
+	// No more than that are ever handed out unacked; fetching the partition pauses at the
+	// limit and resumes below it.
+	MaxInFlight int
+	// MaxBatch is the most records in one message.
+	MaxBatch int
+	// FetchMaxBytes is the most bytes one fetch returns; franz-go's default when zero.
+	FetchMaxBytes int32
+	// DrainTimeout bounds how long a revoke or Close waits for the acks of in-flight batches
+	// before it commits what was acked.
+	DrainTimeout time.Duration
+	// CommitInterval is how often acked offsets are committed.
+	CommitInterval time.Duration
+
+	// OnAssigned, if set, is called with newly assigned partitions before any of their records
+	// is emitted. It runs on its own goroutine; an error is logged and the call retried with
+	// backoff (100ms doubling to 5s) until it succeeds or the partitions are revoked. Its
+	// context is canceled when one of the partitions is revoked or the source closes.
+	OnAssigned func(ctx context.Context, partitions []sinks.TopicPartition) error
+	// OnRevoked, if set, is called once partitions for which OnAssigned succeeded are gone:
+	// after a revoke has drained and committed them, after they were lost (without a commit),
+	// or at Close. No message of those partitions is emitted afterwards.
+	OnRevoked func(ctx context.Context, partitions []sinks.TopicPartition)
+	// OnLag, if set, is called from the polling goroutine for every partition of every fetch
+	// with the partition's high watermark minus the next offset to fetch. It must be fast and
+	// must not call the Source.
+	OnLag func(topic string, partition int32, lag int64)
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	var errs []error
+	if out.Group == "" {
+		errs = append(errs, errors.New("no consumer group"))
+	}
+	if len(out.Topics) == 0 {
+		errs = append(errs, errors.New("no topics"))
+	}
+	switch out.Start {
+	case "":
+		out.Start = StartEarliest
+	case StartEarliest, StartLatest:
+	default:
+		errs = append(errs, fmt.Errorf("start %q is neither %s nor %s", out.Start, StartEarliest, StartLatest))
+	}
+	if out.MaxInFlight < 0 || out.MaxBatch < 0 || out.FetchMaxBytes < 0 || out.DrainTimeout < 0 || out.CommitInterval < 0 {
+		errs = append(errs, errors.New("negative limit"))
+	}
+	if out.MaxInFlight == 0 {
+		out.MaxInFlight = DefaultMaxInFlight
+	}
+	if out.MaxBatch == 0 {
+		out.MaxBatch = DefaultMaxBatch
+	}
+	if out.DrainTimeout == 0 {
+		out.DrainTimeout = DefaultDrainTimeout
+	}
+	if out.CommitInterval == 0 {
+		out.CommitInterval = DefaultCommitInterval
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, fmt.Errorf("source config: %w", err)
+	}
+	return out, nil
+}
+
+// Batch is the unit of work of one message: contiguous records of one partition, in offset
+// order, as franz-go returned them. It is shared, not copied: it must not be modified, and it
+// is the same Batch when the message is redelivered after a nack.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Records   []*kgo.Record
+}
+
+// BatchOf returns the batch carried by a message the Source emitted, or nil for any other
+// message. It looks the batch up in the message context, so it works on the message a watermill
+// Router hands its handler (the router only adds values to that context).
+func BatchOf(msg *message.Message) *Batch {
+	b, _ := msg.Context().Value(batchKey{}).(*Batch)
+	return b
+}
+
+type batchKey struct{}
+
+// msgCtx is a message's context: the context of one delivery of the batch, carrying the batch.
+type msgCtx struct {
+	context.Context
+	b *Batch
+}
+
+func (c *msgCtx) Value(key any) any {
+	if _, ok := key.(batchKey); ok {
+		return c.b
+	}
+	return c.Context.Value(key)
+}
+
+type tpKey struct {
+	topic     string
+	partition int32
+}
+
+// Source is a Kafka consumer-group source. It implements watermill's message.Subscriber with a
+// single subscription. Its methods are safe for concurrent use.
+type Source struct {
+	cfg      Config
+	log      *slog.Logger
+	resumeAt int // fetching of a paused partition resumes at or below this many records
+
+	out     chan *message.Message
+	wake    chan struct{} // wakes the emitter; capacity 1
+	closing chan struct{} // closed when Close begins
+	done    chan struct{} // closed when Close has finished
+
+	closeOnce sync.Once
+
+	mu         sync.RWMutex
+	subscribed bool
+	closed     bool
+	client     *kgo.Client
+	base       context.Context // the subscription's values, without its cancellation
+	parts      map[tpKey]*partition
+	order      []*partition
+	seq        uint64 // assignments so far
+
+	hookCtx    context.Context // canceled when Close begins
+	hookCancel context.CancelFunc
+	pollCancel context.CancelFunc
+	pollDone   chan struct{}
+	emitDone   chan struct{}
+	commitDone chan struct{}
+	wg         sync.WaitGroup // trackers and OnAssigned runs
+
+	commitMu sync.Mutex // serializes commits
+}
+
+var _ message.Subscriber = (*Source)(nil)
+
+// New validates cfg and returns a Source. It does not connect: Subscribe joins the group.
+// A nil log uses slog.Default.
+func New(cfg Config, log *slog.Logger) (*Source, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Source{
+		cfg:     c,
+		log:     log.With("component", "source", "group", c.Group),
+		out:     make(chan *message.Message),
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		parts:   make(map[tpKey]*partition),
+	}
+	s.resumeAt = min(c.MaxInFlight-1, c.MaxInFlight-min(c.MaxBatch, c.MaxInFlight/2))
+	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Subscribe joins the consumer group and returns the channel of messages, one per batch. The
+// topic argument is only a label: the source consumes Config.Topics. A Source has one
+// subscription; a second Subscribe, or one after Close, is an error.
+//
+// Every message must be acked or nacked. Ack means every record of the batch is done. Nack
+// redelivers the same batch in a new message after a jittered backoff (100ms doubling to 5s
+// per consecutive nack on the partition), unless the partition was revoked meanwhile.
+//
+// Message contexts carry ctx's values but not its cancellation: a message's context is
+// canceled once its ack or nack has been processed, when its partition is revoked or lost, or
+// when Close has drained. Canceling ctx closes the Source, as Close does. The channel is
+// closed when Close has finished.
+func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("source closed")
+	}
+	if s.subscribed {
+		return nil, errors.New("source already subscribed")
+	}
+
+	start := kgo.NewOffset().AtStart()
+	if s.cfg.Start == StartLatest {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := []kgo.Opt{kgo.WithLogger(kgoLogger{s.log}), kgo.FetchMaxWait(fetchMaxWait)}
+	opts = append(opts, s.cfg.Kafka...)
+	if s.cfg.FetchMaxBytes > 0 {
+		opts = append(opts, kgo.FetchMaxBytes(s.cfg.FetchMaxBytes))
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(s.cfg.Group),
+		kgo.ConsumeTopics(s.cfg.Topics...),
+		kgo.ConsumeResetOffset(start),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+	)
+	s.base = context.WithoutCancel(ctx)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create kafka client for group %s: %w", s.cfg.Group, err)
+	}
+	s.client = cl
+	s.subscribed = true
+
+	var pollCtx context.Context
+	pollCtx, s.pollCancel = context.WithCancel(context.Background())
+	s.pollDone = make(chan struct{})
+	s.emitDone = make(chan struct{})
+	s.commitDone = make(chan struct{})
+	go s.pollLoop(pollCtx, cl)
+	go s.emitLoop()
+	go s.commitLoop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = s.Close()
+		case <-s.closing:
+		}
+	}()
+	return s.out, nil
+}
+
+// Close stops fetching, waits up to DrainTimeout for the acks of in-flight batches, commits
+// the acked prefix of every partition, calls OnRevoked, leaves the group, closes the client and
+// then the output channel. Messages still unacked after the drain are canceled (their contexts)
+// and their records are consumed again by whoever owns the partition next.
+//
+// Close is idempotent and safe to call concurrently, including from a watermill Router that is
+// reading the channel; every call blocks until the Source is closed. It returns nil.
+func (s *Source) Close() error {
+	s.closeOnce.Do(func() { go s.shutdown() })
+	<-s.done
+	return nil
+}
+
+func (s *Source) shutdown() {
+	defer close(s.done)
+	s.mu.Lock()
+	s.closed = true
+	cl := s.client
+	s.mu.Unlock()
+	close(s.closing)
+	s.hookCancel()
+	if cl == nil {
+		close(s.out)
+		return
+	}
+
+	cl.PauseFetchTopics(s.cfg.Topics...)
+	s.pollCancel()
+	<-s.pollDone
+	<-s.emitDone
+	<-s.commitDone
+
+	s.mu.RLock()
+	parts := slices.Clone(s.order)
+	s.mu.RUnlock()
+	s.release(parts, true)
+
+	// Leaving the group revokes what we own; we own nothing any more, so that is a no-op.
+	cl.CloseAllowingRebalance()
+	s.wg.Wait()
+	close(s.out)
+	s.log.Info("source closed")
+}
+
+// isClosing reports whether Close has begun.
+func (s *Source) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Source) wakeEmitter() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// kgoLogger sends franz-go's logs to slog: its info logs (group membership chatter) at debug.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		lv = slog.LevelError
+	case kgo.LogLevelWarn:
+		lv = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
+}

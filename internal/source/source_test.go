@@ -1,0 +1,462 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/sinks"
+)
+
+// TestCheckpoint: of five records, 1, 2 and 4 are acked and 3 nacked. 3 is redelivered while
+// the source runs; after a restart the group resumes exactly at 3: 3, 4 and 5 come again and
+// nothing before.
+func TestCheckpoint(t *testing.T) {
+	brokers := newCluster(t)
+	testCheckpoint(t, brokers, "checkpoint", nil)
+}
+
+func testCheckpoint(t *testing.T, brokers []string, topic string, extra []kgo.Opt) {
+	createTopic(t, brokers, topic, 1)
+	produce(t, brokers, topic, 0, 5)
+	cfg := Config{
+		Kafka:          seeds(brokers, extra...),
+		Group:          topic + "-group",
+		Topics:         []string{topic},
+		MaxBatch:       1,
+		DrainTimeout:   300 * time.Millisecond,
+		CommitInterval: 20 * time.Millisecond,
+	}
+
+	src, ch := start(t, cfg)
+	var msgs []*message.Message
+	for i := range 4 {
+		msg := receive(t, ch, 30*time.Second)
+		checkBatch(t, msg, 1)
+		if got := offsets(msg); got[0] != int64(i) {
+			t.Fatalf("message %d holds offset %v, want %d", i+1, got, i)
+		}
+		msgs = append(msgs, msg)
+	}
+	msgs[0].Ack()
+	msgs[1].Ack()
+	msgs[3].Ack()
+	msgs[2].Nack()
+
+	// The nacked batch comes back: same Batch, new message. Record 5 may come first.
+	var redelivered *message.Message
+	for redelivered == nil {
+		msg := receive(t, ch, 10*time.Second)
+		if got := offsets(msg); got[0] == 2 {
+			redelivered = msg
+		} else if got[0] != 4 {
+			t.Fatalf("got offset %v, want the redelivery of offset 2 or offset 4", got)
+		}
+	}
+	if redelivered == msgs[2] || BatchOf(redelivered) != BatchOf(msgs[2]) {
+		t.Error("redelivery is not a new message carrying the same batch")
+	}
+	if err := msgs[2].Context().Err(); err == nil {
+		t.Error("context of the nacked message not canceled")
+	}
+	// Offset 3 is acked, but 2 is not, so the commit must stay at 2.
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-ch; ok {
+		t.Fatal("channel open after Close")
+	}
+	if got := committed(t, brokers, cfg.Group, topic)[0]; got != 2 {
+		t.Errorf("committed offset %d after close, want 2", got)
+	}
+
+	_, ch2 := start(t, cfg)
+	for want := int64(2); want < 5; want++ {
+		msg := receive(t, ch2, 30*time.Second)
+		if got := offsets(msg); got[0] != want {
+			t.Fatalf("after restart got offset %v, want %d", got, want)
+		}
+		if string(BatchOf(msg).Records[0].Value) != string(rune('0'+want)) {
+			t.Errorf("offset %d has value %q", want, BatchOf(msg).Records[0].Value)
+		}
+		msg.Ack()
+	}
+}
+
+// TestSource_in_flight_limit holds messages unacked: never more than MaxInFlight records of
+// the partition are out, the limit is reached, and acking lets the rest through in order.
+func TestSource_in_flight_limit(t *testing.T) {
+	const total, limit, maxBatch = 200, 10, 4
+	brokers := newCluster(t)
+	topic := "in-flight"
+	createTopic(t, brokers, topic, 1)
+	produce(t, brokers, topic, 0, total)
+	cfg := Config{Kafka: seeds(brokers), Group: "g-in-flight", Topics: []string{topic},
+		MaxInFlight: limit, MaxBatch: maxBatch, CommitInterval: 20 * time.Millisecond}
+	src, ch := start(t, cfg)
+
+	var (
+		held        []*message.Message
+		outstanding int
+		next        int64
+		reachedMax  bool
+	)
+	for next < total {
+		select {
+		case msg := <-ch:
+			b := checkBatch(t, msg, maxBatch)
+			if b.Records[0].Offset != next {
+				t.Fatalf("got offsets %v, want them to start at %d", offsets(msg), next)
+			}
+			next += int64(len(b.Records))
+			outstanding += len(b.Records)
+			if outstanding > limit {
+				t.Fatalf("%d records unacked, limit %d", outstanding, limit)
+			}
+			reachedMax = reachedMax || outstanding == limit
+			held = append(held, msg)
+		case <-time.After(100 * time.Millisecond):
+			if len(held) == 0 {
+				t.Fatalf("no message while nothing is held; delivered up to offset %d", next)
+			}
+			// Starved: ack all but the newest, newest first.
+			for i := len(held) - 2; i >= 0; i-- {
+				outstanding -= len(BatchOf(held[i]).Records)
+				held[i].Ack()
+			}
+			held = held[len(held)-1:]
+		}
+	}
+	if !reachedMax {
+		t.Error("the in-flight limit was never reached; the test proves nothing")
+	}
+	for _, msg := range held {
+		msg.Ack()
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(t, brokers, cfg.Group, topic)[0]; got != total {
+		t.Errorf("committed %d, want %d", got, total)
+	}
+}
+
+// TestSource_batches: one message holds many contiguous records of one partition, at most
+// MaxBatch, and every partition's records arrive once, in order.
+func TestSource_batches(t *testing.T) {
+	const perPartition, maxBatch = 1000, 100
+	brokers := newCluster(t)
+	topic := "batches"
+	createTopic(t, brokers, topic, 2)
+	produce(t, brokers, topic, 0, perPartition)
+	produce(t, brokers, topic, 1, perPartition)
+	cfg := Config{Kafka: seeds(brokers), Group: "g-batches", Topics: []string{topic}, MaxBatch: maxBatch}
+	src, ch := start(t, cfg)
+
+	next := map[int32]int64{0: 0, 1: 0}
+	multi := 0
+	for next[0] < perPartition || next[1] < perPartition {
+		msg := receive(t, ch, 30*time.Second)
+		b := checkBatch(t, msg, maxBatch)
+		if b.Topic != topic {
+			t.Fatalf("batch of topic %q", b.Topic)
+		}
+		if b.Records[0].Offset != next[b.Partition] {
+			t.Fatalf("partition %d: got offsets starting at %d, want %d", b.Partition, b.Records[0].Offset, next[b.Partition])
+		}
+		next[b.Partition] += int64(len(b.Records))
+		if len(b.Records) > 1 {
+			multi++
+		}
+		msg.Ack()
+	}
+	if multi == 0 {
+		t.Error("every message held a single record")
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := committed(t, brokers, cfg.Group, topic)
+	if got[0] != perPartition || got[1] != perPartition {
+		t.Errorf("committed %v, want %d on both partitions", got, perPartition)
+	}
+}
+
+// TestSource_close_drains: Close waits for in-flight batches, commits what they acked during
+// the drain, closes the channel, and is idempotent.
+func TestSource_close_drains(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "close-drains"
+	createTopic(t, brokers, topic, 1)
+	produce(t, brokers, topic, 0, 10)
+	cfg := Config{Kafka: seeds(brokers), Group: "g-close", Topics: []string{topic}, MaxBatch: 5,
+		DrainTimeout: 30 * time.Second, CommitInterval: time.Hour}
+	src, ch := start(t, cfg)
+	first := receive(t, ch, 30*time.Second)
+	second := receive(t, ch, 30*time.Second)
+	if offsets(first)[0] != 0 || offsets(second)[0] != 5 {
+		t.Fatalf("got batches %v and %v", offsets(first), offsets(second))
+	}
+
+	closed := make(chan error, 2)
+	go func() { closed <- src.Close() }()
+	go func() { closed <- src.Close() }()
+	second.Ack()
+	time.Sleep(20 * time.Millisecond) // let Close find the first batch still in flight
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a batch was in flight")
+	default:
+	}
+	first.Ack()
+	for range 2 {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Close did not return after the last ack")
+		}
+	}
+	if _, ok := <-ch; ok {
+		t.Error("channel not closed after Close")
+	}
+	if err := src.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := src.Subscribe(context.Background(), "again"); err == nil {
+		t.Error("Subscribe after Close succeeded")
+	}
+	if got := committed(t, brokers, cfg.Group, topic)[0]; got != 10 {
+		t.Errorf("committed %d, want 10", got)
+	}
+}
+
+// TestSource_assign_hook: OnAssigned is retried until it succeeds, no record is emitted
+// before that, and OnRevoked gets the partitions at Close.
+func TestSource_assign_hook(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "assign-hook"
+	createTopic(t, brokers, topic, 2)
+	produce(t, brokers, topic, 0, 20)
+	produce(t, brokers, topic, 1, 20)
+
+	var (
+		calls    atomic.Int32
+		hooked   atomic.Bool
+		mu       sync.Mutex
+		assigned []sinks.TopicPartition
+		revoked  []sinks.TopicPartition
+	)
+	cfg := Config{Kafka: seeds(brokers), Group: "g-hook", Topics: []string{topic},
+		OnAssigned: func(_ context.Context, tps []sinks.TopicPartition) error {
+			if calls.Add(1) < 3 {
+				return errors.New("sink not ready")
+			}
+			mu.Lock()
+			assigned = append(assigned, tps...)
+			mu.Unlock()
+			hooked.Store(true)
+			return nil
+		},
+		OnRevoked: func(_ context.Context, tps []sinks.TopicPartition) {
+			mu.Lock()
+			revoked = append(revoked, tps...)
+			mu.Unlock()
+		},
+	}
+	src, ch := start(t, cfg)
+	got := 0
+	for got < 40 {
+		msg := receive(t, ch, 30*time.Second)
+		if !hooked.Load() {
+			t.Fatal("record emitted before OnAssigned succeeded")
+		}
+		got += len(checkBatch(t, msg, DefaultMaxBatch).Records)
+		msg.Ack()
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("OnAssigned called %d times, want 3", n)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sortTPs(assigned)
+	sortTPs(revoked)
+	want := []sinks.TopicPartition{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}
+	if !slices.Equal(assigned, want) || !slices.Equal(revoked, want) {
+		t.Errorf("assigned %v, revoked %v; want %v for both", assigned, revoked, want)
+	}
+}
+
+// TestSource_lag reports the distance to the high watermark from fetch results: positive while
+// the fetches are small, zero once caught up.
+func TestSource_lag(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "lag"
+	createTopic(t, brokers, topic, 1)
+	for range 20 {
+		produce(t, brokers, topic, 0, 1) // one batch per record, so fetches can be small
+	}
+	var (
+		mu   sync.Mutex
+		lags []int64
+	)
+	cfg := Config{Kafka: seeds(brokers, kgo.FetchMaxPartitionBytes(1)), Group: "g-lag", Topics: []string{topic},
+		OnLag: func(tp string, p int32, lag int64) {
+			if tp != topic || p != 0 {
+				t.Errorf("lag reported for %s/%d", tp, p)
+			}
+			mu.Lock()
+			lags = append(lags, lag)
+			mu.Unlock()
+		}}
+	_, ch := start(t, cfg)
+	for got := 0; got < 20; {
+		msg := receive(t, ch, 30*time.Second)
+		got += len(BatchOf(msg).Records)
+		msg.Ack()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lags) == 0 || slices.Max(lags) == 0 || lags[len(lags)-1] != 0 {
+		t.Errorf("lags %v: want some positive and the last zero", lags)
+	}
+}
+
+// TestSource_router runs the source under a watermill Router; Router.Close closes the source
+// while the router reads its channel, and what was handled is committed.
+func TestSource_router(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "router"
+	createTopic(t, brokers, topic, 3)
+	for p := range int32(3) {
+		produce(t, brokers, topic, p, 50)
+	}
+	cfg := Config{Kafka: seeds(brokers), Group: "g-router", Topics: []string{topic}, MaxBatch: 7}
+	src, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int64
+	router.AddConsumerHandler("sink", "label", src, func(msg *message.Message) error {
+		b := BatchOf(msg)
+		if b == nil {
+			return errors.New("no batch in message")
+		}
+		handled.Add(int64(len(b.Records)))
+		return nil
+	})
+	runErr := make(chan error, 1)
+	go func() { runErr <- router.Run(context.Background()) }()
+	waitFor(t, 30*time.Second, "150 records handled", func() bool { return handled.Load() == 150 })
+	if err := router.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil { // again: idempotent
+		t.Fatal(err)
+	}
+	got := committed(t, brokers, cfg.Group, topic)
+	for p := range int32(3) {
+		if got[p] != 50 {
+			t.Errorf("committed %v, want 50 on every partition", got)
+			break
+		}
+	}
+}
+
+func TestConfig_errors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no group", Config{Topics: []string{"t"}}, "no consumer group"},
+		{"no topics", Config{Group: "g"}, "no topics"},
+		{"bad start", Config{Group: "g", Topics: []string{"t"}, Start: "middle"}, `start "middle"`},
+		{"negative", Config{Group: "g", Topics: []string{"t"}, MaxBatch: -1}, "negative limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNackBackoff(t *testing.T) {
+	tests := []struct {
+		n        int
+		min, max time.Duration
+	}{
+		{1, 50 * time.Millisecond, 100 * time.Millisecond},
+		{2, 100 * time.Millisecond, 200 * time.Millisecond},
+		{6, 1600 * time.Millisecond, 3200 * time.Millisecond},
+		{7, 2500 * time.Millisecond, 5 * time.Second},
+		{100, 2500 * time.Millisecond, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			if d := nackBackoff(tt.n); d < tt.min || d > tt.max {
+				t.Fatalf("nackBackoff(%d) = %v, want within [%v, %v]", tt.n, d, tt.min, tt.max)
+			}
+		}
+	}
+}
+
+func TestFifo(t *testing.T) {
+	var q fifo[int]
+	next, want := 0, 0
+	for range 10000 {
+		if rand.IntN(3) > 0 {
+			q.push(next)
+			next++
+		} else if q.len() > 0 {
+			if got := q.pop(); got != want {
+				t.Fatalf("pop = %d, want %d", got, want)
+			}
+			want++
+		}
+		if q.len() != next-want {
+			t.Fatalf("len = %d, want %d", q.len(), next-want)
+		}
+	}
+	if cap(q.items) > 4*(next-want)+64 {
+		t.Errorf("queue of %d holds an array of %d", next-want, cap(q.items))
+	}
+}
+
+func sortTPs(tps []sinks.TopicPartition) {
+	slices.SortFunc(tps, func(a, b sinks.TopicPartition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+}
+
