@@ -16,6 +16,7 @@ test:
 ## bench: throughput, CPU per event and peak RSS through real Kafka (see docs/benchmarks.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./integration/bench/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300000x ./sinks/bigquery/
 
 build:
 	$(GO) build -o bin/switchyard ./cmd/switchyard
