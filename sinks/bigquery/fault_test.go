@@ -214,7 +214,12 @@ func TestSink_canceled_append_exactly_once(t *testing.T) {
 	if dead, _ := deliver(t, s, recs); len(dead) > 0 {
 		t.Fatalf("dead-lettered %v", dead)
 	}
-	time.Sleep(600 * time.Millisecond) // let the delayed append reach the (finalized) stream
+	// Let the delayed append reach its (finalized) stream before counting.
+	for deadline := time.Now().Add(10 * time.Second); e.fake.InFlight() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed append was not answered within 10s")
+		}
+	}
 	checkLanded(t, e.ids(t, table), idsOf(recs), true)
 }
 

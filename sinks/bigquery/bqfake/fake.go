@@ -83,8 +83,9 @@ type Server struct {
 	rejectFn func(table string, row Row) string
 	seq      int
 
-	appends atomic.Int64 // AppendRows requests received
-	queries atomic.Int64
+	appends  atomic.Int64 // AppendRows requests received
+	inFlight atomic.Int64 // AppendRows requests received and not yet answered
+	queries  atomic.Int64
 }
 
 type table struct {
@@ -202,6 +203,9 @@ func (s *Server) RejectRows(fn func(table string, row Row) string) {
 
 // Appends is the number of AppendRows requests received.
 func (s *Server) Appends() int64 { return s.appends.Load() }
+
+// InFlight is the number of AppendRows requests received and not yet answered (or failed).
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
 // Queries is the number of queries run.
 func (s *Server) Queries() int64 { return s.queries.Load() }

@@ -205,60 +205,69 @@ func (w *writeServer) AppendRows(conn storagepb.BigQueryWrite_AppendRowsServer) 
 			return err
 		}
 		s.appends.Add(1)
-		s.mu.Lock()
-		latency := s.latency
-		s.mu.Unlock()
-		if latency > 0 {
-			select {
-			case <-time.After(latency):
-			case <-conn.Context().Done():
-				return conn.Context().Err()
-			}
-		}
-		if name := req.GetWriteStream(); name != "" {
-			cs.stream = name
-		}
-		if cs.stream == "" {
-			return status.Error(codes.InvalidArgument, "the first request on a connection must name the write stream")
-		}
-		if ps := req.GetProtoRows().GetWriterSchema(); ps != nil {
-			raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(ps.GetProtoDescriptor())
-			if cs.desc == nil || string(raw) != string(cs.schema) {
-				desc, err := writerDescriptor(ps.GetProtoDescriptor())
-				if err != nil {
-					return status.Error(codes.InvalidArgument, err.Error())
-				}
-				cs.desc, cs.schema = desc, raw
-			}
-		}
-		if cs.desc == nil {
-			return status.Error(codes.InvalidArgument, "the first request on a connection must carry the writer schema")
-		}
-		s.mu.Lock()
-		fault, faulty := s.popFault()
-		s.mu.Unlock()
-		if faulty && !fault.AfterWrite {
-			if fault.InBand {
-				if err := conn.Send(&storagepb.AppendRowsResponse{WriteStream: cs.stream,
-					Response: &storagepb.AppendRowsResponse_Error{Error: faultStatus(fault).Proto()}}); err != nil {
-					return err
-				}
-				continue
-			}
-			return faultStatus(fault).Err()
-		}
-		resp, err := s.append(&cs, req)
+		s.inFlight.Add(1)
+		err = w.handle(conn, &cs, req)
+		s.inFlight.Add(-1)
 		if err != nil {
 			return err
 		}
-		if faulty {
-			// The write took effect; its response is lost.
-			return faultStatus(fault).Err()
-		}
-		if err := conn.Send(resp); err != nil {
-			return err
+	}
+}
+
+// handle processes one AppendRows request of a connection; an error ends the connection.
+func (w *writeServer) handle(conn storagepb.BigQueryWrite_AppendRowsServer, cs *connState, req *storagepb.AppendRowsRequest) error {
+	s := w.s
+	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-conn.Context().Done():
+			return conn.Context().Err()
 		}
 	}
+	if name := req.GetWriteStream(); name != "" {
+		cs.stream = name
+	}
+	if cs.stream == "" {
+		return status.Error(codes.InvalidArgument, "the first request on a connection must name the write stream")
+	}
+	if ps := req.GetProtoRows().GetWriterSchema(); ps != nil {
+		raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(ps.GetProtoDescriptor())
+		if cs.desc == nil || string(raw) != string(cs.schema) {
+			desc, err := writerDescriptor(ps.GetProtoDescriptor())
+			if err != nil {
+				return status.Error(codes.InvalidArgument, err.Error())
+			}
+			cs.desc, cs.schema = desc, raw
+		}
+	}
+	if cs.desc == nil {
+		return status.Error(codes.InvalidArgument, "the first request on a connection must carry the writer schema")
+	}
+	s.mu.Lock()
+	fault, faulty := s.popFault()
+	s.mu.Unlock()
+	if faulty && !fault.AfterWrite {
+		if fault.InBand {
+			if err := conn.Send(&storagepb.AppendRowsResponse{WriteStream: cs.stream,
+				Response: &storagepb.AppendRowsResponse_Error{Error: faultStatus(fault).Proto()}}); err != nil {
+				return err
+			}
+			return nil
+		}
+		return faultStatus(fault).Err()
+	}
+	resp, err := s.append(cs, req)
+	if err != nil {
+		return err
+	}
+	if faulty {
+		// The write took effect; its response is lost.
+		return faultStatus(fault).Err()
+	}
+	return conn.Send(resp)
 }
 
 func faultStatus(f Fault) *status.Status {
