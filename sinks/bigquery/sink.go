@@ -242,8 +242,9 @@ func (s *Sink) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Assigned loads, for exactly_once, the highest offset of each partition already in the
-// table. A failure is logged and retried by the first Write of the partition.
+// Assigned starts, for exactly_once, the partitions afresh from the table: it reads their
+// highest landed offsets (one query per topic). A failure is logged and retried by the first
+// Write of the partition. It always returns nil.
 func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) error {
 	if s.eo != nil {
 		s.eo.assigned(ctx, partitions)
@@ -259,12 +260,14 @@ func (s *Sink) Revoked(ctx context.Context, partitions []sinks.TopicPartition) {
 	}
 }
 
-// Write appends records and blocks until they landed or failed. See sinks.Sink for what the
-// errors mean. Rows the service rejects (row errors) and events that cannot be rows (a
-// timestamp out of range, say) are reported in a *sinks.BatchError; the rest of the batch is
-// appended again inside Write. UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL, ABORTED and lost
-// connections are retried by the client library a few times and then returned as transient
-// errors.
+// Write appends records and blocks until they landed or failed; it is goroutine-safe. See
+// sinks.Sink for what its errors mean. Rows the service rejects (row errors) and events that
+// cannot be rows (a Timestamp out of range, say) are in BatchError.Failed, after the rest of
+// the batch was appended again inside Write. UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL,
+// ABORTED and lost connections are retried by the client library a few times; what still
+// failed is in BatchError.Retry when other records of the batch landed, and returned as the
+// (transient) error when none did. With exactly_once, records already in the table count as
+// landed and are not appended again.
 func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 	if len(records) == 0 {
 		return nil
