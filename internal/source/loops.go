@@ -38,7 +38,12 @@ func (s *Source) pollLoop(ctx context.Context, cl *kgo.Client) {
 
 func (s *Source) queueFetched(topic string, fp *kgo.FetchPartition) {
 	if fp.Err != nil {
-		if !errors.Is(fp.Err, context.Canceled) && !errors.Is(fp.Err, kgo.ErrClientClosed) {
+		var session *kgo.ErrGroupSession
+		switch {
+		case errors.Is(fp.Err, context.Canceled), errors.Is(fp.Err, kgo.ErrClientClosed):
+		case errors.As(fp.Err, &session):
+			// The client logs group errors itself, and onLost handles the partitions.
+		default:
 			s.log.Warn("fetch failed", "topic", topic, "partition", fp.Partition, "error", fp.Err)
 		}
 	}

@@ -87,6 +87,7 @@ func (s *Source) newPartition(cl pauser, topic string, n int32, seq uint64, read
 		trackerDone: make(chan struct{}),
 		released:    make(chan struct{}),
 		ready:       ready,
+		hooked:      ready, // without an OnAssigned hook there is nothing to wait for
 		paused:      !ready,
 		ackNext:     -1,
 		committed:   -1,

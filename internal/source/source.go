@@ -63,16 +63,17 @@ type Config struct {
 	// Start is where a partition without a committed offset starts: StartEarliest (the
 	// default) or StartLatest.
 	Start string
-	// MaxInFlight is the most records of one partition that are fetched and not yet acked.
-	// No more than that are ever handed out unacked; fetching the partition pauses at the
-	// limit and resumes below it.
+	// MaxInFlight is the most records of one partition handed out and not yet acked; it is
+	// never exceeded. Fetching the partition pauses when its fetched-and-unacked records reach
+	// the limit and resumes below it, so at most one fetch more is buffered.
 	MaxInFlight int
 	// MaxBatch is the most records in one message.
 	MaxBatch int
 	// FetchMaxBytes is the most bytes one fetch returns; franz-go's default when zero.
 	FetchMaxBytes int32
 	// DrainTimeout bounds how long a revoke or Close waits for the acks of in-flight batches
-	// before it commits what was acked.
+	// before it commits what was acked. A revoke holds up the group's rebalance meanwhile, so
+	// keep it below the group's rebalance timeout (franz-go's default: 60s).
 	DrainTimeout time.Duration
 	// CommitInterval is how often acked offsets are committed.
 	CommitInterval time.Duration
@@ -80,11 +81,14 @@ type Config struct {
 	// OnAssigned, if set, is called with newly assigned partitions before any of their records
 	// is emitted. It runs on its own goroutine; an error is logged and the call retried with
 	// backoff (100ms doubling to 5s) until it succeeds or the partitions are revoked. Its
-	// context is canceled when one of the partitions is revoked or the source closes.
+	// context is canceled when one of the partitions is revoked or the source closes; a revoke
+	// waits for the call to return, so it must honor the context.
 	OnAssigned func(ctx context.Context, partitions []sinks.TopicPartition) error
-	// OnRevoked, if set, is called once partitions for which OnAssigned succeeded are gone:
-	// after a revoke has drained and committed them, after they were lost (without a commit),
-	// or at Close. No message of those partitions is emitted afterwards.
+	// OnRevoked, if set, is called once partitions for which OnAssigned succeeded (all
+	// partitions, without OnAssigned) are gone: after a revoke has drained and committed them,
+	// after they were lost (without a commit), or at Close. No message of those partitions is
+	// emitted afterwards; messages still unacked after a drain timeout or a loss may still be
+	// in a handler, with their contexts canceled.
 	OnRevoked func(ctx context.Context, partitions []sinks.TopicPartition)
 	// OnLag, if set, is called from the polling goroutine for every partition of every fetch
 	// with the partition's high watermark minus the next offset to fetch. It must be fast and

@@ -459,4 +459,3 @@ func sortTPs(tps []sinks.TopicPartition) {
 		return int(a.Partition - b.Partition)
 	})
 }
-
