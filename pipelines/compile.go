@@ -19,6 +19,7 @@ import (
 	"switchyard/internal/config"
 	"switchyard/internal/contract"
 	"switchyard/routing"
+	"switchyard/sinks/bigquery"
 	sinkkafka "switchyard/sinks/kafka"
 )
 
@@ -110,6 +111,11 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 								Msg: fmt.Sprintf("pipeline %q: route %q sends to kafka sink %q, but neither the route nor the sink names a topic", pc.Name, r.Name, sc.Name)})
 						}
 					}
+				}
+			}
+			if sc.BigQuery != nil && schema != nil {
+				for _, msg := range bigquery.ValidateConfig(*sc.BigQuery, schema) {
+					errs = append(errs, config.Error{Pos: pos(sc.Path + ".bigquery"), Msg: fmt.Sprintf("pipeline %q sink %q: %s", pc.Name, sc.Name, msg)})
 				}
 			}
 			if (sc.ClickHouse != nil || sc.BigQuery != nil) && len(msgs) > 1 {

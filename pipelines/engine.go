@@ -19,8 +19,9 @@ import (
 	"switchyard/internal/kafkaconn"
 	"switchyard/internal/source"
 	"switchyard/internal/telemetry"
-	"switchyard/routing"
 	"switchyard/sinks"
+	"switchyard/sinks/bigquery"
+	"switchyard/sinks/clickhouse"
 	sinkkafka "switchyard/sinks/kafka"
 )
 
@@ -342,8 +343,10 @@ func NewSink(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, e
 	switch {
 	case sc.Kafka != nil:
 		return sinkkafka.New(*sc.Kafka, sinkkafka.Options{Brokers: deps.Kafka.Brokers, Sarama: deps.Sarama, Input: deps.Input}, deps.Deps)
+	case sc.ClickHouse != nil:
+		return clickhouse.New(sc.ClickHouse, deps.Deps)
+	case sc.BigQuery != nil:
+		return bigquery.New(*sc.BigQuery, bigquery.Options{}, deps.Deps)
 	}
 	return nil, fmt.Errorf("sink %q: kind %s is not available in this build", sc.Name, sinkKind(sc))
 }
-
-var _ = routing.VarEvent

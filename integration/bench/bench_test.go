@@ -147,7 +147,7 @@ kafka:
 contracts:
   path: %[2]s
 admin:
-  address: ""
+  address: "%[5]s"
 pipelines:
   - name: bench
     owner: {team: bench, contact: bench}
@@ -155,7 +155,7 @@ pipelines:
       topics: [%[3]s]
       group: %[3]s-group
       max_batch: 2000
-      max_in_flight: 50000
+      max_in_flight: 10000
     contract:
       encoding: confluent
       message: auctions.v1.BidPlaced
@@ -184,7 +184,7 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 			k.CreateTopic(b, topic+"-out", 8)
 			avg := preload(b, k, topic, total, values)
 			config := filepath.Join(b.TempDir(), "bench.yaml")
-			yaml := fmt.Sprintf(kafkaSinkConfig, k.Brokers()[0], filepath.Join(repoRoot(), "contracts"), topic, enc)
+			yaml := fmt.Sprintf(kafkaSinkConfig, k.Brokers()[0], filepath.Join(repoRoot(), "contracts"), topic, enc, os.Getenv("SWITCHYARD_BENCH_ADMIN"))
 			if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 				b.Fatal(err)
 			}

@@ -41,6 +41,9 @@ func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Produce
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Compression = sarama.CompressionLZ4
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	// Many concurrent synchronous sends share the producer's pipeline; larger channel buffers
+	// keep its stages from blocking each other.
+	sc.ChannelBufferSize = 4096
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers:               brokers,
 		Marshaler:             marshaler{},
@@ -50,7 +53,7 @@ func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Produce
 		return nil, fmt.Errorf("connect kafka publisher: %w", err)
 	}
 	if parallelism <= 0 {
-		parallelism = 64
+		parallelism = 512
 	}
 	return &Producer{pub: pub, parallelism: parallelism}, nil
 }

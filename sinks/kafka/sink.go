@@ -26,7 +26,7 @@ type Options struct {
 	// Input is the encoding events were read with, so that equal output encodings pass the
 	// original bytes through.
 	Input contract.Encoding
-	// Parallelism is how many publishes of one batch run at once (default 64).
+	// Parallelism is how many publishes of one batch run at once (default 512).
 	Parallelism int
 }
 
