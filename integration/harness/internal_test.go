@@ -3,7 +3,6 @@ package harness
 import (
 	"encoding/base64"
 	"encoding/xml"
-	"slices"
 	"testing"
 )
 
@@ -29,41 +28,5 @@ func TestNewKafkaClusterID(t *testing.T) {
 	b, err := base64.RawURLEncoding.DecodeString(id)
 	if err != nil || len(b) != 16 {
 		t.Fatalf("cluster id %q: decoded %d bytes, err %v; want 16 bytes", id, len(b), err)
-	}
-}
-
-func TestParseTSV(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want [][]string
-	}{
-		{"empty", "", nil},
-		{"one cell", "18.16.1\n", [][]string{{"18.16.1"}}},
-		{"rows", "1\tone\n2\ttwo\n", [][]string{{"1", "one"}, {"2", "two"}}},
-		{"escapes", `a\tb` + "\t" + `c\nd\\e` + "\n", [][]string{{"a\tb", "c\nd\\e"}}},
-		{"null", `\N` + "\tx\n", [][]string{{`\N`, "x"}}},
-		{"empty cells", "\t\n", [][]string{{"", ""}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := parseTSV([]byte(tt.in))
-			if !slices.EqualFunc(got, tt.want, slices.Equal) {
-				t.Fatalf("parseTSV(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestClickHouseConfigXML_is_well_formed(t *testing.T) {
-	var v struct {
-		TCPPort int    `xml:"tcp_port"`
-		Path    string `xml:"path"`
-	}
-	if err := xml.Unmarshal([]byte(clickHouseConfigXML("/tmp/a&b", 9000, 8123)), &v); err != nil {
-		t.Fatalf("config.xml: %v", err)
-	}
-	if v.TCPPort != 9000 || v.Path != "/tmp/a&b/data/" {
-		t.Fatalf("config.xml tcp_port=%d path=%q, want 9000 and /tmp/a&b/data/", v.TCPPort, v.Path)
 	}
 }
