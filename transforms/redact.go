@@ -1,0 +1,142 @@
+package transforms
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Redacted replaces sensitive values in Redact's output.
+const Redacted = "[redacted]"
+
+// Redact renders m for logs in a compact text form (`event_id:"e1" amount:{units:12}`), with
+// the value of every field marked debug_redact or (switchyard.field).pii replaced by
+// [redacted], at any depth (in nested messages, lists and map values). Unknown fields are
+// left out. Use it wherever an event, or part of one, could reach a log line or a header.
+func Redact(m protoreflect.Message) string {
+	if m == nil || !m.IsValid() {
+		return "<nil>"
+	}
+	var sb strings.Builder
+	writeMessage(&sb, m, 0)
+	return sb.String()
+}
+
+// maxRedactDepth bounds the rendering of deeply nested (hostile) events.
+const maxRedactDepth = 32
+
+func writeMessage(sb *strings.Builder, m protoreflect.Message, depth int) {
+	if depth > maxRedactDepth {
+		sb.WriteString("...")
+		return
+	}
+	first := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !first {
+			sb.WriteByte(' ')
+		}
+		first = false
+		sb.WriteString(string(fd.Name()))
+		sb.WriteByte(':')
+		if IsSensitive(fd) {
+			sb.WriteString(Redacted)
+			return true
+		}
+		switch {
+		case fd.IsList():
+			l := v.List()
+			sb.WriteByte('[')
+			for i := range l.Len() {
+				if i > 0 {
+					sb.WriteByte(' ')
+				}
+				writeValue(sb, fd, l.Get(i), depth)
+			}
+			sb.WriteByte(']')
+		case fd.IsMap():
+			sb.WriteByte('{')
+			i := 0
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if i > 0 {
+					sb.WriteByte(' ')
+				}
+				i++
+				writeValue(sb, fd.MapKey(), k.Value(), depth)
+				sb.WriteByte(':')
+				writeValue(sb, fd.MapValue(), mv, depth)
+				return true
+			})
+			sb.WriteByte('}')
+		default:
+			writeValue(sb, fd, v, depth)
+		}
+		return true
+	})
+}
+
+func writeValue(sb *strings.Builder, fd protoreflect.FieldDescriptor, v protoreflect.Value, depth int) {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		sb.WriteByte('{')
+		writeMessage(sb, v.Message(), depth+1)
+		sb.WriteByte('}')
+	case protoreflect.StringKind:
+		sb.WriteString(strconv.Quote(v.String()))
+	case protoreflect.BytesKind:
+		sb.WriteString(base64.StdEncoding.EncodeToString(v.Bytes()))
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			sb.WriteString(string(ev.Name()))
+		} else {
+			sb.WriteString(strconv.FormatInt(int64(v.Enum()), 10))
+		}
+	default:
+		sb.WriteString(v.String())
+	}
+}
+
+// celSafe lists the CEL run-time error messages, or message prefixes, that hold no values
+// from the event; SafeCELError keeps them.
+var celSafe = []string{
+	"division by zero",
+	"modulus by zero",
+	"integer overflow",
+	"unsigned integer overflow",
+	"no such overload",
+	"no such key",
+	"no such field",
+	"no such attribute",
+	"index out of range",
+	"invalid index",
+	"range error",
+	"type conversion error",
+	"timestamp overflow",
+	"duration overflow",
+	"operation cancelled",
+	"operation interrupted",
+}
+
+// SafeCELError renders a CEL evaluation error for logs and dead-letter headers. CEL's text
+// can quote data (a missing map key, a string that did not parse as a number), so only known
+// kinds of failure are named, without their details; anything else becomes "evaluation
+// failed". Use it for route-condition errors too.
+func SafeCELError(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	for _, s := range celSafe {
+		if strings.HasPrefix(msg, s) {
+			return s
+		}
+	}
+	switch {
+	case strings.Contains(msg, "cannot parse") || strings.Contains(msg, "parse error") || strings.Contains(msg, "invalid syntax"):
+		return "type conversion error"
+	case strings.Contains(msg, "out of range") || strings.Contains(msg, "overflow"):
+		return "range error"
+	}
+	return "evaluation failed"
+}
