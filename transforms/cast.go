@@ -202,9 +202,13 @@ func caster(cat category, k protoreflect.Kind, ed protoreflect.EnumDescriptor, t
 		case catBool:
 			return identity, protoreflect.BoolKind
 		case catInt:
-			return func(v protoreflect.Value) (protoreflect.Value, error) { return protoreflect.ValueOfBool(v.Int() != 0), nil }, protoreflect.BoolKind
+			return func(v protoreflect.Value) (protoreflect.Value, error) {
+				return protoreflect.ValueOfBool(v.Int() != 0), nil
+			}, protoreflect.BoolKind
 		case catUint:
-			return func(v protoreflect.Value) (protoreflect.Value, error) { return protoreflect.ValueOfBool(v.Uint() != 0), nil }, protoreflect.BoolKind
+			return func(v protoreflect.Value) (protoreflect.Value, error) {
+				return protoreflect.ValueOfBool(v.Uint() != 0), nil
+			}, protoreflect.BoolKind
 		case catString:
 			return func(v protoreflect.Value) (protoreflect.Value, error) {
 				b, err := strconv.ParseBool(v.String())

@@ -511,15 +511,15 @@ func mapKey(k ref.Val, kind protoreflect.Kind) (protoreflect.MapKey, error) {
 // (Len, Get) while copying it into an output message. Mutating methods do nothing.
 type sliceList struct{ vals []protoreflect.Value }
 
-func (l *sliceList) Len() int                               { return len(l.vals) }
-func (l *sliceList) Get(i int) protoreflect.Value           { return l.vals[i] }
-func (l *sliceList) Set(int, protoreflect.Value)            {}
-func (l *sliceList) Append(protoreflect.Value)              {}
-func (l *sliceList) AppendMutable() protoreflect.Value      { return protoreflect.Value{} }
-func (l *sliceList) Truncate(int)                           {}
-func (l *sliceList) NewElement() protoreflect.Value         { return protoreflect.Value{} }
-func (l *sliceList) IsValid() bool                          { return true }
-func (l *sliceList) String() string                         { return fmt.Sprintf("list(%d)", len(l.vals)) }
+func (l *sliceList) Len() int                          { return len(l.vals) }
+func (l *sliceList) Get(i int) protoreflect.Value      { return l.vals[i] }
+func (l *sliceList) Set(int, protoreflect.Value)       {}
+func (l *sliceList) Append(protoreflect.Value)         {}
+func (l *sliceList) AppendMutable() protoreflect.Value { return protoreflect.Value{} }
+func (l *sliceList) Truncate(int)                      {}
+func (l *sliceList) NewElement() protoreflect.Value    { return protoreflect.Value{} }
+func (l *sliceList) IsValid() bool                     { return true }
+func (l *sliceList) String() string                    { return fmt.Sprintf("list(%d)", len(l.vals)) }
 func (l *sliceList) Range(f func(int, protoreflect.Value) bool) {
 	for i, v := range l.vals {
 		if !f(i, v) {
@@ -548,7 +548,7 @@ func (m *sliceMap) Get(k protoreflect.MapKey) protoreflect.Value {
 	v, _ := m.find(k)
 	return v
 }
-func (m *sliceMap) Set(protoreflect.MapKey, protoreflect.Value)     {}
+func (m *sliceMap) Set(protoreflect.MapKey, protoreflect.Value)    {}
 func (m *sliceMap) Mutable(protoreflect.MapKey) protoreflect.Value { return protoreflect.Value{} }
 func (m *sliceMap) NewValue() protoreflect.Value                   { return protoreflect.Value{} }
 func (m *sliceMap) IsValid() bool                                  { return true }
