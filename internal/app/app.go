@@ -122,6 +122,12 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 		printErrors(stderr, err)
 		return nil, false
 	}
+	return compile(cfg, stderr)
+}
+
+// compile loads the contracts of a loaded configuration and compiles its pipelines, printing
+// problems as load does.
+func compile(cfg *config.Config, stderr io.Writer) (*pipelines.Compiled, bool) {
 	reg, err := contract.Load(cfg.Contracts.Path)
 	if err != nil {
 		pos := cfg.Positions["contracts.path"]

@@ -11,13 +11,19 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"switchyard/internal/config"
 	"switchyard/pipelines"
 )
 
 const devSummary = `Run the embedded default: an in-process Kafka-compatible broker (franz-go's kfake), a
 generator producing realistic sample events (about 1% invalid) for the sample contracts, and
 the pipelines of configs/dev.yaml. Prints a progress line every few seconds and serves the
-admin endpoints. Ctrl-C drains in-flight events and exits 0.`
+admin endpoints. Ctrl-C drains in-flight events and exits 0.
+
+When clickhouse-server is installed, dev also starts one as a child process (free ports, a
+temporary data directory, stopped on exit) and lands sample bids in it; set
+SWITCHYARD_CLICKHOUSE=host:port to use a server of your own instead. Without one, the
+ClickHouse sinks of the configuration are left out and dev says so.`
 
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
@@ -25,6 +31,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rate := fs.Int("rate", 2000, "sample events per second, over all topics")
 	invalid := fs.Float64("invalid", 0.01, "fraction of sample events that are invalid")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	withCH := fs.Bool("clickhouse", true, "land sample events in a private clickhouse-server too, when one is installed")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -36,7 +43,22 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer cluster.Close()
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 	os.Setenv("SWITCHYARD_BROKERS", brokers)
-	c, ok := load(cf.config, stderr)
+	ch := startDevClickHouse(ctx, *withCH, stdout)
+	defer ch.stop()
+	if ch.enabled() {
+		os.Setenv(devClickHouseEnv, ch.addr)
+	}
+	cfg, err := config.Load(cf.config)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	if !ch.enabled() {
+		if dropped := dropClickHouseSinks(cfg); len(dropped) > 0 {
+			fmt.Fprintf(stdout, "clickhouse: left out ClickHouse sinks %v\n", dropped)
+		}
+	}
+	c, ok := compile(cfg, stderr)
 	if !ok {
 		return 1
 	}
@@ -55,9 +77,17 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "switchyard dev: broker %s, %d pipelines from %s, ~%d events/s (%.1f%% invalid); admin on http://%s/metrics; Ctrl-C to stop\n",
 		brokers, len(c.Pipelines), cf.config, *rate, *invalid*100, c.Config.Admin.Address)
+	ch.printHelp(stdout, c)
 	var last []pipelines.Stats
 	lastAt := time.Now()
+	summarized := false
 	progress := func(eng *pipelines.Engine) {
+		if ctx.Err() != nil && !summarized {
+			// The last call, after the drain: the table is final, and the progress line
+			// stays the last line.
+			ch.printSummary(stdout, c)
+			summarized = true
+		}
 		now := time.Now()
 		stats := eng.Stats()
 		fmt.Fprintln(stdout, progressLine(stats, last, now.Sub(lastAt), gen.Produced()))

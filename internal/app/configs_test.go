@@ -1,0 +1,54 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// repoRoot is the repository root, where configs/ and contracts/ live.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+}
+
+// TestConfigs_validate runs `switchyard validate` on every sample configuration in configs/:
+// each top-level YAML file on its own, and each subdirectory as one configuration (as
+// docker-compose.yml runs configs/compose). They must stay valid as the config schema and the
+// contracts change.
+func TestConfigs_validate(t *testing.T) {
+	root := repoRoot(t)
+	t.Chdir(root) // configs name contracts relative to the repository root
+	// configs/compose reads the contracts from where the image puts them.
+	t.Setenv("SWITCHYARD_CONTRACTS", filepath.Join(root, "contracts"))
+	entries, err := os.ReadDir("configs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) == ".yaml" || filepath.Ext(e.Name()) == ".yml" {
+			paths = append(paths, filepath.Join("configs", e.Name()))
+		}
+	}
+	for _, want := range []string{"configs/dev.yaml", "configs/clickhouse.yaml", "configs/compose"} {
+		if _, err := os.Stat(want); err != nil {
+			t.Errorf("%s is missing: %v", want, err)
+		}
+	}
+	for _, path := range paths {
+		t.Run(path, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Main(context.Background(), []string{"validate", "--config", path}, &stdout, &stderr); code != 0 {
+				t.Fatalf("switchyard validate --config %s exited %d:\n%s", path, code, stderr.String())
+			}
+			if stdout.Len() == 0 {
+				t.Fatalf("switchyard validate --config %s printed no pipelines", path)
+			}
+		})
+	}
+}
