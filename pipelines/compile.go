@@ -88,7 +88,7 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 			}
 		}
 		msgs := cp.messages()
-		routes, rerrs := routing.Compile(pc.Routes, msgs, pc.Path, cfg.Positions)
+		routes, rerrs := routing.Compile(pc.Routes, msgs, pc.Path, cfg)
 		errs = append(errs, rerrs...)
 		cp.Routes = routes
 		for j := range pc.Sinks {

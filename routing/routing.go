@@ -137,15 +137,15 @@ func transitiveFiles(msg protoreflect.MessageDescriptor) []cel.EnvOption {
 }
 
 // Compile compiles the routes of one pipeline against every message type it decodes.
-// path is the pipeline's YAML path (e.g. "pipelines[0]"); positions locate errors. Every
-// problem is returned, each with the position of the offending expression.
-func Compile(routes []config.Route, messages []protoreflect.MessageDescriptor, path string, positions map[string]config.Position) ([]*Route, config.Errors) {
+// path is the pipeline's YAML path (e.g. "pipelines[0]"); cfg locates errors. Every problem
+// is returned, each with the position of the offending part of the expression.
+func Compile(routes []config.Route, messages []protoreflect.MessageDescriptor, path string, cfg *config.Config) ([]*Route, config.Errors) {
 	var errs config.Errors
 	envs := make(map[protoreflect.FullName]*cel.Env, len(messages))
 	for _, md := range messages {
 		env, err := NewEnv(md)
 		if err != nil {
-			errs = append(errs, config.Error{Pos: positions[path+".contract"], Msg: fmt.Sprintf("build expression environment for %s: %v", md.FullName(), err)})
+			errs = append(errs, config.Error{Pos: cfg.Pos(path + ".contract"), Msg: fmt.Sprintf("build expression environment for %s: %v", md.FullName(), err)})
 			continue
 		}
 		envs[md.FullName()] = env
@@ -169,7 +169,7 @@ func Compile(routes []config.Route, messages []protoreflect.MessageDescriptor, p
 			}
 			prg, err := CompileBool(env, rc.When)
 			if err != nil {
-				errs = append(errs, ExprErrors(positions[whenPath], fmt.Sprintf("route %q (for %s)", r.Name, md.FullName()), err)...)
+				errs = append(errs, ExprErrors(TextPos(cfg, whenPath), fmt.Sprintf("route %q (for %s)", r.Name, md.FullName()), err)...)
 				continue
 			}
 			r.programs[md.FullName()] = prg
@@ -200,8 +200,17 @@ type CompileError struct{ Issues *cel.Issues }
 
 func (e *CompileError) Error() string { return e.Issues.Err().Error() }
 
+// TextPos is where the text of the scalar at path begins, or the key's position if unknown.
+func TextPos(cfg *config.Config, path string) config.Position {
+	if p, ok := cfg.ValuePositions[path]; ok {
+		return p
+	}
+	return cfg.Pos(path)
+}
+
 // ExprErrors turns an expression compile error into config errors positioned at the
-// expression's location in the YAML file (pos is where the expression scalar starts).
+// expression's location in the YAML file (pos is where the expression's text starts; a Col of
+// 0 means the text starts a block scalar whose indentation is unknown).
 func ExprErrors(pos config.Position, what string, err error) config.Errors {
 	ce, ok := err.(*CompileError)
 	if !ok {
@@ -211,7 +220,7 @@ func ExprErrors(pos config.Position, what string, err error) config.Errors {
 	for _, e := range ce.Issues.Errors() {
 		p := pos
 		if l := e.Location; l != nil && l.Line() > 0 {
-			if l.Line() == 1 {
+			if l.Line() == 1 && p.Col > 0 {
 				p.Col += l.Column()
 			} else {
 				p.Line += l.Line() - 1

@@ -132,9 +132,9 @@ func compile(cfg *config.Config, stderr io.Writer) (*pipelines.Compiled, bool) {
 	if err != nil {
 		pos := cfg.Positions["contracts.path"]
 		if pos.File != "" {
-			fmt.Fprintf(stderr, "%s: load contracts: %v\n", pos, err)
+			fmt.Fprintf(stderr, "%s: %v\n", pos, err)
 		} else {
-			fmt.Fprintf(stderr, "load contracts from %s: %v\n", cfg.Contracts.Path, err)
+			fmt.Fprintf(stderr, "%v\n", err)
 		}
 		return nil, false
 	}

@@ -17,6 +17,7 @@ type decoder struct {
 	file string              // file of the nodes being decoded
 	errs Errors              // problems found so far
 	pos  map[string]Position // Config.Positions being filled
+	vpos map[string]Position // Config.ValuePositions being filled
 	bad  map[string]bool     // paths of values that failed to decode, so checks skip them
 
 	// failed holds scalars whose interpolation failed; they are not decoded, only counted
@@ -32,6 +33,20 @@ type pair struct{ key, val *yaml.Node }
 
 func (d *decoder) at(n *yaml.Node) Position {
 	return Position{File: d.file, Line: n.Line, Col: n.Column}
+}
+
+// textStart is where the text of a scalar begins: after the opening quote of a quoted
+// scalar, on the line after the indicator of a block scalar.
+func (d *decoder) textStart(n *yaml.Node) Position {
+	p := d.at(n)
+	switch n.Style {
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		p.Col++
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		p.Line++
+		p.Col = 0 // unknown indentation: callers add the column within the text
+	}
+	return p
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -154,6 +169,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, s *structSpec, pat
 		set[f] = true
 		fp := join(path, f.Name)
 		d.pos[fp] = d.at(p.key)
+		if p.val.Kind == yaml.ScalarNode && d.vpos != nil {
+			d.vpos[fp] = d.textStart(p.val)
+		}
 		d.decodeField(p.val, v.Field(f.Index), f, fp, f.Name)
 	}
 	for _, f := range s.Fields {

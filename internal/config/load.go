@@ -91,8 +91,8 @@ func readSources(path string) ([]source, error) {
 // load decodes, merges and checks the sources. root names them all (the file or directory)
 // for problems that belong to no single file.
 func load(srcs []source, root string, env lookupFunc) (*Config, error) {
-	cfg := &Config{Positions: map[string]Position{}}
-	d := &decoder{pos: cfg.Positions, bad: map[string]bool{}, failed: map[*yaml.Node]bool{}}
+	cfg := &Config{Positions: map[string]Position{}, ValuePositions: map[string]Position{}}
+	d := &decoder{pos: cfg.Positions, vpos: cfg.ValuePositions, bad: map[string]bool{}, failed: map[*yaml.Node]bool{}}
 	spec := rootSpec()
 	v := reflect.ValueOf(cfg).Elem()
 	rootPos := Position{File: root}

@@ -107,7 +107,7 @@ func TestConfig_Redacted_round_trip(t *testing.T) {
 	}
 	again.Pipelines[0].Sinks[0].ClickHouse.Password = "s3cret"
 	strip := func(c *Config) {
-		c.Positions = nil
+		c.Positions, c.ValuePositions = nil, nil
 		for i := range c.Pipelines {
 			c.Pipelines[i].File = ""
 		}

@@ -30,6 +30,9 @@ type Config struct {
 	// Positions maps the YAML path of every key and list element that was read
 	// (e.g. "pipelines[0].routes[1].when") to where it was written.
 	Positions map[string]Position `yaml:"-"`
+	// ValuePositions maps the YAML path of every scalar value to where its text begins (after
+	// an opening quote), so errors inside an expression can point at the offending column.
+	ValuePositions map[string]Position `yaml:"-"`
 }
 
 // Kafka is the Kafka cluster connection.

@@ -1,0 +1,107 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestValidate_golden runs `switchyard validate` on every testdata/validate/*.yaml and compares
+// exit code, stdout and stderr with the .golden file next to it.
+func TestValidate_golden(t *testing.T) {
+	files, err := filepath.Glob("testdata/validate/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no inputs: %v", err)
+	}
+	for _, in := range files {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), []string{"validate", "--config", in}, &stdout, &stderr)
+			got := "exit " + itoa(code) + "\n--- stdout\n" + stdout.String() + "--- stderr\n" + stderr.String()
+			golden := strings.TrimSuffix(in, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/app -run TestValidate_golden -update)", err)
+			}
+			if got != string(want) {
+				t.Fatalf("validate output differs from %s\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func itoa(n int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n)))
+}
+
+func TestMain_usage_and_version(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{nil, 2, "Commands:"},
+		{[]string{"version"}, 0, "switchyard "},
+		{[]string{"help"}, 0, "Commands:"},
+		{[]string{"bogus"}, 2, `unknown command "bogus"`},
+		{[]string{"run", "--help"}, 0, "Usage: switchyard run"},
+		{[]string{"validate", "--help"}, 0, "Usage: switchyard validate"},
+		{[]string{"plan", "--help"}, 0, "Usage: switchyard plan"},
+		{[]string{"dev", "--help"}, 0, "Usage: switchyard dev"},
+		{[]string{"run"}, 1, "--config is required"},
+		{[]string{"validate", "--config", "testdata/validate/ok.yaml", "extra"}, 2, `unexpected argument "extra"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), tc.args, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stdout.String()+stderr.String(), tc.out) {
+			t.Errorf("switchyard %v: exit %d, output %q; want exit %d and %q", tc.args, code, stdout.String()+stderr.String(), tc.code, tc.out)
+		}
+	}
+}
+
+// TestDev_runs_pipelines_and_exits_cleanly runs the embedded default for a few seconds.
+func TestDev_runs_pipelines_and_exits_cleanly(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	t.Setenv("SWITCHYARD_ADMIN", "127.0.0.1:0")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := Main(ctx, []string{"dev", "--duration", "11s", "--rate", "3000", "--log-format", "json"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("dev exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	// The final progress line, printed after the drain, must show every pipeline consuming,
+	// landing and dead-lettering.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	for _, p := range []string{"livestream-views", "auction-bids", "orders-paid"} {
+		re := regexp.MustCompile(p + ` consumed=([1-9][0-9]*) landed=([1-9][0-9]*) \[[^]]*\] dead=([0-9]+)`)
+		if !re.MatchString(last) {
+			t.Fatalf("last progress line lacks %s with events consumed and landed:\n%s\nfull stdout:\n%s", p, last, out)
+		}
+	}
+	if !regexp.MustCompile(`dead=[1-9]`).MatchString(last) {
+		t.Fatalf("no pipeline dead-lettered anything in %s", last)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"dead-lettered event"`) {
+		t.Fatal("no dead-letter log line")
+	}
+}
