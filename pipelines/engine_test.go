@@ -1,0 +1,271 @@
+package pipelines_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/internal/config"
+	"switchyard/internal/contract"
+	"switchyard/internal/contract/eventgen"
+	"switchyard/internal/telemetry"
+	"switchyard/pipelines"
+)
+
+// These tests run the engine against kfake, franz-go's in-process Kafka, for behaviours that
+// need fault injection at the broker (a missing dead-letter topic). The end-to-end tests
+// against Apache Kafka live in integration/.
+
+func contractsDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(filepath.Dir(file)), "contracts")
+}
+
+type env struct {
+	cluster *kfake.Cluster
+	client  *kgo.Client
+	adm     *kadm.Client
+	reg     *contract.Registry
+}
+
+func newEnv(t *testing.T, autoCreate bool, topics ...string) *env {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(2, topics...)}
+	if autoCreate {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	reg, err := contract.Load(contractsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{cluster: c, client: cl, adm: kadm.NewClient(cl), reg: reg}
+}
+
+func (e *env) start(t *testing.T, yaml string) (*pipelines.Engine, *telemetry.Metrics) {
+	t.Helper()
+	yaml = strings.ReplaceAll(yaml, "${BROKERS}", e.cluster.ListenAddrs()[0])
+	yaml = strings.ReplaceAll(yaml, "${CONTRACTS}", contractsDir())
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pipelines.Compile(cfg, e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := telemetry.New()
+	eng, err := pipelines.New(c, pipelines.Options{Metrics: m, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := eng.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return eng, m
+}
+
+// produce sends n events of BidPlaced (kind chosen per index) with an optional header.
+func (e *env) produce(t *testing.T, topic string, n int, kind func(i int) eventgen.Kind, header func(i int) []kgo.RecordHeader) {
+	t.Helper()
+	gen, err := eventgen.New(e.reg, eventgen.Options{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range n {
+		ev, err := gen.Make(eventgen.BidPlaced, kind(i), contract.Confluent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: ev.Payload}
+		if header != nil {
+			r.Headers = header(i)
+		}
+		recs = append(recs, r)
+	}
+	if err := e.client.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) count(t *testing.T, topic string) int64 {
+	t.Helper()
+	ends, err := e.adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			n += o.Offset
+		}
+	})
+	return n
+}
+
+func (e *env) committed(t *testing.T, group, topic string) int64 {
+	t.Helper()
+	offs, err := e.adm.FetchOffsets(context.Background(), group)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			n += o.At
+		}
+	})
+	return n
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func value(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+const routeConfig = `
+kafka: {brokers: ["${BROKERS}"]}
+contracts: {path: "${CONTRACTS}"}
+admin: {address: ""}
+pipelines:
+  - name: p
+    owner: {team: t, contact: c}
+    source: {topics: [in], group: g, max_batch: 50}
+    contract: {message: auctions.v1.BidPlaced}
+    sinks:
+      - name: bus
+        kafka: {topic: out}
+        batch: {interval: 10ms}
+    routes:
+      - name: flagged
+        when: kafka.headers["route"] == "yes"
+        sink: bus
+      - name: none
+        when: event.quantity < 0
+        sink: bus
+        topic: never
+    dead_letter: {topic: dlq}
+`
+
+func TestEngine_route_errors_dead_letter_and_unmatched_are_counted(t *testing.T) {
+	e := newEnv(t, true, "in", "out", "dlq")
+	_, m := e.start(t, routeConfig)
+	const n = 100
+	// Every third event lacks the header: evaluating the condition fails (no such key) and the
+	// event is dead-lettered with class route. Events with route=no match nothing.
+	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, func(i int) []kgo.RecordHeader {
+		switch i % 3 {
+		case 0:
+			return nil
+		case 1:
+			return []kgo.RecordHeader{{Key: "route", Value: []byte("yes")}}
+		}
+		return []kgo.RecordHeader{{Key: "route", Value: []byte("no")}}
+	})
+	waitFor(t, 20*time.Second, "all events handled", func() bool { return e.committed(t, "g.bus", "in") == n })
+	if got, want := e.count(t, "out"), int64(33); got != want {
+		t.Fatalf("%d events routed, want %d", got, want)
+	}
+	if got := value(t, m.DeadLettered.WithLabelValues("p", "route")); got != 34 {
+		t.Fatalf("dead-lettered for route errors: %v, want 34", got)
+	}
+	if got := value(t, m.Unrouted.WithLabelValues("p")); got != 33 {
+		t.Fatalf("unrouted: %v, want 33", got)
+	}
+	if got := e.count(t, "dlq"); got != 34 {
+		t.Fatalf("dead-letter topic holds %d records, want 34", got)
+	}
+}
+
+const dlqConfig = `
+kafka: {brokers: ["${BROKERS}"]}
+contracts: {path: "${CONTRACTS}"}
+admin: {address: ""}
+pipelines:
+  - name: p
+    owner: {team: t, contact: c}
+    source: {topics: [in], group: g, max_batch: 10}
+    contract: {message: auctions.v1.BidPlaced}
+    sinks:
+      - name: bus
+        kafka: {topic: out}
+        batch: {interval: 10ms}
+        retry: {max_attempts: 1}
+    routes:
+      - sink: bus
+    dead_letter: {topic: dlq}
+`
+
+// A dead-letter topic that cannot be written stops its partition from committing; nothing is
+// lost, and the partition catches up once the dead letter lands.
+func TestEngine_unwritable_dead_letter_topic_stops_commits_until_it_lands(t *testing.T) {
+	e := newEnv(t, false, "in", "out") // no dlq topic and no auto-creation
+	e.start(t, dlqConfig)
+	const n = 40
+	e.produce(t, "in", n, func(i int) eventgen.Kind {
+		if i == 5 {
+			return eventgen.Invalid
+		}
+		return eventgen.Valid
+	}, nil)
+	// The batch holding the invalid event cannot complete: its partition stays behind.
+	time.Sleep(2 * time.Second)
+	if got := e.committed(t, "g.bus", "in"); got >= n {
+		t.Fatalf("committed %d of %d offsets although a dead letter could not be written", got, n)
+	}
+	if _, err := e.adm.CreateTopic(context.Background(), 1, 1, nil, "dlq"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the partition to catch up", func() bool { return e.committed(t, "g.bus", "in") == n })
+	if got := e.count(t, "dlq"); got != 1 {
+		t.Fatalf("dead-letter topic holds %d records, want 1", got)
+	}
+	if got := e.count(t, "out"); got < n-1 {
+		t.Fatalf("%d events landed, want at least %d", got, n-1)
+	}
+}
