@@ -39,13 +39,14 @@ type Chain struct {
 	reason   string
 	now      func() time.Time
 
-	out        protoreflect.MessageType
-	cols       []colPlan
-	filters    []*program
-	rowFilters []*program
-	explode    *getter
-	elemType   *vtype
-	elemWriter writer
+	out         protoreflect.MessageType
+	cols        []colPlan
+	filters     []*program
+	rowFilters  []*program
+	explode     *getter
+	elemType    *vtype
+	elemWriter  writer // converts elements as the explode step saw them, for expressions
+	usesElement bool   // some expression reads element
 
 	ctxs sync.Pool // *evalCtx
 }
@@ -273,11 +274,15 @@ func (c *Chain) Apply(in protoreflect.Message, rec *sinks.Record, dst []protoref
 	}
 	list := lv.List()
 	for i := range list.Len() {
-		ctx.elem, ctx.hasElem, ctx.elemOK, ctx.elemErr = list.Get(i), true, false, nil
-		ok, err := keep(ctx, c.rowFilters)
-		if err == nil && ctx.elemErr != nil {
-			err = &fieldError{step: "explode", err: ctx.elemErr}
+		ctx.elem, ctx.hasElem = list.Get(i), true
+		if c.usesElement {
+			v, err := c.elemWriter.elemValue(ctx.elem)
+			if err != nil {
+				return dst[:n], c.wrap(err)
+			}
+			ctx.elemCEL = celValue(c.elemType, v)
 		}
+		ok, err := keep(ctx, c.rowFilters)
 		if err != nil {
 			return dst[:n], c.wrap(err)
 		}

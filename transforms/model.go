@@ -129,6 +129,7 @@ type getter struct {
 	header string   // baseMeta, metaHeader
 	steps  []protoreflect.FieldDescriptor
 	field  protoreflect.FieldDescriptor
+	test   bool // set by the plan: reading field asks Has first (see hasTest)
 }
 
 // extend returns a getter for field fd of the message g reads.

@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,8 +24,42 @@ type writer struct {
 	out   protoreflect.FieldDescriptor
 	list  bool
 	isMap bool
-	convs []conv
-	copy  *msgPlan // values are messages of a synthesized type: copy them with this plan
+	// implicit: a singular field without presence, whose zero value is not written (it
+	// reads back the same, and dynamicpb would store it).
+	implicit bool
+	kind     protoreflect.Kind
+	convs    []conv
+	copy     *msgPlan // values are messages of a synthesized type: copy them with this plan
+}
+
+func newWriter(out protoreflect.FieldDescriptor, convs []conv, copy *msgPlan) writer {
+	return writer{
+		out: out, list: out.IsList(), isMap: out.IsMap(), convs: convs, copy: copy,
+		implicit: !out.IsList() && !out.IsMap() && !out.HasPresence(),
+		kind:     out.Kind(),
+	}
+}
+
+// isZero reports whether v is the zero value of a scalar of kind k.
+func isZero(v protoreflect.Value, k protoreflect.Kind) bool {
+	switch k {
+	case protoreflect.StringKind:
+		return v.String() == ""
+	case protoreflect.BytesKind:
+		return len(v.Bytes()) == 0
+	case protoreflect.BoolKind:
+		return !v.Bool()
+	case protoreflect.EnumKind:
+		return v.Enum() == 0
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		f := v.Float()
+		return f == 0 && !math.Signbit(f)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return v.Uint() == 0
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return false
+	}
+	return v.Int() == 0
 }
 
 // fieldError is a value-free failure of one step on one value.
@@ -92,6 +127,9 @@ func (w *writer) write(v protoreflect.Value, dst protoreflect.Message) error {
 	if err != nil {
 		return err
 	}
+	if w.implicit && isZero(e, w.kind) {
+		return nil
+	}
 	dst.Set(w.out, e)
 	return nil
 }
@@ -103,32 +141,47 @@ type msgPlan struct {
 }
 
 type fieldPlan struct {
-	in protoreflect.FieldDescriptor
-	w  writer
+	in   protoreflect.FieldDescriptor
+	test bool // absent unless Has (see hasTest)
+	w    writer
 }
 
 func (p *msgPlan) copy(src protoreflect.Message) (protoreflect.Message, error) {
 	dst := p.typ.New()
 	for i := range p.fields {
 		f := &p.fields[i]
-		fd := fieldOf(src, f.in)
-		if fd == nil || (fd.HasPresence() || fd.IsList() || fd.IsMap()) && !src.Has(fd) {
+		v, ok := read(src, f.in, f.test)
+		if !ok {
 			continue
 		}
-		if err := f.w.write(src.Get(fd), dst); err != nil {
+		if err := f.w.write(v, dst); err != nil {
 			return nil, err
 		}
 	}
 	return dst, nil
 }
 
-// fieldOf returns fd, or the field of m's own descriptor with its number when m was built
-// from another copy of the descriptors (messages made by CEL or the well-known Go types).
-func fieldOf(m protoreflect.Message, fd protoreflect.FieldDescriptor) protoreflect.FieldDescriptor {
+// hasTest reports whether a read of fd must ask Has: fields with presence, lists and maps
+// (empty ones are skipped). Fields without presence are read as they are, so a cast turns
+// their zero value into, say, "0".
+func hasTest(fd protoreflect.FieldDescriptor) bool {
+	return fd.HasPresence() || fd.IsList() || fd.IsMap()
+}
+
+// read returns field fd of m, or false when test says to ask Has and m lacks it. When m was
+// built from another copy of the descriptors (messages made by CEL or the Go well-known
+// types) the field is resolved by number against m's own descriptor.
+func read(m protoreflect.Message, fd protoreflect.FieldDescriptor, test bool) (protoreflect.Value, bool) {
 	if md := m.Descriptor(); fd.ContainingMessage() != md {
-		return md.Fields().ByNumber(fd.Number())
+		if fd = md.Fields().ByNumber(fd.Number()); fd == nil {
+			return protoreflect.Value{}, false
+		}
+		test = hasTest(fd)
 	}
-	return fd
+	if test && !m.Has(fd) {
+		return protoreflect.Value{}, false
+	}
+	return m.Get(fd), true
 }
 
 // colPlan computes one top-level field of the output event.
@@ -161,17 +214,14 @@ func (g *getter) value(ctx *evalCtx) (protoreflect.Value, bool, error) {
 		return ctx.meta(g)
 	}
 	for _, s := range g.steps {
-		fd := fieldOf(m, s)
-		if fd == nil || !m.Has(fd) {
+		v, ok := read(m, s, true)
+		if !ok {
 			return protoreflect.Value{}, false, nil
 		}
-		m = m.Get(fd).Message()
+		m = v.Message()
 	}
-	fd := fieldOf(m, g.field)
-	if fd == nil || (fd.HasPresence() || fd.IsList() || fd.IsMap()) && !m.Has(fd) {
-		return protoreflect.Value{}, false, nil
-	}
-	return m.Get(fd), true, nil
+	v, ok := read(m, g.field, g.test)
+	return v, ok, nil
 }
 
 // evalCtx is the state of one Apply call; it is the CEL activation too. Chains pool them.
@@ -181,9 +231,7 @@ type evalCtx struct {
 	rec     *sinks.Record
 	elem    protoreflect.Value // current element of the exploded list
 	hasElem bool
-	elemCEL any
-	elemErr error
-	elemOK  bool // elemCEL computed
+	elemCEL any // elem as expressions see it (only when one reads it)
 	now     time.Time
 	headers map[string]string
 }
@@ -203,18 +251,7 @@ func (ctx *evalCtx) ResolveName(name string) (any, bool) {
 	case routing.VarEvent:
 		return ctx.in.Interface(), true
 	case VarElement:
-		if !ctx.hasElem {
-			return nil, false
-		}
-		if !ctx.elemOK {
-			ctx.elemOK = true
-			v, err := ctx.chain.elemWriter.elemValue(ctx.elem)
-			ctx.elemCEL, ctx.elemErr = celValue(ctx.chain.elemType, v), err
-		}
-		if ctx.elemErr != nil {
-			return nil, false
-		}
-		return ctx.elemCEL, true
+		return ctx.elemCEL, ctx.hasElem
 	case routing.VarTopic:
 		return r.Topic, true
 	case routing.VarPartition:
@@ -248,7 +285,7 @@ func (w *writer) elemValue(v protoreflect.Value) (protoreflect.Value, error) {
 	for i := range w.convs {
 		var err error
 		if v, err = w.convs[i].fn(v); err != nil {
-			return v, err
+			return v, &fieldError{step: w.convs[i].step, err: err}
 		}
 	}
 	return v, nil
@@ -353,24 +390,36 @@ func (b *builder) plan(c *Chain, out protoreflect.MessageDescriptor) {
 		p.typ = dynamicpb.NewMessageType(md)
 		fields := md.Fields()
 		for i, sc := range s.cols {
-			p.fields = append(p.fields, fieldPlan{in: sc.in, w: writerFor(fields.Get(i), sc.typ)})
+			p.fields = append(p.fields, fieldPlan{in: sc.in, test: hasTest(sc.in), w: writerFor(fields.Get(i), sc.typ)})
 		}
 		return p
 	}
 	writerFor = func(fd protoreflect.FieldDescriptor, t *vtype) writer {
-		w := writer{out: fd, list: fd.IsList(), isMap: fd.IsMap(), convs: t.convs}
+		var copy *msgPlan
 		if t.isMessage() && !t.msg.reused {
-			w.copy = planFor(t.msg)
+			copy = planFor(t.msg)
 		}
-		return w
+		return newWriter(fd, t.convs, copy)
 	}
 	c.out = dynamicpb.NewMessageType(out)
 	fields := out.Fields()
 	for i, col := range b.cols {
-		c.cols = append(c.cols, colPlan{get: *col.get, w: writerFor(fields.Get(i), col.typ)})
+		g := *col.get
+		g.test = g.field != nil && hasTest(g.field)
+		c.cols = append(c.cols, colPlan{get: g, w: writerFor(fields.Get(i), col.typ)})
+	}
+	for _, col := range b.cols {
+		if col.get.base == baseCEL && col.get.prg.usesElement {
+			c.usesElement = true
+		}
+	}
+	for _, f := range b.rowFilters {
+		c.usesElement = c.usesElement || f.usesElement
 	}
 	if b.exploded {
-		c.explode = b.explodeGet
+		g := *b.explodeGet
+		g.test = g.field != nil && hasTest(g.field)
+		c.explode = &g
 		c.elemType = b.elemType
 		c.elemWriter = writer{convs: b.elemType.convs}
 	}

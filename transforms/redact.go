@@ -1,7 +1,9 @@
 package transforms
 
 import (
+	"cmp"
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,7 +16,8 @@ const Redacted = "[redacted]"
 // Redact renders m for logs in a compact text form (`event_id:"e1" amount:{units:12}`), with
 // the value of every field marked debug_redact or (switchyard.field).pii replaced by
 // [redacted], at any depth (in nested messages, lists and map values). Unknown fields are
-// left out. Use it wherever an event, or part of one, could reach a log line or a header.
+// left out. Fields appear in declaration order and map entries by key, so equal messages
+// render equally. Use it wherever an event, or part of one, could reach a log line or a header.
 func Redact(m protoreflect.Message) string {
 	if m == nil || !m.IsValid() {
 		return "<nil>"
@@ -33,7 +36,13 @@ func writeMessage(sb *strings.Builder, m protoreflect.Message, depth int) {
 		return
 	}
 	first := true
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if !m.Has(fd) {
+			continue
+		}
+		v := m.Get(fd)
 		if !first {
 			sb.WriteByte(' ')
 		}
@@ -42,7 +51,7 @@ func writeMessage(sb *strings.Builder, m protoreflect.Message, depth int) {
 		sb.WriteByte(':')
 		if IsSensitive(fd) {
 			sb.WriteString(Redacted)
-			return true
+			continue
 		}
 		switch {
 		case fd.IsList():
@@ -56,24 +65,46 @@ func writeMessage(sb *strings.Builder, m protoreflect.Message, depth int) {
 			}
 			sb.WriteByte(']')
 		case fd.IsMap():
-			sb.WriteByte('{')
-			i := 0
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				if i > 0 {
-					sb.WriteByte(' ')
-				}
-				i++
-				writeValue(sb, fd.MapKey(), k.Value(), depth)
-				sb.WriteByte(':')
-				writeValue(sb, fd.MapValue(), mv, depth)
+			mp := v.Map()
+			keys := make([]protoreflect.MapKey, 0, mp.Len())
+			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+				keys = append(keys, k)
 				return true
 			})
+			slices.SortFunc(keys, compareKeys)
+			sb.WriteByte('{')
+			for j, k := range keys {
+				if j > 0 {
+					sb.WriteByte(' ')
+				}
+				writeValue(sb, fd.MapKey(), k.Value(), depth)
+				sb.WriteByte(':')
+				writeValue(sb, fd.MapValue(), mp.Get(k), depth)
+			}
 			sb.WriteByte('}')
 		default:
 			writeValue(sb, fd, v, depth)
 		}
-		return true
-	})
+	}
+}
+
+// compareKeys orders map keys, so rendered maps read the same every time.
+func compareKeys(a, b protoreflect.MapKey) int {
+	switch x := a.Interface().(type) {
+	case string:
+		return strings.Compare(x, b.String())
+	case bool:
+		switch {
+		case x == b.Bool():
+			return 0
+		case !x:
+			return -1
+		}
+		return 1
+	case int32, int64:
+		return cmp.Compare(a.Int(), b.Int())
+	}
+	return cmp.Compare(a.Uint(), b.Uint())
 }
 
 func writeValue(sb *strings.Builder, fd protoreflect.FieldDescriptor, v protoreflect.Value, depth int) {
@@ -109,6 +140,8 @@ var celSafe = []string{
 	"no such field",
 	"no such attribute",
 	"index out of range",
+	"index out of bounds",
+	"invalid RFC 3339 timestamp",
 	"invalid index",
 	"range error",
 	"type conversion error",
