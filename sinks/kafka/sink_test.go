@@ -1,0 +1,163 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"switchyard/integration/harness"
+	"switchyard/internal/config"
+	"switchyard/internal/contract"
+	"switchyard/sinks"
+	"switchyard/sinks/kafka"
+	"switchyard/sinks/sinktest"
+)
+
+// TestSink_conformance runs the sink conformance suite against a real Apache Kafka broker.
+func TestSink_conformance(t *testing.T) {
+	k := harness.StartKafka(t)
+	n := 0
+	sinktest.Run(t, sinktest.Features{Targets: true, ConcurrentWrites: true}, func(t *testing.T, deps sinks.Deps) sinktest.Env {
+		n++
+		topic := fmt.Sprintf("conformance-%d-%d", n, time.Now().UnixNano())
+		targets := []string{topic, topic + "-a", topic + "-b"}
+		for _, tp := range targets {
+			k.CreateTopic(t, tp, 3)
+		}
+		s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf", Headers: true},
+			kafka.Options{Brokers: k.Brokers(), Input: contract.Raw}, deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sinktest.Env{
+			Sink:   s,
+			Target: func(i int) string { return targets[i] },
+			ReadBack: func(t *testing.T, target string) []string {
+				if target == "" {
+					target = topic
+				}
+				return readIDs(t, k, target)
+			},
+		}
+	})
+}
+
+// readIDs reads every record of topic (until 2s pass without a new one) and decodes its id.
+func readIDs(t *testing.T, k *harness.Kafka, topic string) []string {
+	t.Helper()
+	cl := k.NewClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	defer cl.Close()
+	var ids []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if ctx.Err() != nil && fs.NumRecords() == 0 {
+			return ids
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			m := dynamicpb.NewMessage(sinktest.Schema)
+			if err := proto.Unmarshal(r.Value, m); err != nil {
+				t.Fatalf("record %d of %s is not a sinktest event: %v", r.Offset, topic, err)
+			}
+			ids = append(ids, m.Get(sinktest.Schema.Fields().ByName("id")).String())
+		})
+	}
+}
+
+func TestSink_encodings_and_keys(t *testing.T) {
+	k := harness.StartKafka(t)
+	recs := sinktest.Records("src", "enc", 3, 1)
+	body := recs[0].Value
+	framed := contract.FrameConfluent(nil, 7, []int{0}, body)
+	for _, tc := range []struct {
+		name  string
+		cfg   config.KafkaSink
+		input contract.Encoding
+		value []byte // input value
+		want  func(t *testing.T, r *kgo.Record)
+	}{
+		{"raw passthrough", config.KafkaSink{Headers: true, Encoding: "protobuf", Key: "source"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
+			if string(r.Value) != string(body) || string(r.Key) != "enc-0" {
+				t.Fatalf("value/key changed: %q %q", r.Key, r.Value)
+			}
+		}},
+		{"confluent stripped to raw", config.KafkaSink{Headers: true, Encoding: "protobuf", Key: "id"}, contract.Confluent, framed, func(t *testing.T, r *kgo.Record) {
+			if string(r.Value) != string(body) || string(r.Key) != "enc-0" {
+				t.Fatalf("want the raw body and key from field id, got %q %q", r.Key, r.Value)
+			}
+		}},
+		{"confluent passthrough", config.KafkaSink{Headers: true, Encoding: "confluent", Key: "none"}, contract.Confluent, framed, func(t *testing.T, r *kgo.Record) {
+			if string(r.Value) != string(framed) || r.Key != nil {
+				t.Fatalf("want the framed bytes untouched and no key, got %q %q", r.Key, r.Value)
+			}
+		}},
+		{"raw framed with schema id", config.KafkaSink{Headers: true, Encoding: "confluent", SchemaID: 42, Key: "source"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
+			id, _, b, err := contract.SplitConfluent(r.Value)
+			if err != nil || id != 42 || string(b) != string(body) {
+				t.Fatalf("want a frame with schema id 42 around the body, got id %d err %v", id, err)
+			}
+		}},
+		{"json", config.KafkaSink{Headers: true, Encoding: "json", Key: "seq"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
+			m := dynamicpb.NewMessage(sinktest.Schema)
+			if err := protojson.Unmarshal(r.Value, m); err != nil || string(r.Key) != "0" {
+				t.Fatalf("want protojson and key from seq, got %q %q (%v)", r.Key, r.Value, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := fmt.Sprintf("enc-%d", time.Now().UnixNano())
+			k.CreateTopic(t, topic, 1)
+			s, err := kafka.New(tc.cfg, kafka.Options{Brokers: k.Brokers(), Input: tc.input}, sinks.Deps{Schema: sinktest.Schema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			r := *recs[0]
+			r.Value = tc.value
+			r.Target = topic
+			if err := s.Write(context.Background(), []*sinks.Record{&r}); err != nil {
+				t.Fatal(err)
+			}
+			cl := k.NewClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			fs := cl.PollFetches(ctx)
+			if fs.NumRecords() != 1 {
+				t.Fatalf("want 1 record, got %d (%v)", fs.NumRecords(), fs.Errors())
+			}
+			got := fs.Records()[0]
+			tc.want(t, got)
+			if len(got.Headers) != 1 || got.Headers[0].Key != "trace-id" {
+				t.Fatalf("headers not propagated: %v", got.Headers)
+			}
+		})
+	}
+}
+
+func TestValidateConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  config.KafkaSink
+		in   contract.Encoding
+		want string
+	}{
+		{config.KafkaSink{Key: "nope"}, contract.Raw, `has no field "nope"`},
+		{config.KafkaSink{Key: "tags"}, contract.Raw, `"tags" is repeated`},
+		{config.KafkaSink{Key: "occurred_at"}, contract.Raw, `is a message, not a scalar`},
+		{config.KafkaSink{Encoding: "confluent"}, contract.Raw, "schema_id is required"},
+		{config.KafkaSink{Encoding: "confluent"}, contract.Confluent, ""},
+		{config.KafkaSink{Key: "occurred_at.seconds"}, contract.Raw, ""},
+	} {
+		got := kafka.ValidateConfig(tc.cfg, tc.in, sinktest.Schema)
+		if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)) {
+			t.Errorf("%+v with input %v: got %v, want %q", tc.cfg, tc.in, got, tc.want)
+		}
+	}
+}
