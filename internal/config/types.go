@@ -231,7 +231,7 @@ type Transform struct {
 	Set     map[string]string `yaml:"set" doc:"Add or replace fields with the value of a CEL expression, whose type becomes the field's type." example:"{\"amount_cents\": \"event.amount.units * 100 + event.amount.nanos / 10000000\"}"`
 	Filter  string            `yaml:"filter" doc:"Keep only events (after explode: rows) for which this CEL expression is true." example:"event.quantity > 1"`
 	Cast    map[string]string `yaml:"cast" doc:"Convert fields: field path to string, bytes, int32, int64, uint32, uint64, float, double, bool, date (YYYY-MM-DD), timestamp or millis." example:"{\"occurred_at\": \"date\"}"`
-	Enrich  map[string]string `yaml:"enrich" doc:"Add fields from the Kafka record: field name to topic, partition, offset, key, key_bytes, timestamp, ingestion_time or header:NAME." example:"{\"_ingested_at\": \"ingestion_time\"}"`
+	Enrich  map[string]string `yaml:"enrich" doc:"Add fields from the Kafka record: field name to topic, partition, offset, key, key_bytes, timestamp, ingestion_time or header:NAME." example:"{\"ingested_at\": \"ingestion_time\"}"`
 	Explode string            `yaml:"explode" doc:"Emit one event per element of this repeated field, which becomes a single value; an event whose list is empty emits none." example:"items"`
 }
 
