@@ -174,6 +174,7 @@ pipelines:
 // decode + validate to another topic, Confluent framing passed through untouched.
 func BenchmarkKafkaToKafka(b *testing.B) {
 	total := envInt("SWITCHYARD_BENCH_EVENTS", 1_000_000)
+	harness.UseJVMArgs(harness.BenchmarkJVMArgs)
 	k := harness.StartKafka(b)
 	bin := buildDaemon(b)
 	values := payloads(b, 20_000)

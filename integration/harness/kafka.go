@@ -34,6 +34,14 @@ var kafkaJVMArgs = []string{
 	"-Djava.awt.headless=true",
 }
 
+// BenchmarkJVMArgs are JVM options for a broker that benchmarks measure against: the full
+// JIT and a fixed 1 GiB heap, as a production broker would run.
+var BenchmarkJVMArgs = []string{"-Xmx1g", "-Xms1g", "-XX:+UseG1GC", "-Djava.awt.headless=true"}
+
+// UseJVMArgs sets the JVM options of brokers started afterwards (e.g. BenchmarkJVMArgs). Call
+// it before starting any broker; it is not safe to call concurrently with a start.
+func UseJVMArgs(args []string) { kafkaJVMArgs = args }
+
 // Kafka is a single-node Apache Kafka (KRaft, broker+controller in one JVM)
 // on 127.0.0.1. Its methods are safe for concurrent use.
 type Kafka struct {
