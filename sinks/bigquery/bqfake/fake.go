@@ -79,11 +79,13 @@ type Server struct {
 	jobs     map[string]*bq.QueryResponse
 	denied   map[string]bool // permissions
 	faults   []Fault
+	outage   *Fault // fails every AppendRows request once faults is empty; nil: none
 	latency  time.Duration
 	rejectFn func(table string, row Row) string
 	seq      int
 
 	appends  atomic.Int64 // AppendRows requests received
+	faulted  atomic.Int64 // AppendRows requests an injected fault failed
 	inFlight atomic.Int64 // AppendRows requests received and not yet answered
 	queries  atomic.Int64
 }
@@ -184,6 +186,27 @@ func (s *Server) FailAppends(n int, f Fault) {
 		s.faults = append(s.faults, f)
 	}
 }
+
+// StartOutage makes every AppendRows request (on any stream) fail with f until EndOutage,
+// once the faults queued by FailAppends are used up. It is for outages of a duration under
+// load, where the number of requests is not known; FailAppends is for a known number. Other
+// RPCs (CreateWriteStream, GetWriteStream, FinalizeWriteStream, the REST API) keep working.
+func (s *Server) StartOutage(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = &f
+}
+
+// EndOutage ends an outage begun with StartOutage; requests received afterwards succeed.
+func (s *Server) EndOutage() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = nil
+}
+
+// Faulted is the number of AppendRows requests that an injected fault (FailAppends or
+// StartOutage) failed or whose response it dropped.
+func (s *Server) Faulted() int64 { return s.faulted.Load() }
 
 // PendingFaults is the number of injected append faults not yet used.
 func (s *Server) PendingFaults() int {
@@ -297,9 +320,13 @@ func tableFromParent(name string) (key, streamID string, ok bool) {
 	return "", "", false
 }
 
-// popFault takes the next injected fault, if any. Callers hold s.mu.
+// popFault takes the next injected fault, if any: a queued one, else the outage's. Callers
+// hold s.mu.
 func (s *Server) popFault() (Fault, bool) {
 	if len(s.faults) == 0 {
+		if s.outage != nil {
+			return *s.outage, true
+		}
 		return Fault{}, false
 	}
 	f := s.faults[0]

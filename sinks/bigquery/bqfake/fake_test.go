@@ -331,3 +331,34 @@ func httpCode(err error) int {
 	}
 	return 0
 }
+
+func TestFake_outage_fails_every_append_until_it_ends(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createTable(t, "outage")
+	ms := e.stream(t, "outage", managedwriter.DefaultStream, writer(), managedwriter.EnableWriteRetries(true))
+	e.fake.StartOutage(bqfake.Fault{Code: codes.Unavailable})
+	for i := range 2 {
+		// The library retries UNAVAILABLE a few times, then gives up.
+		if _, err := appendRows(t, ms, [][]byte{row("lost", int64(i), 0)}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("append %d during the outage: got %v, want UNAVAILABLE", i, err)
+		}
+	}
+	if n := e.fake.RowCount(project, dataset, "outage"); n != 0 {
+		t.Fatalf("rows during the outage: got %d, want 0", n)
+	}
+	if f := e.fake.Faulted(); f < 2 {
+		t.Fatalf("Faulted() = %d after 2 failed appends, want at least 2", f)
+	}
+	// REST and the other write RPCs keep working.
+	if _, err := e.bq.Dataset(dataset).Table("outage").Metadata(context.Background()); err != nil {
+		t.Fatalf("tables.get during the outage: %v", err)
+	}
+	e.fake.EndOutage()
+	if _, err := appendRows(t, ms, [][]byte{row("back", 1, 0)}); err != nil {
+		t.Fatalf("append after the outage: %v", err)
+	}
+	if n := e.fake.RowCount(project, dataset, "outage"); n != 1 {
+		t.Fatalf("rows after the outage: got %d, want 1", n)
+	}
+}

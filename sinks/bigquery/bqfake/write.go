@@ -249,6 +249,9 @@ func (w *writeServer) handle(conn storagepb.BigQueryWrite_AppendRowsServer, cs *
 	s.mu.Lock()
 	fault, faulty := s.popFault()
 	s.mu.Unlock()
+	if faulty {
+		s.faulted.Add(1)
+	}
 	if faulty && !fault.AfterWrite {
 		if fault.InBand {
 			if err := conn.Send(&storagepb.AppendRowsResponse{WriteStream: cs.stream,
