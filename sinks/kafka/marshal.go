@@ -74,11 +74,15 @@ func (p *Producer) Produce(ctx context.Context, recs []Outgoing) map[int]error {
 	)
 	for c := range n {
 		wg.Go(func() {
+			// One message per goroutine, reused: Publish is synchronous and keeps nothing, so
+			// the marshaler reads the current record through the reused context.
+			oc := &outgoingCtx{Context: ctx}
+			msg := message.NewMessage("", nil)
+			msg.SetContext(oc)
 			for i := c; i < len(recs); i += n {
 				err := ctx.Err()
 				if err == nil {
-					msg := message.NewMessage("", nil)
-					msg.SetContext(context.WithValue(ctx, outgoingKey{}, &recs[i]))
+					oc.o = &recs[i]
 					err = p.pub.Publish(recs[i].Topic, msg)
 				}
 				if err != nil {
@@ -110,6 +114,19 @@ func (p *Producer) ProduceAll(ctx context.Context, recs []Outgoing) error {
 func (p *Producer) Close() error { return p.pub.Close() }
 
 type outgoingKey struct{}
+
+// outgoingCtx carries the record being published to the marshaler.
+type outgoingCtx struct {
+	context.Context
+	o *Outgoing
+}
+
+func (c *outgoingCtx) Value(key any) any {
+	if _, ok := key.(outgoingKey); ok {
+		return c.o
+	}
+	return c.Context.Value(key)
+}
 
 // marshaler turns a watermill message carrying an *Outgoing in its context into a sarama
 // message, so binary and repeated headers survive (watermill metadata is string-keyed).
