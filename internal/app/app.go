@@ -158,12 +158,21 @@ func printErrors(w io.Writer, err error) {
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
 	fs := newFlagSet("validate", "Check a configuration: YAML, types, references, contracts and route conditions.\nExits 1 and prints one file:line:col: message per problem on stderr, or exits 0 with one line per pipeline.", stderr, &cf, "")
+	printConfig := fs.Bool("print-config", false, "also print the effective configuration (defaults filled in, secrets shown as [redacted])")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	c, ok := load(cf.config, stderr)
 	if !ok {
 		return 1
+	}
+	if *printConfig {
+		out, err := c.Config.Redacted()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		stdout.Write(out)
 	}
 	for _, p := range c.Pipelines {
 		fmt.Fprintln(stdout, p.Summary())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestValidate_golden(t *testing.T) {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := Main(context.Background(), []string{"validate", "--config", in}, &stdout, &stderr)
-			got := "exit " + itoa(code) + "\n--- stdout\n" + stdout.String() + "--- stderr\n" + stderr.String()
+			got := "exit " + strconv.Itoa(code) + "\n--- stdout\n" + stdout.String() + "--- stderr\n" + stderr.String()
 			golden := strings.TrimSuffix(in, ".yaml") + ".golden"
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -43,9 +44,6 @@ func TestValidate_golden(t *testing.T) {
 	}
 }
 
-func itoa(n int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n)))
-}
 
 func TestMain_usage_and_version(t *testing.T) {
 	for _, tc := range []struct {
@@ -104,4 +102,41 @@ func TestDev_runs_pipelines_and_exits_cleanly(t *testing.T) {
 	if !strings.Contains(stderr.String(), `"msg":"dead-lettered event"`) {
 		t.Fatal("no dead-letter log line")
 	}
+}
+
+func TestValidate_print_config_redacts_secrets(t *testing.T) {
+	t.Setenv("KAFKA_PASSWORD", "hunter2-very-secret")
+	dir := t.TempDir()
+	cfg := strings.Replace(mustRead(t, "testdata/validate/ok.yaml"), "kafka:\n", "kafka:\n  sasl: {mechanism: SCRAM-SHA-512, username: sy, password: \"${KAFKA_PASSWORD}\"}\n", 1)
+	cfg = strings.ReplaceAll(cfg, "../../contracts", "${CONTRACTS}")
+	t.Setenv("CONTRACTS", mustAbs(t, "../../contracts"))
+	path := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"validate", "--print-config", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "hunter2") || !strings.Contains(stdout.String(), "[redacted]") {
+		t.Fatalf("password not redacted:\n%s", stdout.String())
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func mustAbs(t *testing.T, path string) string {
+	t.Helper()
+	p, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
