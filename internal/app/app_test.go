@@ -44,7 +44,6 @@ func TestValidate_golden(t *testing.T) {
 	}
 }
 
-
 func TestMain_usage_and_version(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
