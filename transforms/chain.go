@@ -96,7 +96,7 @@ func Compile(route config.Route, input protoreflect.MessageDescriptor, opts Opti
 		c.now = time.Now
 	}
 	c.ctxs.New = func() any { return &evalCtx{chain: c} }
-	if len(route.Transforms) == 0 && (!b.guard || !b.containsPIIOrErr()) {
+	if len(route.Transforms) == 0 && (!b.guard || !b.containsPII(input)) {
 		if len(b.errs) > 0 {
 			return nil, b.errs
 		}
@@ -130,9 +130,6 @@ func Compile(route config.Route, input protoreflect.MessageDescriptor, opts Opti
 	return c, nil
 }
 
-// containsPIIOrErr reports whether the input holds PII fields.
-func (b *builder) containsPIIOrErr() bool { return b.containsPII(b.input) }
-
 func (b *builder) routeName() string {
 	switch {
 	case b.opts.Route != "":
@@ -151,19 +148,25 @@ var routeIndex = regexp.MustCompile(`routes\[(\d+)\]$`)
 
 // hashedField returns the input field of a HASH conversion still in cols, or "".
 func hashedField(cols []*col) string {
-	for _, c := range cols {
-		for _, cv := range c.typ.convs {
-			if cv.hash {
-				return string(c.in.FullName())
+	seen := map[*shape]bool{}
+	var find func(cols []*col) string
+	find = func(cols []*col) string {
+		for _, c := range cols {
+			for _, cv := range c.typ.convs {
+				if cv.hash {
+					return string(c.in.FullName())
+				}
+			}
+			if s := c.typ.msg; c.typ.isMessage() && !s.reused && !seen[s] {
+				seen[s] = true // recursive messages hold their own shape
+				if f := find(s.cols); f != "" {
+					return f
+				}
 			}
 		}
-		if c.typ.isMessage() && !c.typ.msg.reused {
-			if s := hashedField(c.typ.msg.cols); s != "" {
-				return s
-			}
-		}
+		return ""
 	}
-	return ""
+	return find(cols)
 }
 
 // shapeDescriptors maps every synthesized message type to its output descriptor, following

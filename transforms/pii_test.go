@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"switchyard/internal/config"
 	"switchyard/internal/contract"
 	"switchyard/internal/contract/eventgen"
 	"switchyard/sinks"
@@ -208,5 +210,54 @@ func TestRedact(t *testing.T) {
 	want := `user_id:"u1" email:[redacted] address:{street:[redacted] city:"Berlin"} contacts:[{name:"Bob" email:[redacted]}] nickname:[redacted] created_at:{seconds:1748736000} by_role:{"admin":{name:"Carol" email:[redacted]}}`
 	if got != want {
 		t.Errorf("Redact =\n %s\nwant\n %s", got, want)
+	}
+}
+
+// TestHashKey reads the key inline or from a file, and the configuration never echoes it.
+func TestHashKey(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/key"
+	if err := os.WriteFile(file, []byte("from-file-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := dir + "/empty"
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, pii, want, err string
+	}{
+		{name: "inline", pii: `{hash_key: inline-secret}`, want: "inline-secret"},
+		{name: "file without its newline", pii: `{hash_key_file: ` + file + `}`, want: "from-file-secret"},
+		{name: "none", pii: `{}`, want: ""},
+		{name: "empty file", pii: `{hash_key_file: ` + empty + `}`, err: "read pii.hash_key_file: the file is empty"},
+		{name: "missing file", pii: `{hash_key_file: ` + dir + `/nope}`, err: "read pii.hash_key_file: open " + dir + "/nope: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("c.yaml", []byte("kafka: {brokers: [\"localhost:9092\"]}\npii: "+tc.pii+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := transforms.HashKey(cfg.PII)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("HashKey error = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || string(key) != tc.want {
+				t.Fatalf("HashKey = %q, %v; want %q", key, err, tc.want)
+			}
+			out, err := cfg.Redacted()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(out), "inline-secret") {
+				t.Errorf("the echoed configuration shows the hash key:\n%s", out)
+			}
+		})
+	}
+	if _, err := config.Parse("c.yaml", []byte("kafka: {brokers: [\"localhost:9092\"]}\npii: {hash_key: a, hash_key_file: "+file+"}\n")); err == nil {
+		t.Error("hash_key and hash_key_file together load")
 	}
 }
