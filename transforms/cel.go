@@ -32,7 +32,9 @@ type program struct {
 	out func(ref.Val) (protoreflect.Value, bool, error)
 }
 
-// eval evaluates the expression against ctx. Errors are value-free (see SafeCELError).
+// eval evaluates the expression against ctx. Errors are value-free (see SafeCELError): the
+// CEL error is deliberately not wrapped, since its text can quote event data and anything
+// that unwraps or formats the chain would show it.
 func (p *program) eval(ctx *evalCtx) (ref.Val, error) {
 	v, _, err := p.prg.Eval(ctx)
 	if err != nil {
