@@ -95,6 +95,8 @@ kafka:
   brokers: ["${BROKERS}"]
 contracts:
   path: ${CONTRACTS}
+pii:
+  hash_key: integration-test-key
 admin:
   address: ""
 pipelines:

@@ -122,6 +122,8 @@ kafka:
   brokers: ["${BROKERS}"]
 contracts:
   path: ${CONTRACTS}
+pii:
+  hash_key: integration-test-key
 admin:
   address: ""
 pipelines:

@@ -14,6 +14,8 @@ import (
 	"maps"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
@@ -21,6 +23,7 @@ import (
 	"switchyard/routing"
 	"switchyard/sinks/bigquery"
 	sinkkafka "switchyard/sinks/kafka"
+	"switchyard/transforms"
 )
 
 // Compiled is a configuration checked against the contracts: every contract resolved,
@@ -41,9 +44,20 @@ type CompiledPipeline struct {
 	byHeader map[string]*contract.Contract
 	header   string
 	fallback *contract.Contract
-	Routes   []*routing.Route
+	Routes   []*Route
 	// Schemas maps each sink to the message descriptor its records carry.
 	Schemas map[string]protoreflect.MessageDescriptor
+}
+
+// Route is a compiled route with its transforms, one chain per contract message.
+type Route struct {
+	*routing.Route
+	chains map[protoreflect.FullName]*transforms.Chain
+}
+
+// chain returns the route's transforms for events of md.
+func (r *Route) chain(md protoreflect.MessageDescriptor) *transforms.Chain {
+	return r.chains[md.FullName()]
 }
 
 // Compile checks cfg against the contracts in reg. It returns every problem found, each with
@@ -51,7 +65,11 @@ type CompiledPipeline struct {
 func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 	c := &Compiled{Config: cfg, Registry: reg}
 	var errs config.Errors
-	pos := func(path string) config.Position { return cfg.Positions[path] }
+	pos := cfg.Pos
+	hashKey, err := transforms.HashKey(cfg.PII)
+	if err != nil {
+		errs = append(errs, config.Error{Pos: pos("pii"), Msg: err.Error()})
+	}
 	for i := range cfg.Pipelines {
 		pc := &cfg.Pipelines[i]
 		cp := &CompiledPipeline{
@@ -90,37 +108,20 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 		msgs := cp.messages()
 		routes, rerrs := routing.Compile(pc.Routes, msgs, pc.Path, cfg)
 		errs = append(errs, rerrs...)
-		cp.Routes = routes
+		for j, r := range routes {
+			cr := &Route{Route: r, chains: map[protoreflect.FullName]*transforms.Chain{}}
+			cp.Routes = append(cp.Routes, cr)
+			for _, md := range msgs {
+				ch, terrs := transforms.Compile(pc.Routes[j], md, transforms.Options{Pipeline: pc.Name, Route: r.Name, HashKey: hashKey}, cfg.Pos, fmt.Sprintf("%s.routes[%d]", pc.Path, j))
+				errs = append(errs, terrs...)
+				if ch != nil {
+					cr.chains[md.FullName()] = ch
+				}
+			}
+		}
 		for j := range pc.Sinks {
 			sc := &pc.Sinks[j]
-			// Without transforms a sink receives the contract message itself. With several
-			// contracts the first is the schema; sinks that create tables need one contract.
-			var schema protoreflect.MessageDescriptor
-			if len(msgs) > 0 {
-				schema = msgs[0]
-			}
-			cp.Schemas[sc.Name] = schema
-			if sc.Kafka != nil && schema != nil {
-				for _, msg := range sinkkafka.ValidateConfig(*sc.Kafka, enc, schema) {
-					errs = append(errs, config.Error{Pos: pos(sc.Path + ".kafka"), Msg: fmt.Sprintf("pipeline %q sink %q: %s", pc.Name, sc.Name, msg)})
-				}
-				if sc.Kafka.Topic == "" {
-					for _, r := range routes {
-						if r.Sink == sc.Name && r.Target == "" {
-							errs = append(errs, config.Error{Pos: pos(fmt.Sprintf("%s.routes[%d]", pc.Path, r.Index)),
-								Msg: fmt.Sprintf("pipeline %q: route %q sends to kafka sink %q, but neither the route nor the sink names a topic", pc.Name, r.Name, sc.Name)})
-						}
-					}
-				}
-			}
-			if sc.BigQuery != nil && schema != nil {
-				for _, msg := range bigquery.ValidateConfig(*sc.BigQuery, schema) {
-					errs = append(errs, config.Error{Pos: pos(sc.Path + ".bigquery"), Msg: fmt.Sprintf("pipeline %q sink %q: %s", pc.Name, sc.Name, msg)})
-				}
-			}
-			if (sc.ClickHouse != nil || sc.BigQuery != nil) && len(msgs) > 1 {
-				errs = append(errs, config.Error{Pos: pos(sc.Path), Msg: fmt.Sprintf("pipeline %q sink %q: a table sink needs one contract per pipeline, this pipeline decodes %d", pc.Name, sc.Name, len(msgs))})
-			}
+			errs = append(errs, cp.checkSink(sc, cfg, enc)...)
 		}
 		c.Pipelines = append(c.Pipelines, cp)
 	}
@@ -128,6 +129,77 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 		return c, errs
 	}
 	return c, nil
+}
+
+// checkSink decides the schema of sink sc (the output of the transforms of the routes to it)
+// and checks the sink's options against it.
+func (cp *CompiledPipeline) checkSink(sc *config.Sink, cfg *config.Config, enc contract.Encoding) config.Errors {
+	var errs config.Errors
+	pc := cp.Config
+	errorf := func(path, format string, args ...any) {
+		errs = append(errs, config.Error{Pos: cfg.Pos(path), Msg: fmt.Sprintf("pipeline %q sink %q: ", pc.Name, sc.Name) + fmt.Sprintf(format, args...)})
+	}
+	table := sc.ClickHouse != nil || sc.BigQuery != nil
+	msgs := cp.messages()
+	if table && len(msgs) > 1 {
+		errorf(sc.Path, "a table sink needs one contract per pipeline, this pipeline decodes %d", len(msgs))
+	}
+	var schema protoreflect.MessageDescriptor
+	var schemaRoute *Route
+	transformed := false
+	for _, r := range cp.Routes {
+		if r.Sink != sc.Name {
+			continue
+		}
+		for _, md := range msgs {
+			ch := r.chain(md)
+			if ch == nil {
+				continue
+			}
+			if !ch.Identity() {
+				transformed = true
+			}
+			out := ch.Schema()
+			if sc.Kafka != nil {
+				for _, msg := range sinkkafka.ValidateConfig(*sc.Kafka, enc, out) {
+					errorf(sc.Path+".kafka", "route %q: %s", r.Name, msg)
+				}
+			}
+			if schema == nil {
+				schema, schemaRoute = out, r
+				continue
+			}
+			if table && !sameShape(schema, out) {
+				errorf(fmt.Sprintf("%s.routes[%d]", pc.Path, r.Index), "routes %q and %q give the table different schemas; a table sink takes one shape (give each shape its own sink)", schemaRoute.Name, r.Name)
+			}
+		}
+		if sc.Kafka != nil && sc.Kafka.Topic == "" && r.Target == "" {
+			errorf(fmt.Sprintf("%s.routes[%d]", pc.Path, r.Index), "route %q sends to this kafka sink, but neither the route nor the sink names a topic", r.Name)
+		}
+	}
+	if schema == nil && len(msgs) > 0 {
+		schema = msgs[0] // no route reaches the sink; it still needs a schema to start
+	}
+	cp.Schemas[sc.Name] = schema
+	if sc.Kafka != nil && transformed && sc.Kafka.Encoding == "confluent" && sc.Kafka.SchemaID <= 0 {
+		errorf(sc.Path+".kafka", "schema_id is required: transforms change the events' shape, so the input's schema id does not describe them")
+	}
+	if sc.BigQuery != nil && schema != nil {
+		for _, msg := range bigquery.ValidateConfig(*sc.BigQuery, schema) {
+			errorf(sc.Path+".bigquery", "%s", msg)
+		}
+	}
+	return errs
+}
+
+// sameShape reports whether two messages have the same fields (names may differ).
+func sameShape(a, b protoreflect.MessageDescriptor) bool {
+	if a.FullName() == b.FullName() {
+		return true
+	}
+	pa, pb := protodesc.ToDescriptorProto(a), protodesc.ToDescriptorProto(b)
+	pa.Name, pb.Name = nil, nil
+	return proto.Equal(pa, pb)
 }
 
 // messages returns the distinct contract messages the pipeline decodes, fallback first.

@@ -19,10 +19,11 @@ import (
 type Reason string
 
 const (
-	ReasonDecode   Reason = "decode"   // the payload is not a message of its contract
-	ReasonValidate Reason = "validate" // the message breaks its contract's rules
-	ReasonRoute    Reason = "route"    // a route condition could not be evaluated
-	ReasonSink     Reason = "sink"     // the sink refused the event permanently
+	ReasonDecode    Reason = "decode"    // the payload is not a message of its contract
+	ReasonValidate  Reason = "validate"  // the message breaks its contract's rules
+	ReasonRoute     Reason = "route"     // a route condition could not be evaluated
+	ReasonTransform Reason = "transform" // a route's transforms could not be applied
+	ReasonSink      Reason = "sink"      // the sink refused the event permanently
 )
 
 // Dead-letter headers added to the original record's headers.

@@ -112,6 +112,14 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 	}
 	e := &Engine{c: c, log: opt.Logger, metrics: opt.Metrics, opt: opt, franz: franz, sarama: sc}
 	for _, cp := range c.Pipelines {
+		for _, r := range cp.Routes {
+			for _, ch := range r.chains {
+				if reason, ok := ch.RawPIIGrant(); ok {
+					e.log.Warn("route sees raw personal data", "pipeline", cp.Config.Name, "route", r.Name, "sink", r.Sink, "reason", reason)
+					break
+				}
+			}
+		}
 		p := &pipeline{e: e, cp: cp, name: cp.Config.Name}
 		p.dlq = &deadLetterer{pipeline: p.name, topic: cp.Config.DeadLetter.Topic, log: e.log, metrics: e.metrics}
 		for i := range cp.Config.Sinks {

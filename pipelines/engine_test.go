@@ -171,6 +171,7 @@ func value(t *testing.T, c prometheus.Collector) float64 {
 const routeConfig = `
 kafka: {brokers: ["${BROKERS}"]}
 contracts: {path: "${CONTRACTS}"}
+pii: {hash_key: test-key}
 admin: {address: ""}
 pipelines:
   - name: p
@@ -225,6 +226,7 @@ func TestEngine_route_errors_dead_letter_and_unmatched_are_counted(t *testing.T)
 const dlqConfig = `
 kafka: {brokers: ["${BROKERS}"]}
 contracts: {path: "${CONTRACTS}"}
+pii: {hash_key: test-key}
 admin: {address: ""}
 pipelines:
   - name: p

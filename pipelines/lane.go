@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"switchyard/internal/contract"
 	"switchyard/internal/source"
 	"switchyard/routing"
@@ -21,9 +23,9 @@ import (
 type lane struct {
 	p       *pipeline
 	sink    string
-	primary bool             // dead-letters decode and validation failures, counts consumed
-	routes  []*routing.Route // routes to this lane's sink
-	others  []*routing.Route // routes to other sinks (primary lane: to count unrouted events)
+	primary bool     // dead-letters decode and validation failures, counts consumed
+	routes  []*Route // routes to this lane's sink
+	others  []*Route // routes to other sinks (primary lane: to count unrouted events)
 	runner  *sinks.Runner
 	src     *source.Source
 	router  *message.Router
@@ -48,6 +50,7 @@ type laneState struct {
 	ptrs     []*sinks.Record
 	headers  []sinks.Header
 	dead     []deadLetter
+	outs     []protoreflect.Message // transform results, reused
 }
 
 func (l *lane) newState() *laneState {
@@ -186,14 +189,31 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		if !ok {
 			continue
 		}
-		out := rec
-		if matched || r.Target != "" {
-			cp := *rec
-			cp.Target = r.Target
-			out = &cp
+		ch := r.chain(msg.Descriptor())
+		if ch == nil || ch.Identity() {
+			out := rec
+			if matched || r.Target != "" {
+				cp := *rec
+				cp.Target = r.Target
+				out = &cp
+			}
+			matched = true
+			st.ptrs = append(st.ptrs, out)
+			continue
 		}
 		matched = true
-		st.ptrs = append(st.ptrs, out)
+		outs, err := ch.Apply(msg, rec, st.outs[:0])
+		st.outs = outs[:0]
+		if err != nil {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonTransform, err: err, contract: name, sink: l.sink, route: r.Name})
+			continue
+		}
+		for _, m := range outs {
+			cp := *rec
+			cp.Target, cp.Message, cp.Transformed = r.Target, m, true
+			st.ptrs = append(st.ptrs, &cp)
+		}
+		clear(outs)
 	}
 	if l.primary && !matched && !l.matchesOther(&st.act) {
 		l.unrouted.Inc()

@@ -38,6 +38,10 @@ type Record struct {
 	Message protoreflect.Message
 	// Contract is the full name of the contract message the event was decoded with.
 	Contract string
+	// Transformed is set when a route's transforms (or PII guardrails) derived Message from
+	// the decoded event: Value still holds the original payload, so it must not be written
+	// in place of Message.
+	Transformed bool
 	// Target is the route-specific destination (for the kafka sink, the topic), or "" for the
 	// sink's default.
 	Target string

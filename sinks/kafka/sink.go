@@ -76,43 +76,47 @@ func (s *Sink) plan() error {
 		s.keyPath = path
 	}
 	in := s.opt.Input
+	marshal := func(r *sinks.Record) ([]byte, error) { return proto.Marshal(r.Message.Interface()) }
 	switch s.cfg.Encoding {
 	case "", "protobuf":
-		switch in {
-		case contract.Raw:
-			s.encode = func(r *sinks.Record) ([]byte, error) { return r.Value, nil }
-		case contract.Confluent:
-			s.encode = func(r *sinks.Record) ([]byte, error) {
+		s.encode = func(r *sinks.Record) ([]byte, error) {
+			switch {
+			case r.Transformed || in == contract.JSON:
+				return marshal(r)
+			case in == contract.Confluent:
 				_, _, body, err := contract.SplitConfluent(r.Value)
 				return body, err
 			}
-		default:
-			s.encode = func(r *sinks.Record) ([]byte, error) { return proto.Marshal(r.Message.Interface()) }
+			return r.Value, nil
 		}
 	case "confluent":
-		if in == contract.Confluent {
-			s.encode = func(r *sinks.Record) ([]byte, error) { return r.Value, nil }
-			break
-		}
-		if s.cfg.SchemaID <= 0 {
+		if in != contract.Confluent && s.cfg.SchemaID <= 0 {
 			return errors.New("schema_id is required when encoding is confluent and the input is not Confluent-framed")
 		}
 		s.encode = func(r *sinks.Record) ([]byte, error) {
+			if in == contract.Confluent && !r.Transformed {
+				return r.Value, nil
+			}
 			body := r.Value
-			if in != contract.Raw {
+			if in != contract.Raw || r.Transformed {
 				var err error
-				if body, err = proto.Marshal(r.Message.Interface()); err != nil {
+				if body, err = marshal(r); err != nil {
 					return nil, err
 				}
+			}
+			if s.schemaID == 0 {
+				// Compile refuses this configuration; never frame a new shape with the input's id.
+				return nil, errors.New("schema_id is required to frame transformed events")
 			}
 			return contract.FrameConfluent(make([]byte, 0, len(body)+6), s.schemaID, []int{0}, body), nil
 		}
 	case "json":
-		if in == contract.JSON {
-			s.encode = func(r *sinks.Record) ([]byte, error) { return r.Value, nil }
-			break
+		s.encode = func(r *sinks.Record) ([]byte, error) {
+			if in == contract.JSON && !r.Transformed {
+				return r.Value, nil
+			}
+			return protojson.Marshal(r.Message.Interface())
 		}
-		s.encode = func(r *sinks.Record) ([]byte, error) { return protojson.Marshal(r.Message.Interface()) }
 	default:
 		return fmt.Errorf("unknown encoding %q", s.cfg.Encoding)
 	}
