@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 
 // produced is what a test produced, by expected outcome.
 type produced struct {
+	emails  map[string]bool // bidder_email of every event (PII marked HASH)
 	valid   map[string]bool // event_id of valid events
 	large   map[string]bool // valid events with amount.units >= 1000
 	invalid map[string]bool // "topic/partition/offset" of invalid and undecodable events
@@ -43,7 +45,7 @@ func produceBids(t *testing.T, topic string, n int, seed uint64) produced {
 	}
 	cl := kafka.NewClient(t, kgo.DefaultProduceTopic(topic))
 	defer cl.Close()
-	p := produced{valid: map[string]bool{}, large: map[string]bool{}, invalid: map[string]bool{}}
+	p := produced{emails: map[string]bool{}, valid: map[string]bool{}, large: map[string]bool{}, invalid: map[string]bool{}}
 	var recs []*kgo.Record
 	var kinds []eventgen.Event
 	for i := range n {
@@ -66,6 +68,11 @@ func produceBids(t *testing.T, topic string, n int, seed uint64) produced {
 	}
 	for i, r := range recs {
 		ev := kinds[i]
+		if ev.Message != nil {
+			if e := ev.Message.Get(ev.Message.Descriptor().Fields().ByName("bidder_email")).String(); e != "" {
+				p.emails[e] = true
+			}
+		}
 		if ev.Kind != eventgen.Valid {
 			p.invalid[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] = true
 			continue
@@ -170,7 +177,8 @@ func startEngine(t *testing.T, yaml string, newSink func(context.Context, *confi
 		t.Fatal(err)
 	}
 	m := telemetry.New()
-	eng, err := pipelines.New(c, pipelines.Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil)), Metrics: m, NewSink: newSink})
+	engineLog = &syncBuffer{}
+	eng, err := pipelines.New(c, pipelines.Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t, engineLog}, nil)), Metrics: m, NewSink: newSink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +189,39 @@ func startEngine(t *testing.T, yaml string, newSink func(context.Context, *confi
 	return eng, m
 }
 
-type testLogWriter struct{ t *testing.T }
+// testLogWriter sends the engine's log to the test log and keeps a copy for assertions.
+type testLogWriter struct {
+	t   *testing.T
+	buf *syncBuffer
+}
 
-func (w testLogWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	if w.buf != nil {
+		w.buf.Write(p)
+	}
+	return len(p), nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) {
+	s.mu.Lock()
+	s.b = append(s.b, p...)
+	s.mu.Unlock()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// engineLog is the log of the engine the last startEngine call started.
+var engineLog *syncBuffer
 
 // shutdown stops eng; a second call is a no-op.
 func shutdown(t *testing.T, eng *pipelines.Engine) {
@@ -270,6 +308,32 @@ func TestEndToEnd_routes_dead_letters_and_survives_a_sink_outage(t *testing.T) {
 		if class == "validate" && header(r, pipelines.HeaderContract) != eventgen.BidPlaced {
 			t.Fatalf("dead letter %s names contract %q", coord, header(r, pipelines.HeaderContract))
 		}
+	}
+
+	// bidder_email is marked pii = HASH: no raw address reaches a sink, a dead letter's
+	// headers or the log (dead letters keep the original value bytes, by design).
+	var dlqHeaders strings.Builder
+	for _, r := range dlq {
+		for _, h := range r.Headers {
+			if strings.HasPrefix(h.Key, "switchyard.") {
+				dlqHeaders.Write(h.Value)
+				dlqHeaders.WriteByte('\n')
+			}
+		}
+	}
+	var outValues strings.Builder
+	for _, r := range out {
+		outValues.Write(r.Value)
+	}
+	for email := range p.emails {
+		for where, text := range map[string]string{"the bus sink": outValues.String(), "dead-letter headers": dlqHeaders.String(), "the log": engineLog.String()} {
+			if strings.Contains(text, email) {
+				t.Fatalf("raw bidder_email %q appears in %s", email, where)
+			}
+		}
+	}
+	if len(p.emails) == 0 {
+		t.Fatal("the generator produced no bidder emails to check")
 	}
 
 	// The audit sink comes back and catches up, without loss.
