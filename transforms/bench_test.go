@@ -141,3 +141,45 @@ func TestApply_concurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCompile_shared_schema gives two routes to one sink one descriptor: the second chain's
+// results use the first chain's Schema, and a route of another shape is refused.
+func TestCompile_shared_schema(t *testing.T) {
+	const shape = `transforms:
+  - select: [event_id, bidder_email, amount]
+  - drop: [amount.nanos]`
+	first, errs := compile(t, configWith(t, eventgen.BidPlaced, shape))
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	cfg := configWith(t, eventgen.BidPlaced, shape+"\n  - filter: \"event.quantity > 1\"")
+	c := lookup(t, eventgen.BidPlaced)
+	opts := transforms.Options{Pipeline: "bids", Route: "second", HashKey: testKey, Schema: first.Schema()}
+	second, errs := transforms.Compile(cfg.Pipelines[0].Routes[0], c.Descriptor(), opts, cfg.Pos, "pipelines[0].routes[0]")
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	if second.Schema() != first.Schema() {
+		t.Fatalf("Schema() = %s, want the shared one", second.Schema().FullName())
+	}
+	_, in := decodeJSON(t, c, []byte(`{"eventId":"e1","bidderEmail":"a@b.c","amount":{"units":3,"nanos":5},"quantity":2}`))
+	out, err := second.Apply(in, nil, nil)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("Apply = %d, %v", len(out), err)
+	}
+	m := out[0]
+	if m.Descriptor() != first.Schema() {
+		t.Errorf("result is a %s of another descriptor", m.Descriptor().FullName())
+	}
+	amount := m.Get(first.Schema().Fields().ByName("amount")).Message()
+	if amount.Descriptor() != first.Schema().Fields().ByName("amount").Message() {
+		t.Error("nested result does not use the shared nested descriptor")
+	}
+	cfg = configWith(t, eventgen.BidPlaced, `transforms:
+  - select: [event_id, amount]`)
+	_, errs = transforms.Compile(cfg.Pipelines[0].Routes[0], c.Descriptor(), opts, cfg.Pos, "pipelines[0].routes[0]")
+	want := `case.yaml:11:9: pipeline "bids" route "second": the route's output cannot use switchyard.out.bids_out_0.Event, the schema it shares with its sink: Event has 2 fields here and 3 in the shared schema`
+	if errs.Error() != want {
+		t.Errorf("errors:\n%v\nwant\n%s", errs, want)
+	}
+}

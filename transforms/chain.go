@@ -26,6 +26,12 @@ type Options struct {
 	HashKey []byte
 	// Now is the clock of ingestion_time; time.Now when nil.
 	Now func() time.Time
+	// Schema, when set, is the descriptor the chain's results use instead of a new one:
+	// typically the Schema of another route's chain to the same sink, so that every record
+	// a sink receives has the sink's descriptor (sinks resolve fields against it). It must
+	// have exactly the fields the chain outputs (names, numbers, types, presence; nested
+	// generated messages compared field by field); Compile reports a problem otherwise.
+	Schema protoreflect.MessageDescriptor
 }
 
 // Chain is one route's compiled transforms for one contract message type. It is immutable
@@ -123,6 +129,13 @@ func Compile(route config.Route, input protoreflect.MessageDescriptor, opts Opti
 	if err != nil {
 		b.errorf(path, "%v", err)
 		return nil, b.errs
+	}
+	if opts.Schema != nil {
+		if problem := sameFields(schema, opts.Schema, map[[2]protoreflect.FullName]bool{}); problem != "" {
+			b.errorf(path, "the route's output cannot use %s, the schema it shares with its sink: %s", opts.Schema.FullName(), problem)
+			return nil, b.errs
+		}
+		schema = opts.Schema
 	}
 	b.shapeDesc = shapeDescriptors(b.cols, schema)
 	b.plan(c, schema)

@@ -262,3 +262,61 @@ func mapEntryName(name string) string {
 	}
 	return sb.String() + "Entry"
 }
+
+// sameFields compares the chain's own output a with a schema b it is to use instead: field
+// by field, in order, with generated (switchyard.out) messages compared the same way and
+// other types by name. It returns the first difference, or "".
+func sameFields(a, b protoreflect.MessageDescriptor, seen map[[2]protoreflect.FullName]bool) string {
+	if a == b || seen[[2]protoreflect.FullName{a.FullName(), b.FullName()}] {
+		return ""
+	}
+	seen[[2]protoreflect.FullName{a.FullName(), b.FullName()}] = true
+	fa, fb := a.Fields(), b.Fields()
+	if fa.Len() != fb.Len() {
+		return fmt.Sprintf("%s has %d fields here and %d in the shared schema", a.Name(), fa.Len(), fb.Len())
+	}
+	for i := range fa.Len() {
+		x, y := fa.Get(i), fb.Get(i)
+		if x.Name() != y.Name() || x.Number() != y.Number() {
+			return fmt.Sprintf("field %d of %s is %s = %d here and %s = %d in the shared schema", i+1, a.Name(), x.Name(), x.Number(), y.Name(), y.Number())
+		}
+		if p := sameType(x, y, seen); p != "" {
+			return fmt.Sprintf("field %s: %s", x.Name(), p)
+		}
+	}
+	return ""
+}
+
+func sameType(x, y protoreflect.FieldDescriptor, seen map[[2]protoreflect.FullName]bool) string {
+	if x.Cardinality() != y.Cardinality() || x.IsMap() != y.IsMap() || x.HasPresence() != y.HasPresence() {
+		return "its cardinality or presence differs"
+	}
+	if x.IsMap() {
+		if p := sameType(x.MapKey(), y.MapKey(), seen); p != "" {
+			return p
+		}
+		return sameType(x.MapValue(), y.MapValue(), seen)
+	}
+	if x.Kind() != y.Kind() {
+		return fmt.Sprintf("%s, not %s", x.Kind(), y.Kind())
+	}
+	switch {
+	case x.Enum() != nil && x.Enum().FullName() != y.Enum().FullName():
+		return fmt.Sprintf("enum %s, not %s", x.Enum().FullName(), y.Enum().FullName())
+	case x.Message() != nil:
+		mx, my := x.Message(), y.Message()
+		if mx.FullName() == my.FullName() {
+			return ""
+		}
+		if generated(mx) && generated(my) {
+			return sameFields(mx, my, seen)
+		}
+		return fmt.Sprintf("message %s, not %s", mx.FullName(), my.FullName())
+	}
+	return ""
+}
+
+// generated reports whether md is a message of a chain's output file.
+func generated(md protoreflect.MessageDescriptor) bool {
+	return strings.HasPrefix(string(md.ParentFile().Package()), "switchyard.out.")
+}
