@@ -41,7 +41,9 @@
 //	chain, errs := transforms.Compile(routeCfg, contract.Descriptor(),
 //		transforms.Options{Pipeline: p.Name, Route: route.Name, HashKey: key},
 //		cfg.Pos, fmt.Sprintf("%s.routes[%d]", p.Path, i))
-//	// append errs to the load errors; sinks.Deps.Schema = chain.Schema() for the route's sink
+//	// append errs to the load errors; sinks.Deps.Schema = chain.Schema() for the route's sink.
+//	// Further routes (or contracts) to the same sink pass Options.Schema = that Schema, so
+//	// every record the sink gets has its descriptor (sinks resolve fields against it).
 //	if reason, ok := chain.RawPIIGrant(); ok {
 //		log.Warn("route sees raw personal data", "pipeline", p.Name, "route", route.Name, "reason", reason)
 //	}
