@@ -14,14 +14,13 @@ import (
 	"maps"
 	"slices"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
 	"switchyard/internal/contract"
 	"switchyard/routing"
 	"switchyard/sinks/bigquery"
+	"switchyard/sinks/clickhouse"
 	sinkkafka "switchyard/sinks/kafka"
 	"switchyard/transforms"
 )
@@ -108,11 +107,25 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 		msgs := cp.messages()
 		routes, rerrs := routing.Compile(pc.Routes, msgs, pc.Path, cfg)
 		errs = append(errs, rerrs...)
+		tableSinks := map[string]bool{}
+		for _, sc := range pc.Sinks {
+			tableSinks[sc.Name] = sc.ClickHouse != nil || sc.BigQuery != nil
+		}
+		// Every route to a table sink must give it the same shape: later routes compile to
+		// the first one's output descriptor (transforms.Compile checks the shapes match).
+		shared := map[string]protoreflect.MessageDescriptor{}
 		for j, r := range routes {
 			cr := &Route{Route: r, chains: map[protoreflect.FullName]*transforms.Chain{}}
 			cp.Routes = append(cp.Routes, cr)
 			for _, md := range msgs {
-				ch, terrs := transforms.Compile(pc.Routes[j], md, transforms.Options{Pipeline: pc.Name, Route: r.Name, HashKey: hashKey}, cfg.Pos, fmt.Sprintf("%s.routes[%d]", pc.Path, j))
+				opts := transforms.Options{Pipeline: pc.Name, Route: r.Name, HashKey: hashKey}
+				if tableSinks[r.Sink] {
+					opts.Schema = shared[r.Sink]
+				}
+				ch, terrs := transforms.Compile(pc.Routes[j], md, opts, cfg.Pos, fmt.Sprintf("%s.routes[%d]", pc.Path, j))
+				if ch != nil && tableSinks[r.Sink] && shared[r.Sink] == nil {
+					shared[r.Sink] = ch.Schema()
+				}
 				errs = append(errs, terrs...)
 				if ch != nil {
 					cr.chains[md.FullName()] = ch
@@ -144,33 +157,41 @@ func (cp *CompiledPipeline) checkSink(sc *config.Sink, cfg *config.Config, enc c
 	if table && len(msgs) > 1 {
 		errorf(sc.Path, "a table sink needs one contract per pipeline, this pipeline decodes %d", len(msgs))
 	}
+	// Tables are named after the contract, not after a route's transformed shape.
+	if len(msgs) > 0 {
+		if sc.ClickHouse != nil && sc.ClickHouse.Table == "" {
+			sc.ClickHouse.Table = clickhouse.TableName(string(msgs[0].FullName()))
+		}
+		if sc.BigQuery != nil && sc.BigQuery.Table == "" {
+			sc.BigQuery.Table = bigquery.TableName(msgs[0].FullName())
+		}
+	}
 	var schema protoreflect.MessageDescriptor
-	var schemaRoute *Route
+	kafkaOK := true // the kafka options fit the contract itself
+	if sc.Kafka != nil && len(msgs) > 0 {
+		for _, msg := range sinkkafka.ValidateConfig(*sc.Kafka, enc, msgs[0]) {
+			errorf(sc.Path+".kafka", "%s", msg)
+			kafkaOK = false
+		}
+	}
 	transformed := false
 	for _, r := range cp.Routes {
 		if r.Sink != sc.Name {
 			continue
 		}
 		for _, md := range msgs {
-			ch := r.chain(md)
-			if ch == nil {
-				continue
+			out := md
+			if ch := r.chain(md); ch != nil {
+				out = ch.Schema()
+				transformed = transformed || !ch.Identity()
 			}
-			if !ch.Identity() {
-				transformed = true
-			}
-			out := ch.Schema()
-			if sc.Kafka != nil {
+			if sc.Kafka != nil && out != md && kafkaOK {
 				for _, msg := range sinkkafka.ValidateConfig(*sc.Kafka, enc, out) {
-					errorf(sc.Path+".kafka", "route %q: %s", r.Name, msg)
+					errorf(sc.Path+".kafka", "route %q, after its transforms: %s", r.Name, msg)
 				}
 			}
 			if schema == nil {
-				schema, schemaRoute = out, r
-				continue
-			}
-			if table && !sameShape(schema, out) {
-				errorf(fmt.Sprintf("%s.routes[%d]", pc.Path, r.Index), "routes %q and %q give the table different schemas; a table sink takes one shape (give each shape its own sink)", schemaRoute.Name, r.Name)
+				schema = out
 			}
 		}
 		if sc.Kafka != nil && sc.Kafka.Topic == "" && r.Target == "" {
@@ -190,16 +211,6 @@ func (cp *CompiledPipeline) checkSink(sc *config.Sink, cfg *config.Config, enc c
 		}
 	}
 	return errs
-}
-
-// sameShape reports whether two messages have the same fields (names may differ).
-func sameShape(a, b protoreflect.MessageDescriptor) bool {
-	if a.FullName() == b.FullName() {
-		return true
-	}
-	pa, pb := protodesc.ToDescriptorProto(a), protodesc.ToDescriptorProto(b)
-	pa.Name, pb.Name = nil, nil
-	return proto.Equal(pa, pb)
 }
 
 // messages returns the distinct contract messages the pipeline decodes, fallback first.

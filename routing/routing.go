@@ -54,13 +54,61 @@ func (r *Route) Match(act *Activation) (bool, error) {
 	}
 	out, _, err := prg.Eval(act)
 	if err != nil {
-		return false, fmt.Errorf("route %q: evaluate condition: %w", r.Name, err)
+		// CEL errors can quote event data ("no such key: <value>"): keep only their class,
+		// since this text reaches logs and dead-letter headers.
+		return false, fmt.Errorf("route %q: evaluate condition: %s", r.Name, SafeEvalError(err))
 	}
 	b, ok := out.Value().(bool)
 	if !ok {
 		return false, fmt.Errorf("route %q: condition returned %s, not bool", r.Name, out.Type())
 	}
 	return b, nil
+}
+
+// celSafe lists the CEL run-time error messages, or message prefixes, that hold no values
+// from the event; SafeEvalError keeps them.
+var celSafe = []string{
+	"division by zero",
+	"modulus by zero",
+	"integer overflow",
+	"unsigned integer overflow",
+	"no such overload",
+	"no such key",
+	"no such field",
+	"no such attribute",
+	"index out of range",
+	"index out of bounds",
+	"invalid RFC 3339 timestamp",
+	"invalid index",
+	"range error",
+	"type conversion error",
+	"timestamp overflow",
+	"duration overflow",
+	"operation cancelled",
+	"operation interrupted",
+}
+
+// SafeCELError renders a CEL evaluation error for logs and dead-letter headers. CEL's text
+// can quote data (a missing map key, a string that did not parse as a number), so only known
+// kinds of failure are named, without their details; anything else becomes "evaluation
+// failed". Use it for route-condition errors too.
+func SafeEvalError(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	for _, s := range celSafe {
+		if strings.HasPrefix(msg, s) {
+			return s
+		}
+	}
+	switch {
+	case strings.Contains(msg, "cannot parse") || strings.Contains(msg, "parse error") || strings.Contains(msg, "invalid syntax"):
+		return "type conversion error"
+	case strings.Contains(msg, "out of range") || strings.Contains(msg, "overflow"):
+		return "range error"
+	}
+	return "evaluation failed"
 }
 
 // Activation is the set of variables one evaluation sees. It is reused across events by one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -211,7 +212,7 @@ func (r *Runner) write(b batch) {
 			return
 		}
 		start := time.Now()
-		err := r.sink.Write(ctx, recs)
+		err := r.safeWrite(ctx, recs)
 		if err == nil {
 			r.observeLanded(recs, time.Since(start))
 			resolveAll(recs, owners, nil)
@@ -278,6 +279,18 @@ func (r *Runner) write(b batch) {
 			return
 		}
 	}
+}
+
+// safeWrite calls the sink, turning a panic into a permanent error: the batch is
+// dead-lettered with the reason instead of the process crashing.
+func (r *Runner) safeWrite(ctx context.Context, recs []*Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.opt.Logger.Error("sink panicked; dead-lettering its batch", "records", len(recs), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = Permanent(fmt.Errorf("sink panicked: %v", v))
+		}
+	}()
+	return r.sink.Write(ctx, recs)
 }
 
 func (r *Runner) observeLanded(recs []*Record, took time.Duration) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"switchyard/routing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -128,48 +129,6 @@ func writeValue(sb *strings.Builder, fd protoreflect.FieldDescriptor, v protoref
 	}
 }
 
-// celSafe lists the CEL run-time error messages, or message prefixes, that hold no values
-// from the event; SafeCELError keeps them.
-var celSafe = []string{
-	"division by zero",
-	"modulus by zero",
-	"integer overflow",
-	"unsigned integer overflow",
-	"no such overload",
-	"no such key",
-	"no such field",
-	"no such attribute",
-	"index out of range",
-	"index out of bounds",
-	"invalid RFC 3339 timestamp",
-	"invalid index",
-	"range error",
-	"type conversion error",
-	"timestamp overflow",
-	"duration overflow",
-	"operation cancelled",
-	"operation interrupted",
-}
-
-// SafeCELError renders a CEL evaluation error for logs and dead-letter headers. CEL's text
-// can quote data (a missing map key, a string that did not parse as a number), so only known
-// kinds of failure are named, without their details; anything else becomes "evaluation
-// failed". Use it for route-condition errors too.
-func SafeCELError(err error) string {
-	if err == nil {
-		return ""
-	}
-	msg := err.Error()
-	for _, s := range celSafe {
-		if strings.HasPrefix(msg, s) {
-			return s
-		}
-	}
-	switch {
-	case strings.Contains(msg, "cannot parse") || strings.Contains(msg, "parse error") || strings.Contains(msg, "invalid syntax"):
-		return "type conversion error"
-	case strings.Contains(msg, "out of range") || strings.Contains(msg, "overflow"):
-		return "range error"
-	}
-	return "evaluation failed"
-}
+// SafeCELError renders a CEL evaluation error without event values; see
+// routing.SafeEvalError.
+func SafeCELError(err error) string { return routing.SafeEvalError(err) }

@@ -25,6 +25,13 @@ func TestConfigs_validate(t *testing.T) {
 	t.Chdir(root) // configs name contracts relative to the repository root
 	// configs/compose reads the contracts from where the image puts them.
 	t.Setenv("SWITCHYARD_CONTRACTS", filepath.Join(root, "contracts"))
+	// Secrets that the sample configurations read from the environment or a file.
+	t.Setenv("SWITCHYARD_PII_HASH_KEY", "test-key")
+	keyFile := filepath.Join(t.TempDir(), "pii_hash_key")
+	if err := os.WriteFile(keyFile, []byte("test-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SWITCHYARD_PII_HASH_KEY_FILE", keyFile)
 	entries, err := os.ReadDir("configs")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/IBM/sarama"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,6 +38,7 @@ type Sink struct {
 	deps     sinks.Deps
 	prod     *Producer
 	keyPath  []protoreflect.FieldDescriptor // nil: source key or none
+	keyPaths sync.Map                       // protoreflect.MessageDescriptor -> []protoreflect.FieldDescriptor
 	encode   func(r *sinks.Record) ([]byte, error)
 	schemaID uint32
 }
@@ -148,14 +150,35 @@ func FieldPath(md protoreflect.MessageDescriptor, path string) ([]protoreflect.F
 	return out, nil
 }
 
+// keyFields returns the key's field path in md: the configured schema's, or resolved once per
+// other descriptor (routes' transforms may give one sink several shapes).
+func (s *Sink) keyFields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
+	if md == s.keyPath[0].ContainingMessage() {
+		return s.keyPath
+	}
+	if p, ok := s.keyPaths.Load(md); ok {
+		return p.([]protoreflect.FieldDescriptor)
+	}
+	p, err := FieldPath(md, s.cfg.Key)
+	if err != nil {
+		p = nil // checked at load for every route's shape; no key rather than a wrong one
+	}
+	s.keyPaths.Store(md, p)
+	return p
+}
+
 func (s *Sink) key(r *sinks.Record) []byte {
 	switch {
 	case s.keyPath != nil:
+		path := s.keyFields(r.Message.Descriptor())
+		if path == nil {
+			return nil
+		}
 		m := r.Message
-		for _, fd := range s.keyPath[:len(s.keyPath)-1] {
+		for _, fd := range path[:len(path)-1] {
 			m = m.Get(fd).Message()
 		}
-		fd := s.keyPath[len(s.keyPath)-1]
+		fd := path[len(path)-1]
 		v := m.Get(fd)
 		if fd.Kind() == protoreflect.BytesKind {
 			return v.Bytes()
