@@ -88,10 +88,10 @@ var celSafe = []string{
 	"operation interrupted",
 }
 
-// SafeCELError renders a CEL evaluation error for logs and dead-letter headers. CEL's text
+// SafeEvalError renders a CEL evaluation error for logs and dead-letter headers. CEL's text
 // can quote data (a missing map key, a string that did not parse as a number), so only known
 // kinds of failure are named, without their details; anything else becomes "evaluation
-// failed". Use it for route-condition errors too.
+// failed". Route conditions and transform expressions both use it.
 func SafeEvalError(err error) string {
 	if err == nil {
 		return ""
