@@ -2,6 +2,7 @@ package pipelines_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -269,5 +270,75 @@ func TestEngine_unwritable_dead_letter_topic_stops_commits_until_it_lands(t *tes
 	}
 	if got := e.count(t, "out"); got < n-1 {
 		t.Fatalf("%d events landed, want at least %d", got, n-1)
+	}
+}
+
+const transformConfig = `
+kafka: {brokers: ["${BROKERS}"]}
+contracts: {path: "${CONTRACTS}"}
+pii: {hash_key: test-key}
+admin: {address: ""}
+pipelines:
+  - name: p
+    owner: {team: t, contact: c}
+    source: {topics: [in], group: g, max_batch: 50}
+    contract: {message: auctions.v1.BidPlaced}
+    sinks:
+      - name: bus
+        kafka: {topic: out, encoding: json, key: auction_id}
+        batch: {interval: 10ms}
+    routes:
+      - sink: bus
+        transforms:
+          - flatten: true
+          - select: [event_id, auction_id, bidder_email, amount_units, quantity]
+          - set: {ratio: "100 / (event.quantity - 1)"}
+    dead_letter: {topic: dlq}
+`
+
+// TestEngine_applies_transforms_and_dead_letters_their_failures runs a route whose transforms
+// flatten, select, hash the PII field and derive a value that fails for quantity 1.
+func TestEngine_applies_transforms_and_dead_letters_their_failures(t *testing.T) {
+	e := newEnv(t, true, "in", "out", "dlq")
+	_, m := e.start(t, transformConfig)
+	const n = 60
+	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
+	waitFor(t, 20*time.Second, "all events handled", func() bool { return e.committed(t, "g.bus", "in") == n })
+	failed := value(t, m.DeadLettered.WithLabelValues("p", "transform"))
+	if failed == 0 {
+		t.Fatal("no event had quantity 1: the transform failure path was not exercised")
+	}
+	if got := e.count(t, "out"); got+int64(failed) != n {
+		t.Fatalf("%d transformed + %v dead-lettered, want %d", got, failed, n)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	if fs.NumRecords() == 0 {
+		t.Fatal("no transformed record")
+	}
+	r := fs.Records()[0]
+	var got map[string]any
+	if err := json.Unmarshal(r.Value, &got); err != nil {
+		t.Fatalf("output is not JSON: %v", err)
+	}
+	for _, k := range []string{"eventId", "auctionId", "bidderEmail", "amountUnits", "ratio"} {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("output lacks %s: %s", k, r.Value)
+		}
+	}
+	if len(got) > 6 {
+		t.Fatalf("select kept more than the selected fields: %s", r.Value)
+	}
+	if email := got["bidderEmail"].(string); strings.Contains(email, "@") || len(email) != 64 {
+		t.Fatalf("bidder_email is not an HMAC-SHA256 hex digest: %q", email)
+	}
+	if string(r.Key) != got["auctionId"] {
+		t.Fatalf("key %q is not the auction id %v", r.Key, got["auctionId"])
 	}
 }
