@@ -2,8 +2,8 @@ package routing_test
 
 import (
 	"path/filepath"
-	"strconv"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -91,4 +91,3 @@ func TestCompile_rejects_non_bool_and_unknown_fields(t *testing.T) {
 		t.Fatalf("positions: %v", errs)
 	}
 }
-
