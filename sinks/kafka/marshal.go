@@ -21,11 +21,20 @@ type Outgoing struct {
 	Headers    []sinks.Header
 }
 
-// Producer publishes records through watermill-kafka's publisher. It is goroutine-safe.
+// Producer publishes records through watermill-kafka publishers. It is goroutine-safe.
+//
+// watermill-kafka sends one message at a time and waits for its acknowledgement, so a
+// Producer publishes from many goroutines at once: that is what fills the brokers' batches
+// (measured: more goroutines help, more sarama producers do not; see BenchmarkProducer). Records with equal keys go through the same goroutine, in order, so a
+// batch keeps the order of each key's records (across batches written concurrently, see the
+// sink's max_in_flight).
 type Producer struct {
 	pub         *wkafka.Publisher
-	parallelism int
+	parallelism int // goroutines per Produce call
 }
+
+// DefaultParallelism is the number of goroutines one Produce call publishes from.
+const DefaultParallelism = 2048
 
 // NewProducer connects a producer. sc may be nil for sarama's defaults; acks from all
 // in-sync replicas are always required.
@@ -44,6 +53,9 @@ func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Produce
 	// Many concurrent synchronous sends share the producer's pipeline; larger channel buffers
 	// keep its stages from blocking each other.
 	sc.ChannelBufferSize = 4096
+	if parallelism <= 0 {
+		parallelism = DefaultParallelism
+	}
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers:               brokers,
 		Marshaler:             marshaler{},
@@ -52,34 +64,41 @@ func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Produce
 	if err != nil {
 		return nil, fmt.Errorf("connect kafka publisher: %w", err)
 	}
-	if parallelism <= 0 {
-		parallelism = 512
-	}
 	return &Producer{pub: pub, parallelism: parallelism}, nil
 }
 
 // Produce publishes every record and returns once each is acknowledged or failed. It returns
 // nil, or the index and error of every record that was not acknowledged (the others were).
-// watermill-kafka sends one message at a time and waits for its acknowledgement, so records
-// are published from several goroutines at once; that is what fills the producer's batches.
 func (p *Producer) Produce(ctx context.Context, recs []Outgoing) map[int]error {
 	if len(recs) == 0 {
 		return nil
 	}
 	n := min(p.parallelism, len(recs))
+	// lanes[c] lists the records goroutine c publishes, in batch order.
+	lanes := make([][]int32, n)
+	for i := range recs {
+		c := i % n
+		if k := recs[i].Key; k != nil {
+			c = int(fnv32a(k) % uint32(n))
+		}
+		lanes[c] = append(lanes[c], int32(i))
+	}
 	var (
 		mu     sync.Mutex
 		failed map[int]error
 		wg     sync.WaitGroup
 	)
-	for c := range n {
+	for _, lane := range lanes {
+		if len(lane) == 0 {
+			continue
+		}
 		wg.Go(func() {
 			// One message per goroutine, reused: Publish is synchronous and keeps nothing, so
 			// the marshaler reads the current record through the reused context.
 			oc := &outgoingCtx{Context: ctx}
 			msg := message.NewMessage("", nil)
 			msg.SetContext(oc)
-			for i := c; i < len(recs); i += n {
+			for _, i := range lane {
 				err := ctx.Err()
 				if err == nil {
 					oc.o = &recs[i]
@@ -90,7 +109,7 @@ func (p *Producer) Produce(ctx context.Context, recs []Outgoing) map[int]error {
 					if failed == nil {
 						failed = map[int]error{}
 					}
-					failed[i] = fmt.Errorf("publish to %s: %w", recs[i].Topic, err)
+					failed[int(i)] = fmt.Errorf("publish to %s: %w", recs[i].Topic, err)
 					mu.Unlock()
 				}
 			}
@@ -98,6 +117,16 @@ func (p *Producer) Produce(ctx context.Context, recs []Outgoing) map[int]error {
 	}
 	wg.Wait()
 	return failed
+}
+
+// fnv32a hashes a key to pick its publishing goroutine.
+func fnv32a(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 // ProduceAll is Produce for callers that need every record or none: it returns the first

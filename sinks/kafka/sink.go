@@ -27,7 +27,7 @@ type Options struct {
 	// Input is the encoding events were read with, so that equal output encodings pass the
 	// original bytes through.
 	Input contract.Encoding
-	// Parallelism is how many publishes of one batch run at once (default 512).
+	// Parallelism is how many publishes of one batch run at once (default DefaultParallelism).
 	Parallelism int
 }
 

@@ -161,3 +161,47 @@ func TestValidateConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSink_keeps_each_keys_order_within_a_batch: records with equal keys are published by one
+// goroutine in batch order, so they land in their partition in that order.
+func TestSink_keeps_each_keys_order_within_a_batch(t *testing.T) {
+	k := harness.StartKafka(t)
+	topic := fmt.Sprintf("order-%d", time.Now().UnixNano())
+	k.CreateTopic(t, topic, 4)
+	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
+		kafka.Options{Brokers: k.Brokers(), Input: contract.Raw}, sinks.Deps{Schema: sinktest.Schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	recs := sinktest.Records("src", "ord", 3000, 1)
+	for i, r := range recs {
+		r.Key = []byte(fmt.Sprint("key-", i%7))
+	}
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	cl := k.NewClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	last := map[string]int64{}
+	seen := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for seen < len(recs) {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", seen, len(recs))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			m := dynamicpb.NewMessage(sinktest.Schema)
+			if err := proto.Unmarshal(r.Value, m); err != nil {
+				t.Fatal(err)
+			}
+			seq := m.Get(sinktest.Schema.Fields().ByName("seq")).Int()
+			if prev, ok := last[string(r.Key)]; ok && seq <= prev {
+				t.Fatalf("key %s: seq %d landed after %d", r.Key, seq, prev)
+			}
+			last[string(r.Key)] = seq
+			seen++
+		})
+	}
+}
