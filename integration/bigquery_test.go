@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	bqv2 "google.golang.org/api/bigquery/v2"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 
@@ -559,19 +560,29 @@ func (e *bqEnv) checkCreatedTable(t *testing.T, table string) {
 	if c := meta.Clustering; c == nil || strings.Join(c.Fields, ",") != "_topic,_partition" {
 		t.Fatalf("table %s: clustering %+v, want _topic,_partition", table, c)
 	}
-	cols := map[string]string{}
-	for _, f := range meta.Schema.Fields {
-		mode := f.Mode
-		if mode == "" {
-			mode = "NULLABLE"
+	cols := map[string]string{} // dotted path -> TYPE/MODE
+	var walk func(prefix string, fields []*bqv2.TableFieldSchema)
+	walk = func(prefix string, fields []*bqv2.TableFieldSchema) {
+		for _, f := range fields {
+			mode := f.Mode
+			if mode == "" {
+				mode = "NULLABLE"
+			}
+			cols[prefix+f.Name] = f.Type + "/" + mode
+			walk(prefix+f.Name+".", f.Fields)
 		}
-		cols[f.Name] = f.Type + "/" + mode
 	}
+	walk("", meta.Schema.Fields)
+	// Including every column the README's BigQuery queries read.
 	for col, want := range map[string]string{
 		"event_id": "STRING/NULLABLE", "occurred_at": "TIMESTAMP/NULLABLE", "items": "RECORD/REPEATED",
-		"attributes": "RECORD/REPEATED", "checkout_duration": "INTERVAL/NULLABLE",
+		"items.sku": "STRING/NULLABLE", "items.quantity": "INTEGER/NULLABLE",
+		"attributes": "RECORD/REPEATED", "attributes.key": "STRING/NULLABLE", "attributes.value": "STRING/NULLABLE",
+		"total.currency_code": "STRING/NULLABLE", "total.units": "INTEGER/NULLABLE", "total.nanos": "INTEGER/NULLABLE",
+		"is_gift": "BOOLEAN/NULLABLE", "checkout_duration": "INTERVAL/NULLABLE",
 		"loyalty_points_earned": "INTEGER/NULLABLE", "payment_attempt": "INTEGER/NULLABLE",
-		"_topic": "STRING/REQUIRED", "_offset": "INTEGER/REQUIRED", "_event_time": "TIMESTAMP/REQUIRED",
+		"_topic": "STRING/REQUIRED", "_partition": "INTEGER/REQUIRED", "_offset": "INTEGER/REQUIRED",
+		"_event_time": "TIMESTAMP/REQUIRED", "_landed_at": "TIMESTAMP/REQUIRED", "_schema": "STRING/REQUIRED",
 	} {
 		if cols[col] != want {
 			t.Errorf("table %s: column %s is %q, want %s", table, col, cols[col], want)
