@@ -54,10 +54,12 @@ type Engine struct {
 
 	pipelines []*pipeline
 
-	mu      sync.Mutex
-	running sync.WaitGroup
-	ready   bool
-	stopped bool
+	mu       sync.Mutex
+	running  sync.WaitGroup // lanes' routers
+	starting sync.WaitGroup // lanes retrying their start
+	stopping chan struct{}  // closed when Shutdown begins
+	ready    bool
+	stopped  bool
 }
 
 type pipeline struct {
@@ -148,33 +150,49 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 }
 
 // Start opens the dead-letter producer and every sink, then starts every lane. A sink that
-// fails to open stops only its own lane (logged, switchyard_sink_up 0); Start returns an error
-// only when nothing can run at all.
+// fails to open stops only its own lane: it is logged, switchyard_sink_up reads 0, and the
+// engine tries again in the background with backoff until it opens or Shutdown begins.
 func (e *Engine) Start(ctx context.Context) error {
 	dlq, err := sinkkafka.NewProducer(e.c.Config.Kafka.Brokers, e.sarama, 16)
 	if err != nil {
 		return fmt.Errorf("connect dead-letter producer: %w", err)
 	}
 	e.dlq = dlq
-	started := 0
+	e.stopping = make(chan struct{})
 	for _, p := range e.pipelines {
 		p.dlq.prod = dlq
 		for i, l := range p.lanes {
 			sc := &p.cp.Config.Sinks[i]
 			if err := e.startLane(ctx, p, l, sc); err != nil {
 				telemetry.SinkStopped(e.log, e.metrics, p.name, sc.Name, err)
-				continue
+				e.starting.Go(func() { e.retryLane(p, l, sc) })
 			}
-			started++
 		}
-	}
-	if started == 0 && len(e.pipelines) > 0 {
-		return errors.New("no sink could start")
 	}
 	e.mu.Lock()
 	e.ready = true
 	e.mu.Unlock()
 	return nil
+}
+
+// retryLane starts a lane whose sink failed to start, with backoff, until it starts or the
+// engine stops.
+func (e *Engine) retryLane(p *pipeline, l *lane, sc *config.Sink) {
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-e.stopping:
+			return
+		case <-time.After(sinks.Backoff(attempt, time.Second, 2*time.Minute)):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := e.startLane(ctx, p, l, sc)
+		cancel()
+		if err == nil {
+			l.log.Info("sink started after retrying", "attempts", attempt+1)
+			return
+		}
+		telemetry.SinkStopped(e.log, e.metrics, p.name, sc.Name, err)
+	}
 }
 
 func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config.Sink) error {
@@ -216,8 +234,15 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		listener = al
 	}
 	lag := e.metrics.Lag
+	kopts := append([]kgo.Opt{}, e.franz...)
+	if src.SessionTimeout > 0 {
+		kopts = append(kopts, kgo.SessionTimeout(src.SessionTimeout), kgo.HeartbeatInterval(max(src.SessionTimeout/5, 100*time.Millisecond)))
+	}
+	if src.InstanceID != "" {
+		kopts = append(kopts, kgo.InstanceID(src.InstanceID+"."+sc.Name))
+	}
 	l.src, err = source.New(source.Config{
-		Kafka:         e.franz,
+		Kafka:         kopts,
 		FetchMaxBytes: int32(min(int64(src.FetchMaxBytes), 1<<31-1)),
 		Group:         group,
 		Topics:        src.Topics,
@@ -247,12 +272,20 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		_ = l.runner.Close(ctx)
 		return err
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: src.DrainTimeout + 5*time.Second}, watermill.NewSlogLoggerWithLevelMapping(l.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: src.DrainTimeout + 5*time.Second},
+		watermill.NewSlogLoggerWithLevelMapping(slog.New(quietHandler{l.log.Handler()}), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	if err != nil {
 		return err
 	}
 	router.AddConsumerHandler(p.name+"/"+sc.Name, p.name, l.src, l.handle)
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		_ = l.runner.Close(ctx)
+		return errors.New("engine is shutting down")
+	}
 	l.router = router
+	e.mu.Unlock()
 	e.metrics.SinkUp.WithLabelValues(p.name, sc.Name).Set(1)
 	e.running.Go(func() {
 		if err := router.Run(context.Background()); err != nil {
@@ -280,6 +313,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.stopped = true
 	e.mu.Unlock()
+	if e.stopping != nil {
+		close(e.stopping)
+	}
+	e.starting.Wait()
 	var (
 		errs  []error
 		errMu sync.Mutex
@@ -357,4 +394,27 @@ func NewSink(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, e
 		return bigquery.New(*sc.BigQuery, bigquery.Options{}, deps.Deps)
 	}
 	return nil, fmt.Errorf("sink %q: kind %s is not available in this build", sc.Name, sinkKind(sc))
+}
+
+// quietHandler demotes watermill's "Handler returned error" to debug: the lane logs its own
+// failures (sink write failed, dead-letter write failed) once per attempt, while the router
+// would log every handed-back batch again at error level.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && r.Message == "Handler returned error" {
+		r.Level = slog.LevelDebug
+		if !h.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(name)}
 }

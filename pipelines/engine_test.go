@@ -3,11 +3,13 @@ package pipelines_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"switchyard/internal/contract/eventgen"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
+	"switchyard/sinks"
 )
 
 // These tests run the engine against kfake, franz-go's in-process Kafka, for behaviours that
@@ -65,6 +68,11 @@ func newEnv(t *testing.T, autoCreate bool, topics ...string) *env {
 
 func (e *env) start(t *testing.T, yaml string) (*pipelines.Engine, *telemetry.Metrics) {
 	t.Helper()
+	return e.startWith(t, yaml, nil)
+}
+
+func (e *env) startWith(t *testing.T, yaml string, newSink func(context.Context, *config.Sink, pipelines.SinkDeps) (sinks.Sink, error)) (*pipelines.Engine, *telemetry.Metrics) {
+	t.Helper()
 	yaml = strings.ReplaceAll(yaml, "${BROKERS}", e.cluster.ListenAddrs()[0])
 	yaml = strings.ReplaceAll(yaml, "${CONTRACTS}", contractsDir())
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
@@ -76,7 +84,7 @@ func (e *env) start(t *testing.T, yaml string) (*pipelines.Engine, *telemetry.Me
 		t.Fatal(err)
 	}
 	m := telemetry.New()
-	eng, err := pipelines.New(c, pipelines.Options{Metrics: m, Logger: slog.New(slog.DiscardHandler)})
+	eng, err := pipelines.New(c, pipelines.Options{Metrics: m, Logger: slog.New(slog.DiscardHandler), NewSink: newSink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,5 +348,41 @@ func TestEngine_applies_transforms_and_dead_letters_their_failures(t *testing.T)
 	}
 	if string(r.Key) != got["auctionId"] {
 		t.Fatalf("key %q is not the auction id %v", r.Key, got["auctionId"])
+	}
+}
+
+// flakyOpen is a real sink whose Open fails the first n times, as a sink's database would
+// while it is still starting.
+type flakyOpen struct {
+	sinks.Sink
+	fails *atomic.Int32
+}
+
+func (f flakyOpen) Open(context.Context) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("dial tcp 127.0.0.1:9000: connection refused")
+	}
+	return nil
+}
+
+func TestEngine_retries_a_sink_that_failed_to_open(t *testing.T) {
+	e := newEnv(t, true, "in", "out", "dlq")
+	var fails atomic.Int32
+	fails.Store(2)
+	_, m := e.startWith(t, dlqConfig, func(ctx context.Context, sc *config.Sink, deps pipelines.SinkDeps) (sinks.Sink, error) {
+		s, err := pipelines.NewSink(ctx, sc, deps)
+		if err != nil {
+			return nil, err
+		}
+		return flakyOpen{Sink: s, fails: &fails}, nil
+	})
+	e.produce(t, "in", 20, func(int) eventgen.Kind { return eventgen.Valid }, nil)
+	waitFor(t, 30*time.Second, "the sink to open and land every event", func() bool { return e.count(t, "out") == 20 })
+	if fails.Load() >= 0 {
+		t.Fatalf("Open was not retried until it succeeded (remaining failures %d)", fails.Load())
+	}
+	var up dto.Metric
+	if err := m.SinkUp.WithLabelValues("p", "bus").Write(&up); err != nil || up.GetGauge().GetValue() != 1 {
+		t.Fatalf("switchyard_sink_up = %v, want 1", up.GetGauge().GetValue())
 	}
 }

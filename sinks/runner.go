@@ -17,7 +17,7 @@ type RunnerOptions struct {
 	MaxBytes       int64         // flush when a batch holds this many payload bytes
 	Interval       time.Duration // flush when the oldest record has waited this long
 	MaxInFlight    int           // most batches being written at once
-	MaxAttempts    int           // write attempts per batch before its callers get the error
+	MaxAttempts    int           // write attempts per batch before its callers get the error; 0: until it lands
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// Observer is told about every write; nil for none.
@@ -94,9 +94,6 @@ func NewRunner(s Sink, opt RunnerOptions) *Runner {
 	}
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 1
-	}
-	if opt.MaxAttempts <= 0 {
-		opt.MaxAttempts = 1
 	}
 	if opt.InitialBackoff <= 0 {
 		opt.InitialBackoff = 100 * time.Millisecond
@@ -263,7 +260,7 @@ func (r *Runner) write(b batch) {
 		if r.opt.Observer != nil {
 			r.opt.Observer.WriteFailed(len(recs), attempt, err)
 		}
-		if attempt >= r.opt.MaxAttempts {
+		if r.opt.MaxAttempts > 0 && attempt >= r.opt.MaxAttempts {
 			err = fmt.Errorf("write %d records: giving up after %d attempts: %w", len(recs), attempt, err)
 			resolveAll(recs, owners, err)
 			return

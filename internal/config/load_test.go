@@ -94,7 +94,7 @@ pipelines:
 				"earliest", 20000, 1000, 30 * time.Second, Bytes(50 << 20),
 				"confluent",
 				Batch{MaxRows: 10, MaxBytes: 4 << 20, Interval: 200 * time.Millisecond},
-				Retry{MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}, 4,
+				Retry{MaxAttempts: 0, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}, 4,
 				KafkaSink{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true},
 				"default", "default", 5000,
 				true, true,

@@ -107,13 +107,15 @@ type Owner struct {
 
 // Source is a Kafka consumer-group source.
 type Source struct {
-	Topics        []string      `yaml:"topics" doc:"Topics to consume." required:"true"`
-	Group         string        `yaml:"group" doc:"Consumer group id; each sink consumes as <group>.<sink>. Defaults to switchyard.<pipeline name>."`
-	Start         string        `yaml:"start" doc:"Where a group without committed offsets starts." default:"earliest" enum:"earliest|latest"`
-	MaxInFlight   int           `yaml:"max_in_flight" doc:"Most records per partition handed out and not yet acknowledged; fetching that partition pauses at the limit." default:"20000"`
-	MaxBatch      int           `yaml:"max_batch" doc:"Most records in one unit of work handed from the source to the engine." default:"1000"`
-	DrainTimeout  time.Duration `yaml:"drain_timeout" doc:"How long a rebalance or shutdown waits for in-flight records before it commits what was acknowledged." default:"30s"`
-	FetchMaxBytes Bytes         `yaml:"fetch_max_bytes" doc:"Most bytes one fetch from a broker returns." default:"50MiB"`
+	Topics         []string      `yaml:"topics" doc:"Topics to consume." required:"true"`
+	Group          string        `yaml:"group" doc:"Consumer group id; each sink consumes as <group>.<sink>. Defaults to switchyard.<pipeline name>."`
+	Start          string        `yaml:"start" doc:"Where a group without committed offsets starts." default:"earliest" enum:"earliest|latest"`
+	MaxInFlight    int           `yaml:"max_in_flight" doc:"Most records per partition handed out and not yet acknowledged; fetching that partition pauses at the limit." default:"20000"`
+	MaxBatch       int           `yaml:"max_batch" doc:"Most records in one unit of work handed from the source to the engine." default:"1000"`
+	SessionTimeout time.Duration `yaml:"session_timeout" doc:"Consumer-group session timeout: how long the group waits for a member that stopped heartbeating (e.g. a killed process) before giving its partitions to others." default:"15s"`
+	InstanceID     string        `yaml:"instance_id" doc:"Static group membership: a stable id per process (e.g. the pod name); each sink's lane joins as <instance_id>.<sink>. A restarted process with the same id gets its partitions back without a rebalance."`
+	DrainTimeout   time.Duration `yaml:"drain_timeout" doc:"How long a rebalance or shutdown waits for in-flight records before it commits what was acknowledged." default:"30s"`
+	FetchMaxBytes  Bytes         `yaml:"fetch_max_bytes" doc:"Most bytes one fetch from a broker returns." default:"50MiB"`
 }
 
 // Contract says which message type each record holds and how it is encoded.
@@ -152,7 +154,7 @@ type Batch struct {
 
 // Retry is the backoff policy for transient errors.
 type Retry struct {
-	MaxAttempts    int           `yaml:"max_attempts" doc:"Attempts per batch before the records are handed back to the source, which redelivers them after backoff (nothing is dropped)." default:"8"`
+	MaxAttempts    int           `yaml:"max_attempts" doc:"Attempts per batch; 0 retries until the sink recovers (the sink pauses, its partitions stop fetching at max_in_flight, nothing is committed past the batch). A positive limit hands the records back to the source, which redelivers them after backoff; nothing is dropped either way." default:"0"`
 	InitialBackoff time.Duration `yaml:"initial_backoff" doc:"First backoff; doubles per attempt, with full jitter." default:"100ms"`
 	MaxBackoff     time.Duration `yaml:"max_backoff" doc:"Longest backoff." default:"30s"`
 }
