@@ -3,9 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +59,43 @@ func TestConfigs_validate(t *testing.T) {
 				t.Fatalf("switchyard validate --config %s printed no pipelines", path)
 			}
 		})
+	}
+}
+
+// TestReadme_config_examples validates every complete configuration (a YAML block with
+// top-level kafka: and pipelines:) in README.md, so the documentation cannot drift from the
+// schema and the contracts.
+func TestReadme_config_examples(t *testing.T) {
+	root := repoRoot(t)
+	t.Chdir(root)
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KAFKA_PASSWORD", "secret")
+	blocks := 0
+	for i, block := range strings.Split(string(readme), "```yaml\n")[1:] {
+		body, _, _ := strings.Cut(block, "```")
+		if !strings.HasPrefix(body, "kafka:") || !strings.Contains(body, "\npipelines:") {
+			continue
+		}
+		blocks++
+		// The example reads its PII key from a file the test provides.
+		key := filepath.Join(t.TempDir(), "key")
+		if err := os.WriteFile(key, []byte("k"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		body = strings.ReplaceAll(body, "/run/secrets/pii-hash-key", key)
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("readme-%d.yaml", i))
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := Main(context.Background(), []string{"validate", "--config", path}, &stdout, &stderr); code != 0 {
+			t.Errorf("README example %d does not validate:\n%s\n%s", i, body, stderr.String())
+		}
+	}
+	if blocks == 0 {
+		t.Fatal("README.md has no complete configuration example")
 	}
 }
