@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"switchyard/integration/harness"
 	"switchyard/internal/contract"
@@ -288,65 +286,6 @@ func waitLanded(t *testing.T, ch *harness.ClickHouse, want int, within time.Dura
 	}
 }
 
-// evictMembers removes every member of a consumer group, as the broker does once a member's
-// session times out. A SIGKILLed daemon never leaves its group, and switchyard leaves the
-// session timeout at the client default (45 s), so without this every restart would wait that
-// long before the group rebalances. Commits are untouched.
-func evictMembers(t *testing.T, group string) {
-	t.Helper()
-	cl := kafka.NewClient(t)
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var g kmsg.DescribeGroupsResponseGroup
-	for {
-		dreq := kmsg.NewPtrDescribeGroupsRequest()
-		dreq.Groups = []string{group}
-		dresp, err := dreq.RequestWith(ctx, cl)
-		if err == nil && len(dresp.Groups) != 1 {
-			err = fmt.Errorf("%d groups in the response", len(dresp.Groups))
-		}
-		if err == nil {
-			g = dresp.Groups[0]
-			err = kerr.ErrorForCode(g.ErrorCode)
-		}
-		if err == nil {
-			break
-		}
-		if err == kerr.GroupIDNotFound {
-			return // never joined: nothing to evict
-		}
-		// A group that never existed can answer "coordinator not available" while the
-		// broker sets up its coordinator.
-		if !kerr.IsRetriable(err) || ctx.Err() != nil {
-			t.Fatalf("describe group %s: %v", group, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(g.Members) == 0 {
-		return
-	}
-	lreq := kmsg.NewPtrLeaveGroupRequest()
-	lreq.Group = group
-	for _, m := range g.Members {
-		lm := kmsg.NewLeaveGroupRequestMember()
-		lm.MemberID = m.MemberID
-		lreq.Members = append(lreq.Members, lm)
-	}
-	lresp, err := lreq.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("evict members of group %s: %v", group, err)
-	}
-	if err := kerr.ErrorForCode(lresp.ErrorCode); err != nil {
-		t.Fatalf("evict members of group %s: %v", group, err)
-	}
-	for _, m := range lresp.Members {
-		if err := kerr.ErrorForCode(m.ErrorCode); err != nil && err != kerr.UnknownMemberID {
-			t.Fatalf("evict member %s of group %s: %v", m.MemberID, group, err)
-		}
-	}
-}
-
 // daemonLogPath returns a path for the daemon's log that outlives a failed test, so that the
 // failure message can point at it.
 func daemonLogPath(t *testing.T) string {
@@ -385,9 +324,10 @@ func TestClickHouse_sigkill_under_load_lands_each_event_once(t *testing.T) {
 	ch := harness.StartClickHouse(t)
 	topic := uniqueName(t, "bids")
 	kafka.CreateTopic(t, topic, 8)
-	config := writeConfig(t, fmt.Sprintf(chConfig, topic, ch.Addr(), "", "", ""))
+	// A restarted daemon comes back as the same static group member, so it gets its
+	// partitions again without waiting for the killed one's session to time out.
+	config := writeConfig(t, fmt.Sprintf(chConfig, topic, ch.Addr(), "", "", "\n      instance_id: crash-test"))
 	logPath := daemonLogPath(t)
-	group := topic + "-group.olap"
 
 	load := startBidLoad(t, topic, 5000, 42)
 	seed := uint64(time.Now().UnixNano())
@@ -395,7 +335,6 @@ func TestClickHouse_sigkill_under_load_lands_each_event_once(t *testing.T) {
 	const kills = 10
 	grew := 0
 	for k := range kills {
-		evictMembers(t, group)
 		before, _ := chCount(ch)
 		d := startDaemon(t, config, logPath)
 		t.Cleanup(d.kill) // after a failure; a no-op once killed
@@ -415,7 +354,6 @@ func TestClickHouse_sigkill_under_load_lands_each_event_once(t *testing.T) {
 	nValid, nInvalid := load.counts()
 	t.Logf("produced %d valid and %d invalid events", nValid, nInvalid)
 
-	evictMembers(t, group)
 	d := startDaemon(t, config, logPath)
 	t.Cleanup(d.kill)
 	waitLanded(t, ch, nValid, 3*time.Minute, logPath)
@@ -446,14 +384,6 @@ func TestClickHouse_sigkill_under_load_lands_each_event_once(t *testing.T) {
 	t.Logf("README query, first row: %s", strings.Join(rows[0], " | "))
 }
 
-// outageInFlight bounds what the source hands out per partition while ClickHouse is down.
-// With the default (20000) the olap lane holds a whole outage's worth of small fetched
-// batches; after the restart the source redelivers its nacked batches one at a time per
-// partition, each after a backoff, so catching up on 30 s at 3000 events/s took over three
-// minutes (about 400 events/s). With 1000 the rest waits in Kafka and is fetched in large
-// batches once the sink is back (catch-up in seconds).
-const outageInFlight = "\n      max_in_flight: 1000"
-
 // TestClickHouse_server_down_30s_under_load_loses_nothing stops the ClickHouse server for 30
 // seconds while events are produced. Meanwhile the pipeline's kafka sink, in its own lane,
 // keeps landing fresh events; afterwards the clickhouse sink catches up with every event
@@ -466,7 +396,7 @@ func TestClickHouse_server_down_30s_under_load_loses_nothing(t *testing.T) {
 	bus := fmt.Sprintf(`      - name: bus
         kafka: {topic: %s-out}
         batch: {max_rows: 2000, interval: 50ms}`, topic)
-	config := writeConfig(t, fmt.Sprintf(chConfig, topic, ch.Addr(), bus, "      - sink: bus", outageInFlight))
+	config := writeConfig(t, fmt.Sprintf(chConfig, topic, ch.Addr(), bus, "      - sink: bus", ""))
 	logPath := daemonLogPath(t)
 
 	load := startBidLoad(t, topic, 3000, 7)
