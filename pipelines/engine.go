@@ -212,6 +212,9 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 			return fmt.Errorf("open: %w", err)
 		}
 	}
+	if pw, ok := s.(sinks.PayloadWriter); ok {
+		l.payload = pw.WritesPayload()
+	}
 	l.runner = sinks.NewRunner(s, sinks.RunnerOptions{
 		MaxRows:        sc.Batch.MaxRows,
 		MaxBytes:       int64(sc.Batch.MaxBytes),

@@ -24,6 +24,7 @@ type lane struct {
 	p       *pipeline
 	sink    string
 	primary bool     // dead-letters decode and validation failures, counts consumed
+	payload bool     // the sink writes untransformed records from their bytes (sinks.PayloadWriter)
 	routes  []*Route // routes to this lane's sink
 	others  []*Route // routes to other sinks (primary lane: to count unrouted events)
 	runner  *sinks.Runner
@@ -155,7 +156,17 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		return
 	}
 	name := string(ct.Descriptor().FullName())
-	msg, err := st.decoder(ct, l.p.cp.Encoding).Decode(kr.Value)
+	dec := st.decoder(ct, l.p.cp.Encoding)
+	msg, err := dec.Decode(kr.Value)
+	// keep reports whether a sink will read the decoded message; if not, its memory goes
+	// back to the decoder at once rather than at the end of the batch.
+	keep := false
+	defer func() {
+		if !keep {
+			dec.Discard()
+			rec.Message = nil
+		}
+	}()
 	if err != nil {
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: err, contract: name})
@@ -191,6 +202,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		}
 		ch := r.chain(msg.Descriptor())
 		if ch == nil || ch.Identity() {
+			keep = keep || !l.payload
 			out := rec
 			if matched || r.Target != "" {
 				cp := *rec
@@ -202,6 +214,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 			continue
 		}
 		matched = true
+		keep = true // transformed messages may share memory with the decoded one
 		outs, err := ch.Apply(msg, rec, st.outs[:0])
 		st.outs = outs[:0]
 		if err != nil {

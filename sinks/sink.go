@@ -80,6 +80,13 @@ type Planner interface {
 	Plan(ctx context.Context) ([]string, error)
 }
 
+// PayloadWriter is implemented by sinks that, for records no transform changed, write
+// Record.Value as it is and never read Record.Message. The engine then frees each decoded
+// message as soon as it is routed, instead of holding it until the batch is written.
+type PayloadWriter interface {
+	WritesPayload() bool
+}
+
 // TopicPartition names one source partition.
 type TopicPartition struct {
 	Topic     string

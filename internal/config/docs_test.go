@@ -103,7 +103,7 @@ func TestJSONSchema(t *testing.T) {
 		want any
 	}{
 		{[]string{"Logging", "properties", "level", "default"}, "info"},
-		{[]string{"Source", "properties", "max_in_flight", "default"}, 20000.0},
+		{[]string{"Source", "properties", "max_in_flight", "default"}, 5000.0},
 		{[]string{"Batch", "properties", "max_bytes", "default"}, "4MiB"},
 		{[]string{"KafkaSink", "properties", "headers", "default"}, true},
 		{[]string{"SASL", "properties", "password", "writeOnly"}, true},

@@ -167,3 +167,14 @@ func (d *Decoder) Release() {
 
 // Live returns how many binary-decoded messages are awaiting Release.
 func (d *Decoder) Live() int { return d.used }
+
+// Discard gives back the memory of the message the last Decode returned, for the next Decode
+// to reuse: call it when that message will not be read again (it matched no route, or its
+// sink writes the original payload). The message must not be used afterwards. Without
+// Discard, every message of a batch holds its arena until Release.
+func (d *Decoder) Discard() {
+	if d.used > 0 && d.enc != JSON {
+		d.used--
+		d.shared[d.used].Free()
+	}
+}

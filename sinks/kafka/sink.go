@@ -125,6 +125,25 @@ func (s *Sink) plan() error {
 	return nil
 }
 
+// WritesPayload implements sinks.PayloadWriter: untransformed records are written from their
+// original bytes (the key is the source key or none, and the output encoding is the input's,
+// or raw protobuf from Confluent-framed input).
+func (s *Sink) WritesPayload() bool {
+	if s.keyPath != nil {
+		return false
+	}
+	in := s.opt.Input
+	switch s.cfg.Encoding {
+	case "", "protobuf":
+		return in == contract.Raw || in == contract.Confluent
+	case "confluent":
+		return in == contract.Confluent
+	case "json":
+		return in == contract.JSON
+	}
+	return false
+}
+
 // FieldPath resolves a dotted field path ("bidder.id") to its fields. Every field but the last
 // must be a singular message; the last must be a singular scalar.
 func FieldPath(md protoreflect.MessageDescriptor, path string) ([]protoreflect.FieldDescriptor, error) {
