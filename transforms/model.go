@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"switchyard/internal/suggest"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -192,36 +193,5 @@ func validName(s string) bool {
 
 // didYouMean returns ` (did you mean "x"?)` for the closest candidate, or "".
 func didYouMean(word string, candidates []string) string {
-	limit := max(1, len(word)/3)
-	best, bestDist := "", limit+1
-	lw := strings.ToLower(word)
-	for _, c := range candidates {
-		if d := editDistance(lw, strings.ToLower(c)); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.DidYouMean(word, candidates)
 }

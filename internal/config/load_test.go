@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/internal/suggest"
 )
 
 // parseWith loads one in-memory file named test.yaml with env as the environment.
@@ -341,7 +343,7 @@ func TestSuggest(t *testing.T) {
 		"x":          "",
 		"wholly_new": "",
 	} {
-		if got := suggest(word, keys); got != want {
+		if got := suggest.Closest(word, keys); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", word, got, want)
 		}
 	}

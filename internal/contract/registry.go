@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"switchyard/internal/suggest"
 	"sync"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
@@ -447,7 +448,7 @@ func (r *Registry) suggest(name string) string {
 		case strings.HasSuffix(ln, "."+lname): // short name given, e.g. "BidPlaced"
 			d = 1
 		default:
-			d = levenshtein(lname, ln)
+			d = suggest.Distance(lname, ln)
 			if d > max(2, len(ln)/4) {
 				continue
 			}
@@ -470,24 +471,4 @@ func (r *Registry) suggest(name string) string {
 		quoted[i] = fmt.Sprintf("%q", b)
 	}
 	return fmt.Sprintf(" (did you mean %s?)", strings.Join(quoted, " or "))
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -5,7 +5,6 @@ package kafkaconn
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -112,40 +111,11 @@ func SaramaConfig(k config.Kafka) (*sarama.Config, error) {
 	return c, nil
 }
 
-// tlsConfig builds the client TLS configuration of t, or returns nil when TLS is disabled.
-// CAFile replaces the system roots; CertFile and KeyFile must be given together. The server
-// name is left empty: both franz-go and sarama fill it in from the broker address.
+// tlsConfig is t's client TLS configuration, or nil when TLS is disabled.
 func tlsConfig(t config.TLS) (*tls.Config, error) {
-	if !t.Enabled {
-		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify {
-			return nil, errors.New("kafka: tls options are set but tls.enabled is false")
-		}
-		return nil, nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as testing only
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: read tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka: tls ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	switch {
-	case t.CertFile != "" && t.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: load tls client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	case t.CertFile != "" || t.KeyFile != "":
-		return nil, errors.New("kafka: tls cert_file and key_file must be set together")
+	c, err := t.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return c, nil
 }

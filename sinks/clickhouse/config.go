@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -101,38 +100,11 @@ func options(c config.ClickHouse) (*ch.Options, error) {
 	}, nil
 }
 
-// tlsConfig builds the client TLS configuration of t, or returns nil when TLS is disabled.
+// tlsConfig is t's client TLS configuration, or nil when TLS is disabled.
 func tlsConfig(t config.TLS) (*tls.Config, error) {
-	if !t.Enabled {
-		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify {
-			return nil, errors.New("clickhouse: tls options are set but tls.enabled is false")
-		}
-		return nil, nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as testing only
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse: read tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("clickhouse: tls ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	switch {
-	case t.CertFile != "" && t.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse: load tls client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	case t.CertFile != "" || t.KeyFile != "":
-		return nil, errors.New("clickhouse: tls cert_file and key_file must be set together")
+	c, err := t.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	return c, nil
 }
