@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"switchyard/internal/suggest"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"switchyard/internal/suggest"
 )
 
 // This file holds the load-time model of a chain: the output event as a list of columns

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"switchyard/internal/suggest"
 	"sync"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
@@ -23,6 +22,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"switchyard/internal/suggest"
 )
 
 // validateProto is the import path of the protovalidate rule definitions.
