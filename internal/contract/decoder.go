@@ -38,6 +38,9 @@ type Decoder struct {
 	// kept across Release, so their memory is reused by the next batch.
 	shared []*hyperpb.Shared
 	used   int
+	// last reports whether the latest Decode took an arena (a payload rejected before
+	// parsing takes none), so Discard knows whether there is one to give back.
+	last bool
 	json   protojson.UnmarshalOptions
 }
 
@@ -77,6 +80,7 @@ func (d *Decoder) Encoding() Encoding { return d.enc }
 //
 // A payload that cannot be decoded yields a *DecodeError; the Decoder stays usable.
 func (d *Decoder) Decode(payload []byte) (protoreflect.Message, error) {
+	d.last = false
 	switch d.enc {
 	case Confluent:
 		_, _, body, err := splitConfluent(payload, nil)
@@ -103,6 +107,7 @@ func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
 	// Count the arena as used before parsing: a failed parse still holds arena memory
 	// that Release must free.
 	d.used++
+	d.last = true
 	m := s.NewMessage(d.c.hyper)
 	if err := m.Unmarshal(body, hyperOptions...); err != nil {
 		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
@@ -163,6 +168,7 @@ func (d *Decoder) Release() {
 		s.Free()
 	}
 	d.used = 0
+	d.last = false
 }
 
 // Live returns how many binary-decoded messages are awaiting Release.
@@ -173,7 +179,8 @@ func (d *Decoder) Live() int { return d.used }
 // sink writes the original payload). The message must not be used afterwards. Without
 // Discard, every message of a batch holds its arena until Release.
 func (d *Decoder) Discard() {
-	if d.used > 0 && d.enc != JSON {
+	if d.last {
+		d.last = false
 		d.used--
 		d.shared[d.used].Free()
 	}

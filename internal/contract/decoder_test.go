@@ -32,6 +32,15 @@ func TestDecoder_Discard_reuses_the_last_arena(t *testing.T) {
 	if d.Live() != 1 {
 		t.Fatalf("%d arenas live after discarding every message but one, want 1", d.Live())
 	}
+	// A payload rejected before parsing takes no arena: discarding it must not free the
+	// kept message's.
+	if _, err := d.Decode([]byte{0xff, 0xff, 0xff}); err == nil {
+		t.Fatal("garbage decoded")
+	}
+	d.Discard()
+	if d.Live() != 1 {
+		t.Fatalf("discarding a rejected payload freed a live arena (%d live)", d.Live())
+	}
 	if err := ct.Validate(keep); err != nil {
 		t.Fatalf("the kept message was disturbed: %v", err)
 	}
