@@ -161,10 +161,14 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 	// keep reports whether a sink will read the decoded message; if not, its memory goes
 	// back to the decoder at once rather than at the end of the batch.
 	keep := false
+	first := len(st.ptrs)
 	defer func() {
 		if !keep {
 			dec.Discard()
 			rec.Message = nil
+			for _, r := range st.ptrs[first:] {
+				r.Message = nil // copies for further routes
+			}
 		}
 	}()
 	if err != nil {
@@ -174,6 +178,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		return
 	}
 	if err := ct.Validate(msg); err != nil {
+		keep = true // the error may refer to the message; invalid events are rare
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonValidate, err: err, contract: name})
 		}
