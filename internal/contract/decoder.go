@@ -41,7 +41,7 @@ type Decoder struct {
 	// last reports whether the latest Decode took an arena (a payload rejected before
 	// parsing takes none), so Discard knows whether there is one to give back.
 	last bool
-	json   protojson.UnmarshalOptions
+	json protojson.UnmarshalOptions
 }
 
 // NewDecoder returns a Decoder for payloads of the contract in enc. It panics if enc is
