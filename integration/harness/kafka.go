@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/internal/childproc"
 )
 
 // KafkaStartTimeout bounds StartKafka and Restart, including a first-time jar
@@ -56,7 +58,7 @@ type Kafka struct {
 	ctrlPort int // CONTROLLER listener
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
+	proc *childproc.Process // nil while stopped
 }
 
 // StartKafka starts a broker in tb.TempDir() and stops it in tb.Cleanup.
@@ -120,7 +122,7 @@ func startKafkaProcess(ctx context.Context, dir string) (*Kafka, error) {
 	// Free ports can be taken between reservation and bind; retry with
 	// fresh ones when that is why the broker died.
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
+		ports, err := childproc.FreePorts(2)
 		if err != nil {
 			return nil, err
 		}
@@ -129,12 +131,12 @@ func startKafkaProcess(ctx context.Context, dir string) (*Kafka, error) {
 		if err := os.WriteFile(k.props, []byte(props), 0o644); err != nil {
 			return nil, err
 		}
-		logStart := fileSize(k.logPath)
+		logStart := childproc.FileSize(k.logPath)
 		err = k.start(ctx)
 		if err == nil {
 			return k, nil
 		}
-		if attempt < 3 && ctx.Err() == nil && logSinceMentions(k.logPath, logStart, "Address already in use") {
+		if attempt < 3 && ctx.Err() == nil && childproc.LogSinceMentions(k.logPath, logStart, "Address already in use") {
 			continue
 		}
 		return nil, err
@@ -164,7 +166,7 @@ func (k *Kafka) prepareData() error {
 func (k *Kafka) start(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.proc != nil && !k.proc.exited() {
+	if k.proc != nil && !k.proc.Exited() {
 		return errors.New("already running")
 	}
 	argv := append([]string{k.java}, kafkaJVMArgs...)
@@ -173,7 +175,7 @@ func (k *Kafka) start(ctx context.Context) error {
 		"-cp", filepath.Join(k.libs, "*"),
 		"kafka.Kafka", k.props,
 	)
-	p, err := startProcess("kafka", k.dir, k.logPath, argv)
+	p, err := childproc.Start("kafka", k.dir, k.logPath, argv)
 	if err != nil {
 		return err
 	}
@@ -185,12 +187,12 @@ func (k *Kafka) start(ctx context.Context) error {
 		kgo.RequestRetries(1),
 	)
 	if err != nil {
-		p.stop(0)
+		p.Stop(0)
 		return fmt.Errorf("create probe client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	err = p.waitReady(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+	err = p.WaitReady(ctx, 100*time.Millisecond, func(ctx context.Context) error {
 		brokers, err := adm.ListBrokers(ctx)
 		if err != nil {
 			return fmt.Errorf("list brokers: %w", err)
@@ -207,8 +209,8 @@ func (k *Kafka) start(ctx context.Context) error {
 		return res.Error()
 	})
 	if err != nil {
-		p.stop(0)
-		return withLogTail(fmt.Errorf("broker on %s: %w", k.addr(), err), k.logPath)
+		p.Stop(0)
+		return childproc.WithLogTail(fmt.Errorf("broker on %s: %w", k.addr(), err), k.logPath)
 	}
 	return nil
 }
@@ -229,7 +231,7 @@ func (k *Kafka) Stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.proc != nil {
-		k.proc.stop(kafkaStopGrace)
+		k.proc.Stop(kafkaStopGrace)
 	}
 }
 
@@ -242,7 +244,7 @@ func (k *Kafka) Restart(tb testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), KafkaStartTimeout)
 	defer cancel()
 	for _, port := range []int{k.port, k.ctrlPort} {
-		if err := waitPortFree(ctx, port); err != nil {
+		if err := childproc.WaitPortFree(ctx, port); err != nil {
 			tb.Fatalf("restart kafka: %v", err)
 		}
 	}
@@ -369,21 +371,3 @@ logger.config.level = WARN
 logger.utils.name = org.apache.kafka.common.utils.AppInfoParser
 logger.utils.level = WARN
 `
-
-func fileSize(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
-}
-
-// logSinceMentions reports whether the log at path contains s after byte
-// offset from.
-func logSinceMentions(path string, from int64, s string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < from {
-		return false
-	}
-	return bytesContains(b[from:], s)
-}

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,10 +22,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"switchyard/internal/childproc"
 )
 
 // StopGrace is how long Stop waits for a clean shutdown before it sends SIGKILL.
@@ -67,7 +67,7 @@ type Server struct {
 	httpPort int
 
 	mu      sync.Mutex
-	proc    *process
+	proc    *childproc.Process
 	version string
 }
 
@@ -104,7 +104,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	// Free ports can be taken between reservation and bind; retry with fresh ones when that
 	// is why the server died.
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
+		ports, err := childproc.FreePorts(2)
 		if err != nil {
 			return nil, err
 		}
@@ -112,13 +112,13 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		if err := os.WriteFile(s.config, []byte(ConfigXML(dir, s.tcpPort, s.httpPort)), 0o644); err != nil {
 			return nil, err
 		}
-		errStart, outStart := fileSize(s.errPath), fileSize(s.outPath)
+		errStart, outStart := childproc.FileSize(s.errPath), childproc.FileSize(s.outPath)
 		err = s.start(ctx)
 		if err == nil {
 			return s, nil
 		}
-		inUse := logSinceMentions(s.errPath, errStart, "Address already in use") ||
-			logSinceMentions(s.outPath, outStart, "Address already in use")
+		inUse := childproc.LogSinceMentions(s.errPath, errStart, "Address already in use") ||
+			childproc.LogSinceMentions(s.outPath, outStart, "Address already in use")
 		if attempt < 3 && ctx.Err() == nil && inUse {
 			continue
 		}
@@ -129,11 +129,11 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 func (s *Server) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
+	if s.proc != nil && !s.proc.Exited() {
 		return errors.New("already running")
 	}
 	argv := append(append([]string{}, s.bin...), "--config-file="+s.config)
-	p, err := startProcess(s.dir, s.outPath, argv)
+	p, err := childproc.Start("clickhouse", s.dir, s.outPath, argv)
 	if err != nil {
 		return err
 	}
@@ -141,17 +141,17 @@ func (s *Server) start(ctx context.Context) error {
 
 	conn, err := clickhouse.Open(s.Options())
 	if err != nil {
-		p.stop(0)
+		p.Stop(0)
 		return fmt.Errorf("open probe connection: %w", err)
 	}
 	defer conn.Close()
 	var version string
-	err = p.waitReady(ctx, 50*time.Millisecond, func(ctx context.Context) error {
+	err = p.WaitReady(ctx, 50*time.Millisecond, func(ctx context.Context) error {
 		return conn.QueryRow(ctx, "SELECT version()").Scan(&version)
 	})
 	if err != nil {
-		p.stop(0)
-		return withLogTail(fmt.Errorf("server on %s: %w", s.Addr(), err), s.outPath, s.errPath)
+		p.Stop(0)
+		return childproc.WithLogTail(fmt.Errorf("server on %s: %w", s.Addr(), err), s.outPath, s.errPath)
 	}
 	s.version = version
 	return nil
@@ -162,7 +162,7 @@ func (s *Server) start(ctx context.Context) error {
 // Restarting a running server is an error.
 func (s *Server) Restart(ctx context.Context) error {
 	for _, port := range []int{s.tcpPort, s.httpPort} {
-		if err := waitPortFree(ctx, port); err != nil {
+		if err := childproc.WaitPortFree(ctx, port); err != nil {
 			return err
 		}
 	}
@@ -175,7 +175,7 @@ func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
-		s.proc.stop(StopGrace)
+		s.proc.Stop(StopGrace)
 	}
 }
 
@@ -355,148 +355,4 @@ func xmlEscape(s string) string {
 	var b strings.Builder
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
-}
-
-// process is one run of the server binary with stdout and stderr appended to a log file. Its
-// owner serializes access.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and been reaped
-	err  error         // exit status, valid after done is closed
-}
-
-// startProcess starts argv in dir with output appended to logPath. The child gets SIGKILL
-// when this process dies (Pdeathsig).
-func startProcess(dir, logPath string, argv []string) (*process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open clickhouse log: %w", err)
-	}
-	defer logFile.Close() // the child holds its own descriptor
-	fmt.Fprintf(logFile, "=== chserver: starting at %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start clickhouse (%s): %w", argv[0], err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, waits up to grace, then sends SIGKILL; it returns once the process is
-// reaped.
-func (p *process) stop(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return
-	case <-time.After(grace):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// waitReady polls probe every interval until it returns nil; it fails when ctx ends (with the
-// last probe error) or the process exits first.
-func (p *process) waitReady(ctx context.Context, interval time.Duration, probe func(context.Context) error) error {
-	for {
-		if p.exited() {
-			return fmt.Errorf("exited during startup: %v", p.err)
-		}
-		probeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		last := probe(probeCtx)
-		cancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w (last probe: %v)", ctx.Err(), last)
-		case <-p.done:
-		case <-time.After(interval):
-		}
-	}
-}
-
-// withLogTail wraps err with the last 40 lines of each non-empty log in paths.
-func withLogTail(err error, paths ...string) error {
-	for _, path := range paths {
-		if fileSize(path) == 0 {
-			continue
-		}
-		b, rerr := os.ReadFile(path)
-		if rerr != nil {
-			continue
-		}
-		lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-		lines = lines[max(0, len(lines)-40):]
-		err = fmt.Errorf("%w\n--- last lines of %s ---\n%s\n---", err, path, bytes.Join(lines, []byte("\n")))
-	}
-	return err
-}
-
-func fileSize(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
-}
-
-// logSinceMentions reports whether the log at path contains s after byte offset from.
-func logSinceMentions(path string, from int64, s string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < from {
-		return false
-	}
-	return bytes.Contains(b[from:], []byte(s))
-}
-
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("reserve a free loopback port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// waitPortFree polls until nothing listens on 127.0.0.1:port.
-func waitPortFree(ctx context.Context, port int) error {
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for {
-		l, err := net.Listen("tcp", addr)
-		if err == nil {
-			l.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to be free: %w (last: %v)", addr, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
