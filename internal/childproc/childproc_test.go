@@ -12,13 +12,13 @@ import (
 func TestProcess_lifecycle(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "p.log")
-	p, err := Start("sleeper", dir, log, []string{"sh", "-c", "echo hello; exec sleep 30"})
+	p, err := Start("sleeper", dir, log, []string{"sh", "-c", "printf 'r%sy\\n' ead; exec sleep 30"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ready := false
 	err = p.WaitReady(context.Background(), 10*time.Millisecond, func(context.Context) error {
-		if !LogSinceMentions(log, 0, "hello") {
+		if !LogSinceMentions(log, 0, "ready") { // the command line, logged first, does not say it
 			return errors.New("no greeting yet")
 		}
 		ready = true
@@ -31,10 +31,10 @@ func TestProcess_lifecycle(t *testing.T) {
 	if !p.Exited() {
 		t.Fatal("Stop returned before the process exited")
 	}
-	if tail := LogTail(log, 1); tail != "hello" {
+	if tail := LogTail(log, 1); tail != "ready" {
 		t.Fatalf("LogTail = %q", tail)
 	}
-	if err := WithLogTail(errors.New("boom"), log); !strings.Contains(err.Error(), "hello") {
+	if err := WithLogTail(errors.New("boom"), log); !strings.Contains(err.Error(), "ready") {
 		t.Fatalf("WithLogTail: %v", err)
 	}
 }
