@@ -80,7 +80,8 @@ func TestDev_runs_pipelines_and_exits_cleanly(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := Main(ctx, []string{"dev", "--duration", "11s", "--rate", "3000", "--log-format", "json"}, &stdout, &stderr)
+	logFile := filepath.Join(t.TempDir(), "dev.log")
+	code := Main(ctx, []string{"dev", "--duration", "11s", "--rate", "3000", "--log-format", "json", "--log-file", logFile}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("dev exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
@@ -98,8 +99,11 @@ func TestDev_runs_pipelines_and_exits_cleanly(t *testing.T) {
 	if !regexp.MustCompile(`dead=[1-9]`).MatchString(last) {
 		t.Fatalf("no pipeline dead-lettered anything in %s", last)
 	}
-	if !strings.Contains(stderr.String(), `"msg":"dead-lettered event"`) {
-		t.Fatal("no dead-letter log line")
+	if log := mustRead(t, logFile); !strings.Contains(log, `"msg":"dead-lettered event"`) {
+		t.Fatal("no dead-letter line in the dev log")
+	}
+	if strings.Contains(stderr.String(), "dead-lettered event") {
+		t.Fatal("dead-letter lines reach the terminal; they belong in the log file")
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	invalid := fs.Float64("invalid", 0.01, "fraction of sample events that are invalid")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	withCH := fs.Bool("clickhouse", true, "land sample events in a private clickhouse-server too, when one is installed")
+	logFile := fs.String("log-file", filepath.Join(os.TempDir(), "switchyard-dev.log"), "write the full log here (one line per dead-lettered event among it); the terminal shows progress lines and errors only")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -62,7 +65,17 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	log := newLogger(c.Config.Logging, cf, stderr)
+	lf, err := os.Create(*logFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "open log file: %v\n", err)
+		return 1
+	}
+	defer lf.Close()
+	// The full log goes to the file; the terminal keeps the progress lines readable and gets
+	// errors only.
+	full := newLogger(c.Config.Logging, cf, lf)
+	terminal := newLogger(config.Logging{Level: "error", Format: c.Config.Logging.Format}, commonFlags{logFormat: cf.logFormat}, stderr)
+	log := slog.New(slog.NewMultiHandler(full.Handler(), terminal.Handler()))
 	log.Info("in-process broker listening", "brokers", brokers)
 
 	if *duration > 0 {
@@ -77,6 +90,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "switchyard dev: broker %s, %d pipelines from %s, ~%d events/s (%.1f%% invalid); admin on http://%s/metrics; Ctrl-C to stop\n",
 		brokers, len(c.Pipelines), cf.config, *rate, *invalid*100, c.Config.Admin.Address)
+	fmt.Fprintf(stdout, "log: %s (tail -f it to watch each dead-lettered event and its reason)\n", *logFile)
 	ch.printHelp(stdout, c)
 	var last []pipelines.Stats
 	lastAt := time.Now()
