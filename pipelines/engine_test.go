@@ -386,3 +386,87 @@ func TestEngine_retries_a_sink_that_failed_to_open(t *testing.T) {
 		t.Fatalf("switchyard_sink_up = %v, want 1", up.GetGauge().GetValue())
 	}
 }
+
+const headerConfig = `
+kafka: {brokers: ["${BROKERS}"]}
+contracts: {path: "${CONTRACTS}"}
+pii: {hash_key: test-key}
+admin: {address: ""}
+pipelines:
+  - name: p
+    owner: {team: t, contact: c}
+    source: {topics: [in], group: g}
+    contract:
+      encoding: raw
+      header:
+        name: event-type
+        values: {bid: auctions.v1.BidPlaced, view: livestream.v1.ViewStarted}
+    sinks:
+      - name: bus
+        kafka: {topic: out, encoding: json}
+        batch: {interval: 10ms}
+    routes:
+      - sink: bus
+    dead_letter: {topic: dlq}
+`
+
+// TestEngine_picks_the_contract_by_header decodes each record with the contract its header
+// names; a record without the header has no contract and is dead-lettered.
+func TestEngine_picks_the_contract_by_header(t *testing.T) {
+	e := newEnv(t, true, "in", "out", "dlq")
+	_, m := e.start(t, headerConfig)
+	gen, err := eventgen.New(e.reg, eventgen.Options{Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range 30 {
+		name, typ := eventgen.BidPlaced, "bid"
+		if i%2 == 1 {
+			name, typ = eventgen.ViewStarted, "view"
+		}
+		ev, err := gen.Make(name, eventgen.Valid, contract.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &kgo.Record{Topic: "in", Value: ev.Payload, Headers: []kgo.RecordHeader{{Key: "event-type", Value: []byte(typ)}}}
+		if i == 29 {
+			r.Headers = nil
+		}
+		recs = append(recs, r)
+	}
+	if err := e.client.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "all events handled", func() bool { return e.committed(t, "g.bus", "in") == 30 })
+	if got := value(t, m.DeadLettered.WithLabelValues("p", "decode")); got != 1 {
+		t.Fatalf("dead-lettered %v records without a contract, want 1", got)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	bids, views := 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for bids+views < 29 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var ev map[string]any
+			if err := json.Unmarshal(r.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case ev["auctionId"] != nil:
+				bids++
+			case ev["streamId"] != nil:
+				views++
+			default:
+				t.Fatalf("output is neither a bid nor a view: %s", r.Value)
+			}
+		})
+	}
+	if bids != 15 || views != 14 {
+		t.Fatalf("%d bids and %d views landed, want 15 and 14", bids, views)
+	}
+}
