@@ -153,7 +153,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 // fails to open stops only its own lane: it is logged, switchyard_sink_up reads 0, and the
 // engine tries again in the background with backoff until it opens or Shutdown begins.
 func (e *Engine) Start(ctx context.Context) error {
-	dlq, err := sinkkafka.NewProducer(e.c.Config.Kafka.Brokers, e.sarama, 16)
+	dlq, err := sinkkafka.NewProducer(e.c.Config.Kafka.Brokers, e.sarama, 16, "lz4")
 	if err != nil {
 		return fmt.Errorf("connect dead-letter producer: %w", err)
 	}

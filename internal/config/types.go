@@ -161,11 +161,12 @@ type Retry struct {
 
 // KafkaSink writes to Kafka topics.
 type KafkaSink struct {
-	Topic    string `yaml:"topic" doc:"Default target topic; a route may name another."`
-	Key      string `yaml:"key" doc:"Record key: 'source' keeps the source key, 'none' sends none, or a field path of the event (e.g. bid_id)." default:"source"`
-	Encoding string `yaml:"encoding" doc:"Output encoding. When it equals the input encoding the original bytes pass through untouched." default:"protobuf" enum:"protobuf|confluent|json"`
-	SchemaID int    `yaml:"schema_id" doc:"Confluent schema id written in the frame when encoding is confluent and the input is not."`
-	Headers  bool   `yaml:"headers" doc:"Copy the source record's headers." default:"true"`
+	Topic       string `yaml:"topic" doc:"Default target topic; a route may name another."`
+	Key         string `yaml:"key" doc:"Record key: 'source' keeps the source key, 'none' sends none, or a field path of the event (e.g. bid_id)." default:"source"`
+	Encoding    string `yaml:"encoding" doc:"Output encoding. When it equals the input encoding the original bytes pass through untouched." default:"protobuf" enum:"protobuf|confluent|json"`
+	SchemaID    int    `yaml:"schema_id" doc:"Confluent schema id written in the frame when encoding is confluent and the input is not."`
+	Headers     bool   `yaml:"headers" doc:"Copy the source record's headers." default:"true"`
+	Compression string `yaml:"compression" doc:"Compression of produced record batches." default:"lz4" enum:"none|gzip|snappy|lz4|zstd"`
 }
 
 // ClickHouse writes to ClickHouse (see docs/sinks.md).

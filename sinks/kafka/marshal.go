@@ -37,8 +37,9 @@ type Producer struct {
 const DefaultParallelism = 2048
 
 // NewProducer connects a producer. sc may be nil for sarama's defaults; acks from all
-// in-sync replicas are always required.
-func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Producer, error) {
+// in-sync replicas are always required. compression is none, gzip, snappy, lz4 (the
+// default, for "") or zstd.
+func NewProducer(brokers []string, sc *sarama.Config, parallelism int, compression string) (*Producer, error) {
 	if sc == nil {
 		sc = sarama.NewConfig()
 	} else {
@@ -48,7 +49,20 @@ func NewProducer(brokers []string, sc *sarama.Config, parallelism int) (*Produce
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Compression = sarama.CompressionLZ4
+	switch compression {
+	case "", "lz4":
+		sc.Producer.Compression = sarama.CompressionLZ4
+	case "none":
+		sc.Producer.Compression = sarama.CompressionNone
+	case "gzip":
+		sc.Producer.Compression = sarama.CompressionGZIP
+	case "snappy":
+		sc.Producer.Compression = sarama.CompressionSnappy
+	case "zstd":
+		sc.Producer.Compression = sarama.CompressionZSTD
+	default:
+		return nil, fmt.Errorf("unknown compression %q", compression)
+	}
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
 	// Many concurrent synchronous sends share the producer's pipeline; larger channel buffers
 	// keep its stages from blocking each other.

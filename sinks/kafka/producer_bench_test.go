@@ -19,7 +19,7 @@ func BenchmarkProducer(b *testing.B) {
 	k.CreateTopic(b, topic, 8)
 	for _, par := range []int{64, 512, 2048} {
 		b.Run(fmt.Sprint("parallel=", par), func(b *testing.B) {
-			p, err := kafka.NewProducer(k.Brokers(), nil, par)
+			p, err := kafka.NewProducer(k.Brokers(), nil, par, "")
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -49,7 +49,7 @@ func New(cfg config.KafkaSink, opt Options, deps sinks.Deps) (*Sink, error) {
 	if err := s.plan(); err != nil {
 		return nil, err
 	}
-	prod, err := NewProducer(opt.Brokers, opt.Sarama, opt.Parallelism)
+	prod, err := NewProducer(opt.Brokers, opt.Sarama, opt.Parallelism, cfg.Compression)
 	if err != nil {
 		return nil, err
 	}
