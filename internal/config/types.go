@@ -155,7 +155,7 @@ type Batch struct {
 // Retry is the backoff policy for transient errors.
 type Retry struct {
 	MaxAttempts    int           `yaml:"max_attempts" doc:"Attempts per batch; 0 retries until the sink recovers (the sink pauses, its partitions stop fetching at max_in_flight, nothing is committed past the batch). A positive limit hands the records back to the source, which redelivers them after backoff; nothing is dropped either way." default:"0"`
-	InitialBackoff time.Duration `yaml:"initial_backoff" doc:"First backoff; doubles per attempt, with full jitter." default:"100ms"`
+	InitialBackoff time.Duration `yaml:"initial_backoff" doc:"First backoff; doubles per attempt up to max_backoff, each wait drawn at random between half and all of it." default:"100ms"`
 	MaxBackoff     time.Duration `yaml:"max_backoff" doc:"Longest backoff." default:"30s"`
 }
 

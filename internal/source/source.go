@@ -30,7 +30,7 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxInFlight    = 20000
+	DefaultMaxInFlight    = 5000
 	DefaultMaxBatch       = 1000
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultCommitInterval = time.Second
