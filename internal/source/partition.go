@@ -270,19 +270,47 @@ func (p *partition) redeliver(head *batch) bool {
 		p.mu.Unlock()
 		return false
 	}
-	head.attempt++
-	p.deliverLocked(head)
-	msg := head.msg
+	// Redeliver, with the head, every later batch of the partition that was nacked too: a
+	// sink that was down nacks them all, and handing them back together lets the engine
+	// write them in full batches instead of one small batch per backoff.
+	var msgs []*message.Message
+	for i := p.inflight.head; i < len(p.inflight.items); i++ {
+		b := p.inflight.items[i]
+		if b != head && !nacked(b.msg) {
+			continue
+		}
+		if b != head {
+			b.cancel()
+		}
+		b.attempt++
+		p.deliverLocked(b)
+		msgs = append(msgs, b.msg)
+	}
 	p.mu.Unlock()
 
-	select {
-	case p.s.out <- msg:
-		return true
-	case <-p.revokeCh:
-	case <-p.s.closing:
+	for i, msg := range msgs {
+		select {
+		case p.s.out <- msg:
+			continue
+		case <-p.revokeCh:
+		case <-p.s.closing:
+		}
+		for _, m := range msgs[i:] {
+			m.Nack()
+		}
+		return false
 	}
-	msg.Nack()
-	return false
+	return true
+}
+
+// nacked reports whether msg has been nacked.
+func nacked(msg *message.Message) bool {
+	select {
+	case <-msg.Nacked():
+		return true
+	default:
+		return false
+	}
 }
 
 // kill stops the tracker without waiting for more acks.

@@ -459,3 +459,35 @@ func sortTPs(tps []sinks.TopicPartition) {
 		return int(a.Partition - b.Partition)
 	})
 }
+
+// TestSource_redelivers_nacked_batches_together: when a sink was down, every in-flight batch
+// of a partition is nacked; they come back together after one backoff, not one at a time.
+func TestSource_redelivers_nacked_batches_together(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "nack-together"
+	createTopic(t, brokers, topic, 1)
+	produce(t, brokers, topic, 0, 4)
+	_, ch := start(t, Config{
+		Kafka:    seeds(brokers),
+		Group:    topic + "-group",
+		Topics:   []string{topic},
+		MaxBatch: 1,
+	})
+	var msgs []*message.Message
+	for range 4 {
+		msgs = append(msgs, receive(t, ch, 30*time.Second))
+	}
+	for _, m := range msgs[1:] {
+		m.Nack() // later batches first: the partition's head is still in flight
+	}
+	msgs[0].Nack()
+	// All four come back without any of them being acked.
+	seen := map[int64]bool{}
+	for range 4 {
+		msg := receive(t, ch, 10*time.Second)
+		seen[offsets(msg)[0]] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("redelivered offsets %v, want all of 0..3 before any ack", seen)
+	}
+}
