@@ -142,6 +142,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			l.batchRec = m.BatchRecords.WithLabelValues(p.name, sc.Name)
 			l.writeSec = m.WriteSeconds.WithLabelValues(p.name, sc.Name)
 			l.landLat = m.LandLatency.WithLabelValues(p.name, sc.Name)
+			l.sinkUp = m.SinkUp.WithLabelValues(p.name, sc.Name)
 			p.lanes = append(p.lanes, l)
 		}
 		e.pipelines = append(e.pipelines, p)

@@ -39,6 +39,7 @@ type lane struct {
 	batchRec prometheus.Observer
 	writeSec prometheus.Observer
 	landLat  prometheus.Observer
+	sinkUp   prometheus.Gauge
 
 	nLanded, nConsumed atomic.Int64
 }
@@ -265,7 +266,7 @@ func (o observer) Landed(recs []*sinks.Record, took time.Duration) {
 			l.landLat.Observe(now.Sub(r.Timestamp).Seconds())
 		}
 	}
-	l.p.e.metrics.SinkUp.WithLabelValues(l.p.name, l.sink).Set(1)
+	l.sinkUp.Set(1)
 }
 
 func (o observer) WriteFailed(n, attempt int, err error) {
