@@ -500,21 +500,7 @@ func (e *bqEnv) waitLanded(t *testing.T, table, topic string, valid map[string]o
 // not in the dead-letter topic.
 func checkNoneLost(t *testing.T, what string, counts map[string]int, valid map[string]orderCoord, invalid map[string]bool, dlq []*kgo.Record) {
 	t.Helper()
-	var lost []string
-	for id := range valid {
-		if counts[id] == 0 {
-			lost = append(lost, id)
-		}
-	}
-	dead := map[string]bool{}
-	for _, r := range dlq {
-		dead[fmt.Sprintf("%s/%s/%s", header(r, "switchyard.source.topic"), header(r, "switchyard.source.partition"), header(r, "switchyard.source.offset"))] = true
-	}
-	for coord := range invalid {
-		if !dead[coord] {
-			lost = append(lost, "invalid@"+coord)
-		}
-	}
+	lost := lostEvents(counts, valid, invalid, dlq)
 	if len(lost) > 0 {
 		t.Fatalf("%s: %d of %d events lost (first: %v)", what, len(lost), len(valid)+len(invalid), lost[:min(5, len(lost))])
 	}
@@ -527,23 +513,6 @@ func duplicates(counts map[string]int) int {
 		n += c - 1
 	}
 	return n
-}
-
-// readDeadLetters reads the dead-letter topic until it holds every invalid event.
-func readDeadLetters(t *testing.T, topic string, invalid map[string]bool) []*kgo.Record {
-	t.Helper()
-	return readUntil(t, topic, time.Minute, func(recs []*kgo.Record) bool {
-		seen := map[string]bool{}
-		for _, r := range recs {
-			seen[fmt.Sprintf("%s/%s/%s", header(r, "switchyard.source.topic"), header(r, "switchyard.source.partition"), header(r, "switchyard.source.offset"))] = true
-		}
-		for coord := range invalid {
-			if !seen[coord] {
-				return false
-			}
-		}
-		return true
-	})
 }
 
 // checkCreatedTable checks that the sink created table from the contract with the layout

@@ -236,24 +236,10 @@ func checkDeadLettered(t *testing.T, topic string, l *bidLoad) {
 	l.mu.Lock()
 	invalid := l.invalid
 	l.mu.Unlock()
-	coord := func(r *kgo.Record) string {
-		return fmt.Sprintf("%s/%s/%s", header(r, pipelines.HeaderTopic), header(r, pipelines.HeaderPartition), header(r, pipelines.HeaderOffset))
-	}
-	dlq := readUntil(t, topic+"-dlq", time.Minute, func(recs []*kgo.Record) bool {
-		seen := map[string]bool{}
-		for _, r := range recs {
-			seen[coord(r)] = true
-		}
-		for c := range invalid {
-			if !seen[c] {
-				return false
-			}
-		}
-		return true
-	})
+	dlq := readDeadLetters(t, topic+"-dlq", invalid)
 	seen := map[string]bool{}
 	for _, r := range dlq {
-		c := coord(r)
+		c := dlqCoord(r)
 		if !invalid[c] {
 			t.Errorf("dead letter %s (class %s: %s) is not an invalid event", c, header(r, pipelines.HeaderClass), header(r, pipelines.HeaderMessage))
 		}

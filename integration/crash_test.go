@@ -197,25 +197,11 @@ func TestCrash_sigkill_under_load_loses_nothing(t *testing.T) {
 		}
 		return len(eventIDs(t, recs)) >= nValid
 	})
-	dlq := readAll(t, topic+"-dlq", nInvalid, time.Minute)
+	dlq := readDeadLetters(t, topic+"-dlq", invalid) // the producer is closed: no more writers
 	d.terminate(t)
 
 	ids := eventIDs(t, out)
-	var lost []string
-	for id := range valid {
-		if ids[id] == 0 {
-			lost = append(lost, id)
-		}
-	}
-	dead := map[string]bool{}
-	for _, r := range dlq {
-		dead[fmt.Sprintf("%s/%s/%s", header(r, "switchyard.source.topic"), header(r, "switchyard.source.partition"), header(r, "switchyard.source.offset"))] = true
-	}
-	for coord := range invalid {
-		if !dead[coord] {
-			lost = append(lost, "invalid@"+coord)
-		}
-	}
+	lost := lostEvents(ids, valid, invalid, dlq)
 	if len(lost) > 0 {
 		t.Fatalf("%d of %d events lost after %d SIGKILLs (first: %v); daemon log: %s", len(lost), nValid+nInvalid, kills, lost[:min(5, len(lost))], logPath)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/integration/harness"
+	"switchyard/pipelines"
 )
 
 var kafka *harness.Kafka
@@ -97,4 +98,49 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// dlqCoord is the source coordinates a dead letter carries in its headers,
+// "topic/partition/offset", as tests key produced invalid events.
+func dlqCoord(r *kgo.Record) string {
+	return fmt.Sprintf("%s/%s/%s", header(r, pipelines.HeaderTopic), header(r, pipelines.HeaderPartition), header(r, pipelines.HeaderOffset))
+}
+
+// readDeadLetters reads the dead-letter topic until it holds every invalid event (keyed by
+// source coordinates) or a minute passes.
+func readDeadLetters(t *testing.T, topic string, invalid map[string]bool) []*kgo.Record {
+	t.Helper()
+	return readUntil(t, topic, time.Minute, func(recs []*kgo.Record) bool {
+		seen := map[string]bool{}
+		for _, r := range recs {
+			seen[dlqCoord(r)] = true
+		}
+		for coord := range invalid {
+			if !seen[coord] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// lostEvents lists the valid events (by id) that did not land according to counts, and the
+// invalid events (by source coordinates) missing from the dead letters.
+func lostEvents[V any](counts map[string]int, valid map[string]V, invalid map[string]bool, dlq []*kgo.Record) []string {
+	var lost []string
+	for id := range valid {
+		if counts[id] == 0 {
+			lost = append(lost, id)
+		}
+	}
+	dead := map[string]bool{}
+	for _, r := range dlq {
+		dead[dlqCoord(r)] = true
+	}
+	for coord := range invalid {
+		if !dead[coord] {
+			lost = append(lost, "invalid@"+coord)
+		}
+	}
+	return lost
 }
