@@ -73,7 +73,13 @@ func readAll(t *testing.T, topic string, n int, within time.Duration) []*kgo.Rec
 // passes.
 func readUntil(t *testing.T, topic string, within time.Duration, done func([]*kgo.Record) bool) []*kgo.Record {
 	t.Helper()
-	cl := kafka.NewClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	return readUntilWith(t, topic, within, nil, done)
+}
+
+// readUntilWith is readUntil with more client options (e.g. read_committed).
+func readUntilWith(t *testing.T, topic string, within time.Duration, opts []kgo.Opt, done func([]*kgo.Record) bool) []*kgo.Record {
+	t.Helper()
+	cl := kafka.NewClient(t, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()

@@ -2,16 +2,19 @@ package pipelines
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"switchyard/internal/kafkaconn"
 	"switchyard/internal/telemetry"
 	"switchyard/sinks"
-	sinkkafka "switchyard/sinks/kafka"
 )
 
 // Reason is the class of a dead-lettering, the value of the switchyard.error.class header and
@@ -38,7 +41,19 @@ const (
 	HeaderPartition = "switchyard.source.partition"
 	HeaderOffset    = "switchyard.source.offset"
 	HeaderAttempts  = "switchyard.attempts"
+	// HeaderReason is the specific cause within the class: too_large, framing, or the class
+	// itself when there is none finer. It is also the reason label of the dead-letter counter.
+	HeaderReason = "switchyard.error.reason"
+	// A dead letter too large for the dead-letter topic is written without its value; these
+	// say what it was, so it can be found and replayed from the source coordinates.
+	HeaderValueDropped = "switchyard.value.dropped"
+	HeaderValueSize    = "switchyard.value.size"
+	HeaderValueSHA256  = "switchyard.value.sha256"
 )
+
+// CauseTooLarge is the reason of events refused for their size: larger than the pipeline's
+// max_event_bytes (class decode) or than a sink accepts (class sink).
+const CauseTooLarge = "too_large"
 
 // deadLetter is one event bound for the dead-letter topic.
 type deadLetter struct {
@@ -49,22 +64,40 @@ type deadLetter struct {
 	sink     string
 	route    string
 	attempts int
+	cause    string // finer reason than the class, if any (see HeaderReason)
+}
+
+// detail is the dead letter's reason: its cause, too_large for size refusals, else its class.
+func (dl *deadLetter) detail() string {
+	switch {
+	case dl.cause != "":
+		return dl.cause
+	case errors.Is(dl.err, sinks.ErrTooLarge):
+		return CauseTooLarge
+	}
+	return string(dl.reason)
 }
 
 // deadLetterer writes dead letters synchronously: a batch's dead letters are acknowledged by
 // Kafka before the batch is acknowledged to the source, so its offsets never commit past an
 // event that is neither landed nor dead-lettered.
 type deadLetterer struct {
-	prod     *sinkkafka.Producer
+	prod     *kafkaconn.Producer
 	pipeline string
 	topic    string
+	maxBytes int // the producer's max_record_bytes
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
 	count    atomic.Int64
 }
 
-// write publishes dls and returns once Kafka acknowledged all of them. On error nothing may
+// write produces dls and returns once Kafka acknowledged all of them. On error nothing may
 // be assumed written; the caller nacks the batch so it is redelivered.
+//
+// A dead letter larger than the producer accepts (or than the topic accepts, as the broker
+// says) is written without its value, with its size and SHA-256 and the source coordinates,
+// so that no event can hold its partition: it can still be found and replayed from the
+// source topic.
 func (d *deadLetterer) write(ctx context.Context, dls []deadLetter) error {
 	if len(dls) == 0 {
 		return nil
@@ -72,34 +105,102 @@ func (d *deadLetterer) write(ctx context.Context, dls []deadLetter) error {
 	if d.prod == nil {
 		return errors.New("no dead-letter producer")
 	}
-	out := make([]sinkkafka.Outgoing, len(dls))
-	for i, dl := range dls {
-		h := make([]sinks.Header, 0, len(dl.rec.Headers)+10)
-		for _, rh := range dl.rec.Headers {
-			h = append(h, sinks.Header{Key: rh.Key, Value: rh.Value})
-		}
-		h = append(h,
-			sinks.Header{Key: HeaderClass, Value: []byte(dl.reason)},
-			sinks.Header{Key: HeaderMessage, Value: []byte(safeMessage(dl.err))},
-			sinks.Header{Key: HeaderContract, Value: []byte(dl.contract)},
-			sinks.Header{Key: HeaderPipeline, Value: []byte(d.pipeline)},
-			sinks.Header{Key: HeaderSink, Value: []byte(dl.sink)},
-			sinks.Header{Key: HeaderRoute, Value: []byte(dl.route)},
-			sinks.Header{Key: HeaderTopic, Value: []byte(dl.rec.Topic)},
-			sinks.Header{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(dl.rec.Partition), 10)},
-			sinks.Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, dl.rec.Offset, 10)},
-			sinks.Header{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(max(dl.attempts, 1)), 10)},
-		)
-		out[i] = sinkkafka.Outgoing{Topic: d.topic, Key: dl.rec.Key, Value: dl.rec.Value, Headers: h}
-	}
-	if err := d.prod.ProduceAll(ctx, out); err != nil {
+	if err := d.produce(ctx, d.prod, dls); err != nil {
 		return err
 	}
-	d.count.Add(int64(len(dls)))
-	for _, dl := range dls {
-		telemetry.DeadLettered(d.log, d.metrics, d.pipeline, string(dl.reason), dl.rec.Topic, dl.rec.Partition, dl.rec.Offset, dl.contract, dl.sink, safeMessage(dl.err))
+	d.written(dls)
+	return nil
+}
+
+// produce writes dls through prod (the dead-letter producer, or an exactly-once lane's
+// transactional producer) and returns once all are acknowledged.
+func (d *deadLetterer) produce(ctx context.Context, prod *kafkaconn.Producer, dls []deadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	recs := make([]kgo.Record, len(dls))
+	out := make([]*kgo.Record, len(dls))
+	for i := range dls {
+		recs[i] = d.record(&dls[i])
+		if d.maxBytes > 0 && recordSize(&recs[i]) > d.maxBytes {
+			dropValue(&recs[i])
+		}
+		out[i] = &recs[i]
+	}
+	failed := prod.Produce(ctx, out)
+	var again []*kgo.Record
+	for i, err := range failed {
+		if !errors.Is(err, kafkaconn.ErrTooLarge) || dropped(out[i]) {
+			return fmt.Errorf("%d of %d dead letters not acknowledged (record %d: %w)", len(failed), len(out), i, err)
+		}
+		dropValue(out[i])
+		again = append(again, out[i])
+	}
+	if err := prod.ProduceAll(ctx, again); err != nil {
+		return fmt.Errorf("dead letters without their values: %w", err)
 	}
 	return nil
+}
+
+// written counts and logs dead letters that Kafka acknowledged (or whose transaction
+// committed).
+func (d *deadLetterer) written(dls []deadLetter) {
+	d.count.Add(int64(len(dls)))
+	for i := range dls {
+		dl := &dls[i]
+		telemetry.DeadLettered(d.log, d.metrics, d.pipeline, dl.detail(), dl.rec.Topic, dl.rec.Partition, dl.rec.Offset, dl.contract, dl.sink, safeMessage(dl.err))
+	}
+}
+
+// record is dl as it is written to the dead-letter topic: the original key, value and
+// headers plus the switchyard.* headers.
+func (d *deadLetterer) record(dl *deadLetter) kgo.Record {
+	h := make([]kgo.RecordHeader, 0, len(dl.rec.Headers)+11)
+	h = append(h, dl.rec.Headers...)
+	h = append(h,
+		kgo.RecordHeader{Key: HeaderClass, Value: []byte(dl.reason)},
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(dl.detail())},
+		kgo.RecordHeader{Key: HeaderMessage, Value: []byte(safeMessage(dl.err))},
+		kgo.RecordHeader{Key: HeaderContract, Value: []byte(dl.contract)},
+		kgo.RecordHeader{Key: HeaderPipeline, Value: []byte(d.pipeline)},
+		kgo.RecordHeader{Key: HeaderSink, Value: []byte(dl.sink)},
+		kgo.RecordHeader{Key: HeaderRoute, Value: []byte(dl.route)},
+		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(dl.rec.Topic)},
+		kgo.RecordHeader{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(dl.rec.Partition), 10)},
+		kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, dl.rec.Offset, 10)},
+		kgo.RecordHeader{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(max(dl.attempts, 1)), 10)},
+	)
+	return kgo.Record{Topic: d.topic, Key: dl.rec.Key, Value: dl.rec.Value, Headers: h}
+}
+
+// recordSize over-estimates the bytes r takes in a record batch (before compression),
+// including the batch's own header, as the producer's max_record_bytes counts them.
+func recordSize(r *kgo.Record) int {
+	n := 61 + 21 + len(r.Key) + len(r.Value) // batch header; record length, attributes, deltas
+	for _, h := range r.Headers {
+		n += 10 + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// dropValue removes r's value and says what it was.
+func dropValue(r *kgo.Record) {
+	sum := sha256.Sum256(r.Value)
+	r.Headers = append(r.Headers,
+		kgo.RecordHeader{Key: HeaderValueDropped, Value: []byte("true")},
+		kgo.RecordHeader{Key: HeaderValueSize, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)},
+		kgo.RecordHeader{Key: HeaderValueSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
+	)
+	r.Value = nil
+}
+
+func dropped(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == HeaderValueDropped {
+			return true
+		}
+	}
+	return false
 }
 
 // safeMessage renders err for a header or a log line: one line, bounded. Contract errors

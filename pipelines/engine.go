@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,9 +37,13 @@ type Options struct {
 // SinkDeps is what a sink constructor gets from the engine.
 type SinkDeps struct {
 	sinks.Deps
-	Kafka  config.Kafka
-	Sarama *sarama.Config
-	Input  contract.Encoding
+	Kafka config.Kafka
+	// KafkaOpts are the franz-go options of the cluster (kafkaconn.FranzOpts).
+	KafkaOpts []kgo.Opt
+	// Producer are the router's producer settings (max record size, delivery timeout,
+	// client metrics) for sinks that produce to Kafka.
+	Producer kafkaconn.ProducerOptions
+	Input    contract.Encoding
 }
 
 // Engine runs every pipeline of a compiled configuration.
@@ -48,9 +53,8 @@ type Engine struct {
 	metrics *telemetry.Metrics
 	opt     Options
 
-	franz  []kgo.Opt
-	sarama *sarama.Config
-	dlq    *sinkkafka.Producer
+	franz []kgo.Opt
+	dlq   *kafkaconn.Producer
 
 	pipelines []*pipeline
 
@@ -108,11 +112,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, err := kafkaconn.SaramaConfig(c.Config.Kafka)
-	if err != nil {
-		return nil, err
-	}
-	e := &Engine{c: c, log: opt.Logger, metrics: opt.Metrics, opt: opt, franz: franz, sarama: sc}
+	e := &Engine{c: c, log: opt.Logger, metrics: opt.Metrics, opt: opt, franz: franz}
 	for _, cp := range c.Pipelines {
 		for _, r := range cp.Routes {
 			for _, ch := range r.chains {
@@ -123,7 +123,8 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			}
 		}
 		p := &pipeline{e: e, cp: cp, name: cp.Config.Name}
-		p.dlq = &deadLetterer{pipeline: p.name, topic: cp.Config.DeadLetter.Topic, log: e.log, metrics: e.metrics}
+		p.dlq = &deadLetterer{pipeline: p.name, topic: cp.Config.DeadLetter.Topic, log: e.log, metrics: e.metrics,
+			maxBytes: e.producerOptions("").MaxRecordBytes}
 		for i := range cp.Config.Sinks {
 			sc := &cp.Config.Sinks[i]
 			l := &lane{p: p, sink: sc.Name, primary: i == 0,
@@ -154,7 +155,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 // fails to open stops only its own lane: it is logged, switchyard_sink_up reads 0, and the
 // engine tries again in the background with backoff until it opens or Shutdown begins.
 func (e *Engine) Start(ctx context.Context) error {
-	dlq, err := sinkkafka.NewProducer(e.c.Config.Kafka.Brokers, e.sarama, 16, "lz4")
+	dlq, err := kafkaconn.NewProducer(e.franz, e.producerOptions("dead-letter"))
 	if err != nil {
 		return fmt.Errorf("connect dead-letter producer: %w", err)
 	}
@@ -197,11 +198,20 @@ func (e *Engine) retryLane(p *pipeline, l *lane, sc *config.Sink) {
 }
 
 func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config.Sink) error {
+	src := p.cp.Config.Source
+	group := src.Group
+	if group == "" {
+		group = "switchyard." + p.name
+	}
+	group += "." + sc.Name
+	po := e.producerOptions(p.name + "." + sc.Name)
+	po.TransactionalID = transactionalID(group, src.InstanceID)
 	deps := SinkDeps{
-		Deps:   sinks.Deps{Pipeline: p.name, Sink: sc.Name, Schema: p.cp.Schemas[sc.Name], Logger: l.log},
-		Kafka:  e.c.Config.Kafka,
-		Sarama: e.sarama,
-		Input:  p.cp.Encoding,
+		Deps:      sinks.Deps{Pipeline: p.name, Sink: sc.Name, Schema: p.cp.Schemas[sc.Name], Logger: l.log},
+		Kafka:     e.c.Config.Kafka,
+		KafkaOpts: e.franz,
+		Producer:  po,
+		Input:     p.cp.Encoding,
 	}
 	s, err := e.opt.NewSink(ctx, sc, deps)
 	if err != nil {
@@ -227,12 +237,6 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		Observer:       observer{l},
 		Logger:         l.log,
 	})
-	src := p.cp.Config.Source
-	group := src.Group
-	if group == "" {
-		group = "switchyard." + p.name
-	}
-	group += "." + sc.Name
 	var listener sinks.AssignmentListener
 	if al, ok := s.(sinks.AssignmentListener); ok {
 		listener = al
@@ -245,15 +249,26 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	if src.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(src.InstanceID+"."+sc.Name))
 	}
+	kopts = append(kopts, kafkaconn.ClientMetrics(e.metrics.Registry, "source."+p.name+"."+sc.Name))
+	l.txn, l.retry = nil, sc.Retry
+	if t, ok := s.(transactional); ok && t.Transactions() != nil {
+		// Exactly once: each batch commits its offsets in its own transaction, so a batch must
+		// start at the committed offset (the source's ExternalCommit: one batch per partition
+		// in flight), a new owner must wait for pending transactional offsets, and
+		// transactional inputs are read committed.
+		l.txn, l.sinkW = t.Transactions(), s
+		kopts = append(kopts, kgo.RequireStableFetchOffsets(), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	l.src, err = source.New(source.Config{
-		Kafka:         kopts,
-		FetchMaxBytes: int32(min(int64(src.FetchMaxBytes), 1<<31-1)),
-		Group:         group,
-		Topics:        src.Topics,
-		Start:         src.Start,
-		MaxInFlight:   src.MaxInFlight,
-		MaxBatch:      src.MaxBatch,
-		DrainTimeout:  src.DrainTimeout,
+		Kafka:          kopts,
+		FetchMaxBytes:  int32(min(int64(src.FetchMaxBytes), 1<<31-1)),
+		Group:          group,
+		Topics:         src.Topics,
+		Start:          src.Start,
+		MaxInFlight:    src.MaxInFlight,
+		MaxBatch:       src.MaxBatch,
+		ExternalCommit: l.txn != nil,
+		DrainTimeout:   src.DrainTimeout,
 		OnAssigned: func(ctx context.Context, tps []sinks.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)
@@ -298,6 +313,36 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	})
 	<-router.Running()
 	return nil
+}
+
+// transactional is implemented by sinks that write in Kafka transactions with the consumed
+// offsets (the kafka sink with exactly_once); Transactions returns nil when they do not.
+type transactional interface {
+	Transactions() *kafkaconn.Producer
+}
+
+// transactionalID names the transactional producer of one lane instance: stable across
+// restarts with static membership, so a restarted process fences its predecessor's producer
+// at once; otherwise unique per start (the broker aborts a crashed process's open transaction
+// after transaction_timeout).
+func transactionalID(group, instanceID string) string {
+	if instanceID != "" {
+		return group + "." + instanceID
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s.%s.%d.%x", group, host, os.Getpid(), rand.Uint32())
+}
+
+// producerOptions are the producer settings of the configuration, with client metrics
+// labelled name.
+func (e *Engine) producerOptions(name string) kafkaconn.ProducerOptions {
+	pc := e.c.Config.Kafka.Producer
+	return kafkaconn.ProducerOptions{
+		MaxRecordBytes:  int(pc.MaxRecordBytes),
+		DeliveryTimeout: pc.DeliveryTimeout,
+		Metrics:         e.metrics.Registry,
+		Name:            name,
+	}
 }
 
 // Ready reports whether Start finished and Shutdown has not begun.
@@ -391,7 +436,7 @@ func (e *Engine) Stats() []Stats {
 func NewSink(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, error) {
 	switch {
 	case sc.Kafka != nil:
-		return sinkkafka.New(*sc.Kafka, sinkkafka.Options{Brokers: deps.Kafka.Brokers, Sarama: deps.Sarama, Input: deps.Input}, deps.Deps)
+		return sinkkafka.New(*sc.Kafka, sinkkafka.Options{Kafka: deps.KafkaOpts, Producer: deps.Producer, Input: deps.Input}, deps.Deps)
 	case sc.ClickHouse != nil:
 		return clickhouse.New(sc.ClickHouse, deps.Deps)
 	case sc.BigQuery != nil:

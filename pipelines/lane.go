@@ -13,7 +13,9 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"switchyard/internal/config"
 	"switchyard/internal/contract"
+	"switchyard/internal/kafkaconn"
 	"switchyard/internal/source"
 	"switchyard/routing"
 	"switchyard/sinks"
@@ -28,10 +30,16 @@ type lane struct {
 	routes  []*Route // routes to this lane's sink
 	others  []*Route // routes to other sinks (primary lane: to count unrouted events)
 	runner  *sinks.Runner
-	src     *source.Source
-	router  *message.Router
-	log     *slog.Logger
-	state   sync.Pool // *laneState
+	// Exactly-once lanes write each batch in a transaction of txn through sinkW, instead of
+	// through the runner (see transact).
+	txn    *kafkaconn.Producer
+	sinkW  sinks.Sink
+	txnMu  sync.Mutex // one transaction at a time
+	retry  config.Retry
+	src    *source.Source
+	router *message.Router
+	log    *slog.Logger
+	state  sync.Pool // *laneState
 
 	landed   prometheus.Counter
 	consumed prometheus.Counter
@@ -109,6 +117,9 @@ func (l *lane) handle(msg *message.Message) error {
 		l.nConsumed.Add(int64(n))
 	}
 	ctx := msg.Context()
+	if l.txn != nil {
+		return l.transact(ctx, b, st, recs)
+	}
 	if len(st.ptrs) > 0 {
 		failures, err := l.runner.Write(ctx, st.ptrs)
 		if err != nil {
@@ -116,7 +127,12 @@ func (l *lane) handle(msg *message.Message) error {
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
 		for _, f := range failures {
-			st.dead = append(st.dead, deadLetter{rec: b.Records[l.indexOf(recs, f.Record)], reason: ReasonSink,
+			i, ok := indexOf(recs, f.Record)
+			if !ok {
+				// Never dead-letter another record in its place: hand the batch back.
+				return fmt.Errorf("pipeline %q sink %q: failed record %s/%d@%d is not in its batch", l.p.name, l.sink, f.Record.Topic, f.Record.Partition, f.Record.Offset)
+			}
+			st.dead = append(st.dead, deadLetter{rec: b.Records[i], reason: ReasonSink,
 				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: "", attempts: 1})
 		}
 	}
@@ -128,16 +144,16 @@ func (l *lane) handle(msg *message.Message) error {
 
 // indexOf finds the batch index of a record given to the runner. Routed records point into
 // recs, or are copies (one event, several routes) that carry the same offset.
-func (l *lane) indexOf(recs []sinks.Record, r *sinks.Record) int {
+func indexOf(recs []sinks.Record, r *sinks.Record) (int, bool) {
 	if i := int(r.Offset - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == r.Offset {
-		return i
+		return i, true
 	}
 	for i := range recs {
 		if recs[i].Offset == r.Offset {
-			return i
+			return i, true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // process decodes, validates and routes one record. A panic in any of it dead-letters the
@@ -149,6 +165,13 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		}
 	}()
 	*rec = sinks.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value}
+	if limit := l.p.cp.Config.MaxEventBytes; limit > 0 && int64(len(kr.Value)) > int64(limit) {
+		if l.primary {
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, cause: CauseTooLarge,
+				err: fmt.Errorf("%w: value of %d bytes is larger than max_event_bytes (%d)", sinks.ErrTooLarge, len(kr.Value), int64(limit))})
+		}
+		return
+	}
 	ct, err := l.p.contractFor(kr)
 	if err != nil {
 		if l.primary {

@@ -152,3 +152,8 @@ func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
+
+// ErrTooLarge is wrapped by the errors of records a sink refuses for their size (larger than
+// the producer's max_record_bytes, the topic's limit, or a sink's request limit). Such records
+// are dead-lettered with reason too_large, never retried.
+var ErrTooLarge = errors.New("event too large for the sink")

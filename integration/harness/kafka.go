@@ -279,13 +279,24 @@ func (k *Kafka) CreateTopic(tb testing.TB, name string, partitions int) {
 
 // CreateTopicContext is CreateTopic for callers without a testing.TB.
 func (k *Kafka) CreateTopicContext(ctx context.Context, name string, partitions int) error {
+	return k.createTopic(ctx, name, partitions, nil)
+}
+
+func (k *Kafka) createTopic(ctx context.Context, name string, partitions int, configs map[string]string) error {
+	var cfg map[string]*string
+	for key, v := range configs {
+		if cfg == nil {
+			cfg = map[string]*string{}
+		}
+		cfg[key] = &v
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...))
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", name, err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, name); err != nil {
+	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, cfg, name); err != nil {
 		return fmt.Errorf("create topic %s: %w", name, err)
 	}
 	for {

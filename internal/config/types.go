@@ -41,6 +41,13 @@ type Kafka struct {
 	ClientID string   `yaml:"client_id" doc:"Client id sent to the brokers." default:"switchyard"`
 	TLS      TLS      `yaml:"tls" doc:"TLS to the brokers."`
 	SASL     SASL     `yaml:"sasl" doc:"SASL authentication."`
+	Producer Producer `yaml:"producer" doc:"The producer that kafka sinks and dead-letter writes use."`
+}
+
+// Producer is the router's Kafka producer settings.
+type Producer struct {
+	MaxRecordBytes  Bytes         `yaml:"max_record_bytes" doc:"Largest record batch, and so largest record (key, value and headers, before compression), the producer sends; keep it at or below the brokers' message.max.bytes and the topics' max.message.bytes (1MiB by default in Kafka). A larger event is dead-lettered with class sink and reason too_large; a larger dead letter is written without its value (see docs/sinks.md)." default:"1MiB"`
+	DeliveryTimeout time.Duration `yaml:"delivery_timeout" doc:"Longest a produced record may wait for its acknowledgement, retries included. One that expires is a transient failure: the engine retries it and the sink shows as down." default:"30s"`
 }
 
 // TLS is client TLS settings.
@@ -92,6 +99,8 @@ type Pipeline struct {
 	Sinks      []Sink     `yaml:"sinks" doc:"Destinations that routes send events to; each sets exactly one of kafka, clickhouse or bigquery." required:"true"`
 	Routes     []Route    `yaml:"routes" doc:"Routes: which events go to which sink. An event goes to every route whose condition holds." required:"true"`
 	DeadLetter DeadLetter `yaml:"dead_letter" doc:"Where events that cannot be decoded, validated, routed or written go, with the reason." required:"true"`
+	// MaxEventBytes bounds a source record's value.
+	MaxEventBytes Bytes `yaml:"max_event_bytes" doc:"Largest source record value the pipeline accepts; a larger one is dead-lettered without being decoded (class decode, reason too_large). 0 accepts any size." default:"0"`
 
 	// File is the configuration file this pipeline was read from.
 	File string `yaml:"-"`
@@ -167,6 +176,9 @@ type KafkaSink struct {
 	SchemaID    int    `yaml:"schema_id" doc:"Confluent schema id written in the frame when encoding is confluent and the input is not."`
 	Headers     bool   `yaml:"headers" doc:"Copy the source record's headers." default:"true"`
 	Compression string `yaml:"compression" doc:"Compression of produced record batches." default:"lz4" enum:"none|gzip|snappy|lz4|zstd"`
+	ExactlyOnce bool   `yaml:"exactly_once" doc:"Write each source batch, its dead letters and the lane's consumed offsets in one Kafka transaction, so read_committed readers see every event once, also after crashes and rebalances; a replaced member (zombie) is fenced (see docs/sinks.md)." default:"false"`
+	// TransactionTimeout bounds an open transaction of an exactly_once sink.
+	TransactionTimeout time.Duration `yaml:"transaction_timeout" doc:"With exactly_once: how long the broker keeps a transaction of a crashed process open before aborting it; keep it below the source's session_timeout." default:"10s"`
 }
 
 // ClickHouse writes to ClickHouse (see docs/sinks.md).

@@ -1,6 +1,8 @@
-// Package kafkaconn turns the kafka section of the configuration into client settings: franz-go
-// options for sources and a sarama configuration for watermill-kafka publishers. Both clients
-// get the same brokers, client id, TLS and SASL, so a cluster is described once.
+// Package kafkaconn turns the kafka section of the configuration into client settings and holds
+// the router's one producer. The router does all its Kafka I/O with franz-go (FranzOpts, the
+// sources, Producer for the kafka sink and dead letters); SaramaConfig serves the watermill-kafka
+// clients that product teams' services use. Both get the same brokers, client id, TLS and
+// SASL, so a cluster is described once.
 package kafkaconn
 
 import (
@@ -60,7 +62,7 @@ func FranzOpts(k config.Kafka) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// SaramaConfig returns a sarama configuration for k, for watermill-kafka publishers: client id,
+// SaramaConfig returns a sarama configuration for k, for watermill-kafka clients: client id,
 // TLS and SASL, plus the producer settings a synchronous publisher needs (successes returned)
 // and acks from all in-sync replicas. The brokers are not part of a sarama configuration; pass
 // k.Brokers to the publisher. Version is left at sarama's default. The returned configuration

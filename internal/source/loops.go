@@ -163,6 +163,15 @@ func (s *Source) commit(ctx context.Context, parts []*partition) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	if s.cfg.ExternalCommit {
+		// Acked batches were committed in their transactions (see Fence) before their acks.
+		for _, e := range entries {
+			e.p.mu.Lock()
+			e.p.committed = max(e.p.committed, e.offset)
+			e.p.mu.Unlock()
+		}
+		return nil
+	}
 	var reqErr error
 	partErrs := make(map[tpKey]error)
 	s.client.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {

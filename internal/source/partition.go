@@ -130,8 +130,8 @@ func (p *partition) nextBatch() *batch {
 		return nil
 	}
 	room := p.s.cfg.MaxInFlight - p.inflightN
-	if room <= 0 {
-		return nil
+	if room <= 0 || p.s.cfg.ExternalCommit && p.inflightN > 0 {
+		return nil // ExternalCommit: one batch at a time, each starting at the committed offset
 	}
 	run := p.pending.peek()
 	n := min(len(run), p.s.cfg.MaxBatch, room)
@@ -142,7 +142,7 @@ func (p *partition) nextBatch() *batch {
 	}
 	p.pendingN -= n
 	p.inflightN += n
-	b := &batch{Batch: Batch{Topic: p.tp.Topic, Partition: p.tp.Partition, Records: run[:n:n]}, p: p}
+	b := &batch{Batch: Batch{Topic: p.tp.Topic, Partition: p.tp.Partition, Records: run[:n:n], p: p}, p: p}
 	p.deliverLocked(b)
 	p.inflight.push(b)
 	select {

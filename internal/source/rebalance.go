@@ -79,6 +79,15 @@ func (s *Source) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 		return
 	}
 	s.log.Warn("partitions lost; dropping them without committing", "partitions", names(parts))
+	// A transaction committing a batch of these partitions (Fence) finishes first; none
+	// starts after.
+	s.fenceMu.Lock()
+	for _, p := range parts {
+		p.mu.Lock()
+		p.lost = true
+		p.mu.Unlock()
+	}
+	s.fenceMu.Unlock()
 	s.release(parts, false)
 }
 

@@ -94,6 +94,12 @@ type Config struct {
 	// with the partition's high watermark minus the next offset to fetch. It must be fast and
 	// must not call the Source.
 	OnLag func(topic string, partition int32, lag int64)
+	// ExternalCommit is set when the caller commits each batch's offsets itself, before acking
+	// it, in the transaction that wrote its results (see Fence): the source then never sends
+	// offset commits, and only records the acked prefix as committed. Each partition then has
+	// one batch in flight at a time, so a batch always starts at the committed offset.
+	// Combine it with kgo.RequireStableFetchOffsets.
+	ExternalCommit bool
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -140,6 +146,8 @@ type Batch struct {
 	Topic     string
 	Partition int32
 	Records   []*kgo.Record
+
+	p *partition // the assignment it was fetched under
 }
 
 // BatchOf returns the batch carried by a message the Source emitted, or nil for any other
@@ -188,6 +196,7 @@ type Source struct {
 	subscribed bool
 	closed     bool
 	client     *kgo.Client
+	fenceMu    sync.RWMutex    // held by Fence; onLost takes it before marking partitions lost
 	base       context.Context // the subscription's values, without its cancellation
 	parts      map[tpKey]*partition
 	order      []*partition

@@ -1,5 +1,5 @@
-// Package kafka is the kafka sink: it writes events to Kafka topics through watermill-kafka's
-// publisher.
+// Package kafka is the kafka sink: it writes events to Kafka topics through the router's
+// franz-go producer (internal/kafkaconn).
 package kafka
 
 import (
@@ -9,26 +9,27 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
 	"switchyard/internal/contract"
+	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 )
 
 // Options are what the sink needs besides its own config.
 type Options struct {
-	// Brokers and Sarama are the cluster to write to (see kafkaconn.SaramaConfig).
-	Brokers []string
-	Sarama  *sarama.Config
+	// Kafka is the cluster to write to (see kafkaconn.FranzOpts).
+	Kafka []kgo.Opt
+	// Producer holds the producer settings besides compression (record size limit, delivery
+	// timeout, metrics).
+	Producer kafkaconn.ProducerOptions
 	// Input is the encoding events were read with, so that equal output encodings pass the
 	// original bytes through.
 	Input contract.Encoding
-	// Parallelism is how many publishes of one batch run at once (default DefaultParallelism).
-	Parallelism int
 }
 
 // Sink writes records to Kafka. It is goroutine-safe.
@@ -36,7 +37,7 @@ type Sink struct {
 	cfg      config.KafkaSink
 	opt      Options
 	deps     sinks.Deps
-	prod     *Producer
+	prod     *kafkaconn.Producer
 	keyPath  []protoreflect.FieldDescriptor // nil: source key or none
 	keyPaths sync.Map                       // protoreflect.MessageDescriptor -> []protoreflect.FieldDescriptor
 	encode   func(r *sinks.Record) ([]byte, error)
@@ -49,7 +50,17 @@ func New(cfg config.KafkaSink, opt Options, deps sinks.Deps) (*Sink, error) {
 	if err := s.plan(); err != nil {
 		return nil, err
 	}
-	prod, err := NewProducer(opt.Brokers, opt.Sarama, opt.Parallelism, cfg.Compression)
+	po := opt.Producer
+	po.Compression = cfg.Compression
+	if cfg.ExactlyOnce {
+		if po.TransactionalID == "" {
+			return nil, errors.New("exactly_once needs a transactional id")
+		}
+		po.TransactionTimeout = cfg.TransactionTimeout
+	} else {
+		po.TransactionalID = ""
+	}
+	prod, err := kafkaconn.NewProducer(opt.Kafka, po)
 	if err != nil {
 		return nil, err
 	}
@@ -213,13 +224,15 @@ func (s *Sink) key(r *sinks.Record) []byte {
 	}
 }
 
-// Write publishes every record. A record that cannot be encoded fails alone; a publish error
-// is transient and fails the batch.
+// Write produces every record. A record that cannot be encoded, or that is too large for the
+// producer or the topic, fails alone (permanently, wrapping sinks.ErrTooLarge for the size);
+// any other produce error is transient and only that record is retried.
 func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	out := make([]Outgoing, 0, len(records))
+	krs := make([]kgo.Record, 0, len(records))
+	out := make([]*kgo.Record, 0, len(records))
 	index := make([]int, 0, len(records)) // out[j] is records[index[j]]
 	var failed map[int]error
 	for i, r := range records {
@@ -231,18 +244,29 @@ func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 			failed[i] = fmt.Errorf("encode %s: %w", s.cfg.Encoding, err)
 			continue
 		}
-		o := Outgoing{Topic: r.Target, Key: s.key(r), Value: value}
-		if o.Topic == "" {
-			o.Topic = s.cfg.Topic
+		krs = append(krs, kgo.Record{Topic: r.Target, Key: s.key(r), Value: value})
+		kr := &krs[len(krs)-1]
+		if kr.Topic == "" {
+			kr.Topic = s.cfg.Topic
 		}
-		if s.cfg.Headers {
-			o.Headers = r.Headers
+		if s.cfg.Headers && len(r.Headers) > 0 {
+			kr.Headers = make([]kgo.RecordHeader, len(r.Headers))
+			for j, h := range r.Headers {
+				kr.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			}
 		}
-		out = append(out, o)
+		out = append(out, kr)
 		index = append(index, i)
 	}
 	var retry map[int]error
 	for j, err := range s.prod.Produce(ctx, out) {
+		if errors.Is(err, kafkaconn.ErrTooLarge) {
+			if failed == nil {
+				failed = map[int]error{}
+			}
+			failed[index[j]] = fmt.Errorf("%w: %w", sinks.ErrTooLarge, err)
+			continue
+		}
 		if retry == nil {
 			retry = map[int]error{}
 		}
@@ -252,6 +276,16 @@ func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 		return nil
 	}
 	return &sinks.BatchError{Failed: failed, Retry: retry, Landed: true}
+}
+
+// Transactions returns the sink's transactional producer when exactly_once is set, else nil.
+// The engine then writes each source batch in one transaction: Begin, Write, the lane's dead
+// letters through the same producer, and Commit with the batch's offsets.
+func (s *Sink) Transactions() *kafkaconn.Producer {
+	if !s.cfg.ExactlyOnce {
+		return nil
+	}
+	return s.prod
 }
 
 // Close closes the producer.

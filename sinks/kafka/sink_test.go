@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"switchyard/integration/harness"
 	"switchyard/internal/config"
 	"switchyard/internal/contract"
+	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 	"switchyard/sinks/kafka"
 	"switchyard/sinks/sinktest"
@@ -32,7 +34,7 @@ func TestSink_conformance(t *testing.T) {
 			k.CreateTopic(t, tp, 3)
 		}
 		s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf", Headers: true},
-			kafka.Options{Brokers: k.Brokers(), Input: contract.Raw}, deps)
+			kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw}, deps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +117,7 @@ func TestSink_encodings_and_keys(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			topic := fmt.Sprintf("enc-%d", time.Now().UnixNano())
 			k.CreateTopic(t, topic, 1)
-			s, err := kafka.New(tc.cfg, kafka.Options{Brokers: k.Brokers(), Input: tc.input}, sinks.Deps{Schema: sinktest.Schema})
+			s, err := kafka.New(tc.cfg, kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: tc.input}, sinks.Deps{Schema: sinktest.Schema})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +171,7 @@ func TestSink_keeps_each_keys_order_within_a_batch(t *testing.T) {
 	topic := fmt.Sprintf("order-%d", time.Now().UnixNano())
 	k.CreateTopic(t, topic, 4)
 	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
-		kafka.Options{Brokers: k.Brokers(), Input: contract.Raw}, sinks.Deps{Schema: sinktest.Schema})
+		kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw}, sinks.Deps{Schema: sinktest.Schema})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,5 +205,94 @@ func TestSink_keeps_each_keys_order_within_a_batch(t *testing.T) {
 			last[string(r.Key)] = seq
 			seen++
 		})
+	}
+}
+
+// TestSink_partitions_keys_as_the_java_client: keyed output lands in the partition Apache
+// Kafka's own Java producer would choose (murmur2), so it is co-partitioned with every other
+// producer of the same keys.
+func TestSink_partitions_keys_as_the_java_client(t *testing.T) {
+	k := harness.StartKafka(t)
+	const partitions = 7
+	topic := fmt.Sprintf("murmur-%d", time.Now().UnixNano())
+	k.CreateTopic(t, topic, partitions)
+	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
+		kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw}, sinks.Deps{Schema: sinktest.Schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	recs := sinktest.Records("src", "mm", 2000, 1)
+	keys := make([][]byte, len(recs))
+	for i, r := range recs {
+		// ASCII ids, binary keys and the empty key.
+		switch i % 3 {
+		case 0:
+			r.Key = []byte(fmt.Sprintf("auction-%d", i))
+		case 1:
+			r.Key = []byte{byte(i), byte(i >> 8), 0xff, 0x00, byte(i * 7)}
+		default:
+			r.Key = []byte(fmt.Sprint(i * 7919))
+		}
+		keys[i] = r.Key
+	}
+	recs[0].Key, keys[0] = []byte{}, []byte{}
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	want := harness.JavaPartitions(t, keys, partitions)
+	wantBy := map[string]int32{}
+	for i, key := range keys {
+		wantBy[string(key)] = want[i]
+	}
+	cl := k.NewClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seen, used := 0, map[int32]bool{}
+	for seen < len(recs) {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", seen, len(recs))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			seen++
+			used[r.Partition] = true
+			if w := wantBy[string(r.Key)]; r.Partition != w {
+				t.Errorf("key %x landed in partition %d, the Java client puts it in %d", r.Key, r.Partition, w)
+			}
+		})
+	}
+	if len(used) != partitions {
+		t.Errorf("keys used %d of %d partitions", len(used), partitions)
+	}
+}
+
+// TestSink_too_large_record_fails_alone: a record above max_record_bytes fails permanently
+// with sinks.ErrTooLarge (it is dead-lettered, never retried) and the others land.
+func TestSink_too_large_record_fails_alone(t *testing.T) {
+	k := harness.StartKafka(t)
+	topic := fmt.Sprintf("big-%d", time.Now().UnixNano())
+	k.CreateTopic(t, topic, 2)
+	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
+		kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw,
+			Producer: kafkaconn.ProducerOptions{MaxRecordBytes: 64 << 10}}, sinks.Deps{Schema: sinktest.Schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	recs := sinktest.Records("src", "big", 5, 1)
+	big := *recs[2]
+	big.Value = append(append([]byte{}, big.Value...), make([]byte, 100<<10)...) // unknown field padding is not checked here
+	recs[2] = &big
+	err = s.Write(context.Background(), recs)
+	var be *sinks.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || len(be.Retry) != 0 || !be.Landed {
+		t.Fatalf("want one permanent failure and the rest landed, got %v", err)
+	}
+	if !errors.Is(be.Failed[2], sinks.ErrTooLarge) {
+		t.Fatalf("record 2: want ErrTooLarge, got %v", be.Failed[2])
+	}
+	if got := readIDs(t, k, topic); len(got) != 4 {
+		t.Fatalf("want the 4 other records landed, got %v", got)
 	}
 }
