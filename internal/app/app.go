@@ -254,7 +254,7 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 		var de *pipelines.DrainError
 		if errors.As(err, &de) {
 			for _, u := range de.Partitions {
-				log.Error("drain timed out; uncommitted records will be consumed again on restart", "pipeline", u.Pipeline,
+				log.Error("drain did not finish; uncommitted records will be consumed again on restart", "pipeline", u.Pipeline,
 					"sink", u.Sink, "topic", u.Topic, "partition", u.Partition, "committed_offset", u.Committed,
 					"uncommitted_records", u.Records)
 			}
