@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -57,6 +56,7 @@ type Engine struct {
 	dlq   *kafkaconn.Producer
 
 	pipelines []*pipeline
+	limit     *telemetry.Limiter // repeating failure lines
 
 	mu       sync.Mutex
 	running  sync.WaitGroup // lanes' routers
@@ -112,7 +112,8 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{c: c, log: opt.Logger, metrics: opt.Metrics, opt: opt, franz: franz}
+	e := &Engine{c: c, log: opt.Logger, metrics: opt.Metrics, opt: opt, franz: franz,
+		limit: telemetry.NewLimiter(telemetry.LogInterval)}
 	for _, cp := range c.Pipelines {
 		for _, r := range cp.Routes {
 			for _, ch := range r.chains {
@@ -241,7 +242,6 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	if al, ok := s.(sinks.AssignmentListener); ok {
 		listener = al
 	}
-	lag := e.metrics.Lag
 	kopts := append([]kgo.Opt{}, e.franz...)
 	if src.SessionTimeout > 0 {
 		kopts = append(kopts, kgo.SessionTimeout(src.SessionTimeout), kgo.HeartbeatInterval(max(src.SessionTimeout/5, 100*time.Millisecond)))
@@ -269,6 +269,9 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		MaxBatch:       src.MaxBatch,
 		ExternalCommit: l.txn != nil,
 		DrainTimeout:   src.DrainTimeout,
+		LagInterval:    src.LagInterval,
+		StallAfter:     src.StallAfter,
+		OnLag:          l.onLag,
 		OnAssigned: func(ctx context.Context, tps []sinks.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)
@@ -279,12 +282,6 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 			if listener != nil {
 				listener.Revoked(ctx, tps)
 			}
-			for _, tp := range tps {
-				lag.DeleteLabelValues(p.name, sc.Name, tp.Topic, strconv.Itoa(int(tp.Partition)))
-			}
-		},
-		OnLag: func(topic string, partition int32, n int64) {
-			lag.WithLabelValues(p.name, sc.Name, topic, strconv.Itoa(int(partition))).Set(float64(n))
 		},
 	}, l.log)
 	if err != nil {
@@ -296,7 +293,7 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	if err != nil {
 		return err
 	}
-	router.AddConsumerHandler(p.name+"/"+sc.Name, p.name, l.src, l.handle)
+	router.AddConsumerHandler(p.name+"/"+sc.Name, p.name, l.src, l.handleReported)
 	e.mu.Lock()
 	if e.stopped {
 		e.mu.Unlock()
@@ -353,7 +350,9 @@ func (e *Engine) Ready() bool {
 }
 
 // Shutdown stops fetching, lets in-flight batches finish (bounded by each source's
-// drain_timeout), flushes sinks, commits what was acknowledged, and closes everything.
+// drain_timeout), flushes sinks, commits what was acknowledged, and closes everything. When a
+// lane could not commit every record it had handed out, the error includes a *DrainError
+// listing those partitions.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if e.stopped {
@@ -367,9 +366,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.starting.Wait()
 	var (
-		errs  []error
-		errMu sync.Mutex
-		wg    sync.WaitGroup
+		errs      []error
+		errMu     sync.Mutex
+		wg        sync.WaitGroup
+		undrained []Undrained
 	)
 	fail := func(err error) {
 		errMu.Lock()
@@ -387,6 +387,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 				if err := l.router.Close(); err != nil {
 					fail(fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
 				}
+				_ = l.src.Close() // returns once closed, if the router gave up waiting for it
+				errMu.Lock()
+				for _, u := range l.src.Unfinished() {
+					undrained = append(undrained, Undrained{Pipeline: p.name, Sink: l.sink, Unfinished: u})
+				}
+				errMu.Unlock()
 				if err := l.runner.Close(ctx); err != nil {
 					fail(fmt.Errorf("pipeline %q sink %q: %w", p.name, l.sink, err))
 				}
@@ -395,6 +401,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	e.running.Wait()
+	if len(undrained) > 0 {
+		errs = append(errs, &DrainError{Partitions: undrained})
+	}
 	if e.dlq != nil {
 		if err := e.dlq.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close dead-letter producer: %w", err))
@@ -446,8 +455,9 @@ func NewSink(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, e
 }
 
 // quietHandler demotes watermill's "Handler returned error" to debug: the lane logs its own
-// failures (sink write failed, dead-letter write failed) once per attempt, while the router
-// would log every handed-back batch again at error level.
+// failures, at WARN or ERROR and rate limited (sink write failed, per attempt, from the runner;
+// dead-letter write failed and batch redelivered again, from lane.handleReported), while the
+// router would log every handed-back batch again at error level, without its offsets.
 type quietHandler struct{ slog.Handler }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {

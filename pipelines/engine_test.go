@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +44,25 @@ type env struct {
 	client  *kgo.Client
 	adm     *kadm.Client
 	reg     *contract.Registry
+	logs    *logBuffer // the engine's log, text format
+}
+
+// logBuffer is a goroutine-safe log sink.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newEnv(t *testing.T, autoCreate bool, topics ...string) *env {
@@ -63,7 +85,7 @@ func newEnv(t *testing.T, autoCreate bool, topics ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{cluster: c, client: cl, adm: kadm.NewClient(cl), reg: reg}
+	return &env{cluster: c, client: cl, adm: kadm.NewClient(cl), reg: reg, logs: &logBuffer{}}
 }
 
 func (e *env) start(t *testing.T, yaml string) (*pipelines.Engine, *telemetry.Metrics) {
@@ -84,7 +106,7 @@ func (e *env) startWith(t *testing.T, yaml string, newSink func(context.Context,
 		t.Fatal(err)
 	}
 	m := telemetry.New()
-	eng, err := pipelines.New(c, pipelines.Options{Metrics: m, Logger: slog.New(slog.DiscardHandler), NewSink: newSink})
+	eng, err := pipelines.New(c, pipelines.Options{Metrics: m, Logger: slog.New(slog.NewTextHandler(e.logs, nil)), NewSink: newSink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,10 +275,12 @@ pipelines:
 `
 
 // A dead-letter topic that cannot be written stops its partition from committing; nothing is
-// lost, and the partition catches up once the dead letter lands.
+// lost, and the partition catches up once the dead letter lands. Meanwhile every failed write
+// is counted and logged at ERROR with the batch's partition and offsets, and the batch's
+// repeated redeliveries at WARN.
 func TestEngine_unwritable_dead_letter_topic_stops_commits_until_it_lands(t *testing.T) {
 	e := newEnv(t, false, "in", "out") // no dlq topic and no auto-creation
-	e.start(t, dlqConfig)
+	_, m := e.start(t, dlqConfig)
 	const n = 40
 	e.produce(t, "in", n, func(i int) eventgen.Kind {
 		if i == 5 {
@@ -264,10 +288,32 @@ func TestEngine_unwritable_dead_letter_topic_stops_commits_until_it_lands(t *tes
 		}
 		return eventgen.Valid
 	}, nil)
-	// The batch holding the invalid event cannot complete: its partition stays behind.
-	time.Sleep(2 * time.Second)
+	// The batch holding the invalid event cannot complete: its partition stays behind, and is
+	// redelivered until the third delivery fails too.
+	redelivered := regexp.MustCompile(`level=WARN msg="batch redelivered again" pipeline=p sink=bus topic=in partition=\d first_offset=\d+ last_offset=\d+ attempt=3 suppressed=0 error=`)
+	waitFor(t, time.Minute, "a WARN line for the third failed delivery", func() bool { return redelivered.MatchString(e.logs.String()) })
 	if got := e.committed(t, "g.bus", "in"); got >= n {
 		t.Fatalf("committed %d of %d offsets although a dead letter could not be written", got, n)
+	}
+	failed := regexp.MustCompile(`level=ERROR msg="dead-letter write failed" pipeline=p sink=bus topic=in partition=(\d) first_offset=(\d+) last_offset=(\d+) attempt=1 suppressed=0 dead_letters=1 dead_letter_topic=dlq error=`)
+	line := failed.FindStringSubmatch(e.logs.String())
+	if line == nil {
+		t.Fatalf("no ERROR line for the failed dead-letter write with its partition and offsets; log:\n%s", e.logs)
+	}
+	first, _ := strconv.Atoi(line[2])
+	last, _ := strconv.Atoi(line[3])
+	if first > last || last-first >= 10 {
+		t.Fatalf("dead-letter failure names offsets %d..%d, want one batch of at most 10 (max_batch)", first, last)
+	}
+	// Later failures of the same partition within telemetry.LogInterval are counted, not logged.
+	if got := strings.Count(e.logs.String(), `msg="dead-letter write failed"`); got != 1 {
+		t.Fatalf("%d dead-letter failure lines within the rate-limit interval, want 1", got)
+	}
+	if got := value(t, m.DLQFailures.WithLabelValues("p")); got < 3 {
+		t.Fatalf("switchyard_dead_letter_write_failures_total = %v, want >= 3", got)
+	}
+	if got := value(t, m.Redelivered.WithLabelValues("p", "bus")); got < 3 {
+		t.Fatalf("switchyard_batches_redelivered_total = %v, want >= 3", got)
 	}
 	if _, err := e.adm.CreateTopic(context.Background(), 1, 1, nil, "dlq"); err != nil {
 		t.Fatal(err)

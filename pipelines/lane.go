@@ -40,6 +40,7 @@ type lane struct {
 	router *message.Router
 	log    *slog.Logger
 	state  sync.Pool // *laneState
+	health laneHealth
 
 	landed   prometheus.Counter
 	consumed prometheus.Counter
@@ -137,7 +138,7 @@ func (l *lane) handle(msg *message.Message) error {
 		}
 	}
 	if err := l.p.dlq.write(ctx, st.dead); err != nil {
-		return fmt.Errorf("pipeline %q: write %d dead letters to %s: %w", l.p.name, len(st.dead), l.p.dlq.topic, err)
+		return &deadLetterWriteError{pipeline: l.p.name, topic: l.p.dlq.topic, n: len(st.dead), err: err}
 	}
 	return nil
 }

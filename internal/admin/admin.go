@@ -1,4 +1,5 @@
-// Package admin serves the operator endpoints: /metrics, /healthz and /readyz.
+// Package admin serves the operator endpoints: /metrics, /healthz, /readyz and, when asked for,
+// /debug/pprof/.
 package admin
 
 import (
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,36 +18,65 @@ import (
 	"switchyard/internal/telemetry"
 )
 
+// Options configure the admin server.
+type Options struct {
+	// Address is the listen address, host:port.
+	Address string
+	// Metrics is served on /metrics.
+	Metrics *telemetry.Metrics
+	// Ready reports readiness for /readyz; nil is always ready.
+	Ready func() bool
+	// Stalled lists stalled partitions, one line each, for /readyz: while it lists any,
+	// /readyz answers 503 with the list. nil lists none.
+	Stalled func() []string
+	// PProf serves net/http/pprof under /debug/pprof/.
+	PProf bool
+}
+
 // Server is the admin HTTP server.
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-// Start listens on addr and serves in the background. ready reports readiness for /readyz.
-func Start(addr string, m *telemetry.Metrics, ready func() bool, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+// Start listens on opt.Address and serves in the background. It logs a warning when the
+// address it bound is not a loopback address, since nothing on it is authenticated.
+func Start(opt Options, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", opt.Address)
 	if err != nil {
-		return nil, fmt.Errorf("admin server: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("admin server: listen on %s: %w", opt.Address, err)
+	}
+	if !loopback(ln.Addr()) {
+		log.Warn("admin server listens on a non-loopback address; its endpoints are unauthenticated and reachable from the network",
+			"address", opt.Address, "bound", ln.Addr().String(), "pprof", opt.PProf)
 	}
 	mux := http.NewServeMux()
+	m := opt.Metrics
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ready != nil && !ready() {
+		if opt.Ready != nil && !opt.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if opt.Stalled != nil {
+			if stalled := opt.Stalled(); len(stalled) > 0 {
+				http.Error(w, fmt.Sprintf("not ready: %d stalled partitions\n%s", len(stalled), strings.Join(stalled, "\n")),
+					http.StatusServiceUnavailable)
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	// Profiles for diagnosing CPU and memory in production; the admin address is loopback by
-	// default.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	if opt.PProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	}
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -53,6 +84,14 @@ func Start(addr string, m *telemetry.Metrics, ready func() bool, log *slog.Logge
 		}
 	}()
 	return s, nil
+}
+
+// loopback reports whether a bound address is a loopback one. An unspecified address
+// (0.0.0.0, ::, or an empty host) binds every interface; a host name was resolved by Listen,
+// so its bound IP decides.
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // Addr is the address the server listens on.

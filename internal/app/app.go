@@ -182,7 +182,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	fs := newFlagSet("run", "Run the pipelines of a configuration until SIGINT or SIGTERM, then drain in-flight events,\nflush the sinks, commit and exit 0.", stderr, &cf, "")
+	fs := newFlagSet("run", "Run the pipelines of a configuration until SIGINT or SIGTERM, then drain in-flight events,\nflush the sinks, commit and exit 0; exit 1 if the drain timed out (the log lists, per\npartition, the uncommitted records the next run consumes again).", stderr, &cf, "")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -204,7 +204,13 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 	}
 	var srv *admin.Server
 	if addr := c.Config.Admin.Address; addr != "" {
-		srv, err = admin.Start(addr, metrics, eng.Ready, log)
+		srv, err = admin.Start(admin.Options{Address: addr, Metrics: metrics, Ready: eng.Ready, Stalled: func() []string {
+			var out []string
+			for _, sp := range eng.Stalled() {
+				out = append(out, sp.String())
+			}
+			return out
+		}, PProf: c.Config.Admin.PProf}, log)
 		if err != nil {
 			log.Error("start admin server", "error", err)
 			return 1
@@ -239,10 +245,23 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	// A drain that runs out of time is not a failure: what was not acknowledged is not
-	// committed, and the next run consumes it again.
+	// Nothing is lost when the drain runs out of time (what was not committed is consumed
+	// again by the next run), but it is duplicated work and a sign of a stuck sink: say what
+	// is left and exit 1, so supervisors and deploy tooling see it.
+	code := 0
 	if err := eng.Shutdown(sctx); err != nil {
-		log.Warn("shutdown did not finish cleanly; unacknowledged events will be consumed again on restart", "error", err)
+		code = 1
+		var de *pipelines.DrainError
+		if errors.As(err, &de) {
+			for _, u := range de.Partitions {
+				log.Error("drain did not finish; uncommitted records will be consumed again on restart", "pipeline", u.Pipeline,
+					"sink", u.Sink, "topic", u.Topic, "partition", u.Partition, "committed_offset", u.Committed,
+					"uncommitted_records", u.Records)
+			}
+		}
+		log.Error("shutdown did not finish cleanly", "error", err)
+	} else {
+		log.Info("drained: every record handed to a sink was committed")
 	}
 	if tick != nil {
 		tick(eng)
@@ -250,8 +269,8 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 	if srv != nil {
 		_ = srv.Close(sctx)
 	}
-	log.Info("stopped")
-	return 0
+	log.Info("stopped", "exit_status", code)
+	return code
 }
 
 func newLogger(lc config.Logging, cf commonFlags, w io.Writer) *slog.Logger {

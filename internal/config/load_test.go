@@ -97,7 +97,7 @@ pipelines:
 				"confluent",
 				Batch{MaxRows: 10, MaxBytes: 4 << 20, Interval: 200 * time.Millisecond},
 				Retry{MaxAttempts: 0, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}, 4,
-				KafkaSink{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true, Compression: "lz4"},
+				KafkaSink{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true, Compression: "lz4", TransactionTimeout: 10 * time.Second},
 				"default", "default", 5000,
 				true, true,
 			},

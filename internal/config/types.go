@@ -81,7 +81,8 @@ type PII struct {
 
 // Admin is the admin HTTP server.
 type Admin struct {
-	Address string `yaml:"address" doc:"Listen address of /metrics, /healthz and /readyz; empty disables the server." default:"127.0.0.1:9464"`
+	Address string `yaml:"address" doc:"Listen address of /metrics, /healthz and /readyz; empty disables the server. A non-loopback address (0.0.0.0, ::, a host name) is logged at WARN at start-up: the endpoints have no authentication." default:"127.0.0.1:9464"`
+	PProf   bool   `yaml:"pprof" doc:"Also serve Go profiles under /debug/pprof/ (CPU, heap, goroutines, execution traces); they reveal internals and cost CPU while taken, so enable them only where the admin address is private." default:"false"`
 }
 
 // Logging configures log/slog.
@@ -125,6 +126,8 @@ type Source struct {
 	InstanceID     string        `yaml:"instance_id" doc:"Static group membership: a stable id per process (e.g. the pod name); each sink's lane joins as <instance_id>.<sink>. A restarted process with the same id gets its partitions back without a rebalance."`
 	DrainTimeout   time.Duration `yaml:"drain_timeout" doc:"How long a rebalance or shutdown waits for in-flight records before it commits what was acknowledged." default:"30s"`
 	FetchMaxBytes  Bytes         `yaml:"fetch_max_bytes" doc:"Most bytes one fetch from a broker returns." default:"50MiB"`
+	LagInterval    time.Duration `yaml:"lag_interval" doc:"How often each sink's lane asks the brokers for the high watermarks of its partitions and updates switchyard_consumer_lag_records (high watermark minus committed offset) and the stall check; fresh also while fetching is paused." default:"5s"`
+	StallAfter     time.Duration `yaml:"stall_after" doc:"A partition whose committed offset has not moved for this long while records wait behind it is reported stalled: a WARN line, switchyard_partition_stalled = 1 and a 503 from /readyz listing it. Keep it above the longest a healthy sink takes to land a batch, retries included." default:"2m"`
 }
 
 // Contract says which message type each record holds and how it is encoded.

@@ -53,9 +53,6 @@ func (s *Source) queueFetched(topic string, fp *kgo.FetchPartition) {
 	s.mu.RLock()
 	p := s.parts[tpKey{topic, fp.Partition}]
 	s.mu.RUnlock()
-	if s.cfg.OnLag != nil {
-		s.cfg.OnLag(topic, fp.Partition, max(0, fp.HighWatermark-(fp.Records[len(fp.Records)-1].Offset+1)))
-	}
 	if p == nil {
 		// Cannot happen while rebalances are blocked during a poll; dropping is safe anyway,
 		// since nothing of these records was emitted or committed.

@@ -57,6 +57,17 @@ type partition struct {
 	ackEpoch  int32
 	committed int64 // last committed offset, or -1
 	nacks     int   // consecutive nacks
+
+	firstFetched int64 // offset of the first record fetched, or -1
+	nextFetch    int64 // offset after the last record fetched, or -1
+
+	// Owned by the lag loop (and drop, under Source.lagMu).
+	base       int64 // group's committed offset at assignment; -1 unknown, -2 none
+	stallMark  int64 // Committed at the last report that saw it move
+	stallSince time.Time
+	stalled    bool
+	reported   bool // OnLag was called: the Released report is owed
+	lagGone    bool // dropped: report nothing more
 }
 
 // batch is one emitted Batch with its current delivery.
@@ -91,6 +102,11 @@ func (s *Source) newPartition(cl pauser, topic string, n int32, seq uint64, read
 		paused:      !ready,
 		ackNext:     -1,
 		committed:   -1,
+
+		firstFetched: -1,
+		nextFetch:    -1,
+		base:         -1,
+		stallMark:    -1,
 	}
 	p.ctx, p.cancel = context.WithCancel(s.base)
 	return p
@@ -106,6 +122,10 @@ func (p *partition) addPending(recs []*kgo.Record) {
 	}
 	p.pending.push(recs)
 	p.pendingN += len(recs)
+	if p.firstFetched < 0 {
+		p.firstFetched = recs[0].Offset
+	}
+	p.nextFetch = recs[len(recs)-1].Offset + 1
 	if !p.paused && p.pendingN+p.inflightN >= p.s.cfg.MaxInFlight {
 		p.paused = true
 		p.cl.PauseFetchPartitions(p.pauseArg)
@@ -157,7 +177,7 @@ func (p *partition) deliverLocked(b *batch) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	b.cancel = cancel
 	b.msg = message.NewMessage(b.id(), nil)
-	b.msg.SetContext(&msgCtx{Context: ctx, b: &b.Batch})
+	b.msg.SetContext(&msgCtx{Context: ctx, b: &b.Batch, attempt: b.attempt + 1})
 }
 
 // id is the message UUID, for logs: topic/partition/first offset.assignment[#attempt].

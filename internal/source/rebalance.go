@@ -108,8 +108,9 @@ func (s *Source) lookup(tps map[string][]int32) []*partition {
 // release gives partitions up: it stops emitting and redelivering them and drops their pending
 // records; then, if commit is set, it waits up to DrainTimeout for their in-flight batches and
 // commits their acked prefix; then it calls OnRevoked and drops them. A partition already being
-// released by another caller is waited for instead.
-func (s *Source) release(parts []*partition, commit bool) {
+// released by another caller is waited for instead. It returns the partitions it released with
+// emitted records left uncommitted (with commit unset: none).
+func (s *Source) release(parts []*partition, commit bool) []Unfinished {
 	var mine, others []*partition
 	for _, p := range parts {
 		p.mu.Lock()
@@ -125,6 +126,7 @@ func (s *Source) release(parts []*partition, commit bool) {
 		}
 		p.mu.Unlock()
 	}
+	var unfinished []Unfinished
 	if len(mine) > 0 {
 		s.settleHooks(mine)
 		if commit {
@@ -140,6 +142,11 @@ func (s *Source) release(parts []*partition, commit bool) {
 				s.log.Warn("final offset commit failed", "partitions", names(mine), "error", err)
 			}
 			cancel()
+			for _, p := range mine {
+				if u, ok := p.unfinished(); ok {
+					unfinished = append(unfinished, u)
+				}
+			}
 		}
 		var gone []sinks.TopicPartition
 		for _, p := range mine {
@@ -159,6 +166,27 @@ func (s *Source) release(parts []*partition, commit bool) {
 	for _, p := range others {
 		<-p.released
 	}
+	return unfinished
+}
+
+// unfinished reports the emitted records of a released partition past its committed offset:
+// batches still in flight (unacked or nacked) and, if the final commit failed, acked ones.
+// The tracker must have stopped.
+func (p *partition) unfinished() (Unfinished, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := int64(p.inflightN)
+	if p.ackNext > p.committed {
+		from := p.committed
+		if from < 0 {
+			from = p.firstFetched
+		}
+		n += p.ackNext - from
+	}
+	if n <= 0 {
+		return Unfinished{}, false
+	}
+	return Unfinished{TopicPartition: p.tp, Committed: p.committed, Records: n}, true
 }
 
 // drain waits up to DrainTimeout for the trackers of parts to finish, that is, for every
@@ -191,6 +219,14 @@ func (s *Source) drop(parts []*partition) {
 	}
 	s.order = slices.DeleteFunc(s.order, func(q *partition) bool { return slices.Contains(parts, q) })
 	s.mu.Unlock()
+	s.lagMu.Lock()
+	for _, p := range parts {
+		p.lagGone = true
+		if p.reported {
+			s.cfg.OnLag(PartitionLag{TopicPartition: p.tp, Released: true})
+		}
+	}
+	s.lagMu.Unlock()
 	for _, p := range parts {
 		p.cancel()
 		p.mu.Lock()

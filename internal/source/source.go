@@ -34,6 +34,8 @@ const (
 	DefaultMaxBatch       = 1000
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultCommitInterval = time.Second
+	DefaultLagInterval    = 5 * time.Second
+	DefaultStallAfter     = 2 * time.Minute
 )
 
 // Where a group without committed offsets starts.
@@ -90,16 +92,48 @@ type Config struct {
 	// emitted afterwards; messages still unacked after a drain timeout or a loss may still be
 	// in a handler, with their contexts canceled.
 	OnRevoked func(ctx context.Context, partitions []sinks.TopicPartition)
-	// OnLag, if set, is called from the polling goroutine for every partition of every fetch
-	// with the partition's high watermark minus the next offset to fetch. It must be fast and
-	// must not call the Source.
-	OnLag func(topic string, partition int32, lag int64)
+	// LagInterval is how often OnLag reports every owned partition. Each report asks the
+	// brokers for the partitions' high watermarks (one ListOffsets request per broker), so the
+	// lag stays fresh while fetching is paused at MaxInFlight or by a failing OnAssigned.
+	LagInterval time.Duration
+	// StallAfter is how long a partition's committed offset may stay put while records wait
+	// behind it (PartitionLag.Lag > 0) before the partition is reported Stalled. It is checked
+	// every LagInterval, so a stall is seen up to one LagInterval late; an idle partition (lag
+	// 0) never stalls.
+	StallAfter time.Duration
+	// OnLag, if set, is called every LagInterval for every owned partition, from one goroutine,
+	// and once more with Released set when the partition is dropped (revoked, lost or closed);
+	// nothing more is reported for that assignment afterwards. It must be fast and must not
+	// call the Source.
+	OnLag func(PartitionLag)
 	// ExternalCommit is set when the caller commits each batch's offsets itself, before acking
 	// it, in the transaction that wrote its results (see Fence): the source then never sends
 	// offset commits, and only records the acked prefix as committed. Each partition then has
 	// one batch in flight at a time, so a batch always starts at the committed offset.
 	// Combine it with kgo.RequireStableFetchOffsets.
 	ExternalCommit bool
+}
+
+// PartitionLag is one report of how far a partition is behind.
+type PartitionLag struct {
+	sinks.TopicPartition
+	// HighWatermark is the partition's end offset, as the broker reported it for this report.
+	HighWatermark int64
+	// Committed is where a restart would resume: the offset this source last committed, or
+	// the group's committed offset at assignment; without either, the first fetched offset,
+	// else the log start offset (start earliest) or the high watermark (start latest).
+	Committed int64
+	// Lag is HighWatermark - Committed: the records a restart would consume again, the
+	// number kafka-consumer-groups shows.
+	Lag int64
+	// FetchLag is HighWatermark minus the next offset to fetch: the records not fetched yet.
+	FetchLag int64
+	// Stalled is set while Committed has not moved for StallAfter although Lag > 0; Since is
+	// when it last moved (or when Lag was last 0).
+	Stalled bool
+	Since   time.Time
+	// Released marks the last report of a dropped partition; the other fields are zero.
+	Released bool
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -118,7 +152,8 @@ func (c *Config) withDefaults() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("start %q is neither %s nor %s", out.Start, StartEarliest, StartLatest))
 	}
-	if out.MaxInFlight < 0 || out.MaxBatch < 0 || out.FetchMaxBytes < 0 || out.DrainTimeout < 0 || out.CommitInterval < 0 {
+	if out.MaxInFlight < 0 || out.MaxBatch < 0 || out.FetchMaxBytes < 0 || out.DrainTimeout < 0 || out.CommitInterval < 0 ||
+		out.LagInterval < 0 || out.StallAfter < 0 {
 		errs = append(errs, errors.New("negative limit"))
 	}
 	if out.MaxInFlight == 0 {
@@ -132,6 +167,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.CommitInterval == 0 {
 		out.CommitInterval = DefaultCommitInterval
+	}
+	if out.LagInterval == 0 {
+		out.LagInterval = DefaultLagInterval
+	}
+	if out.StallAfter == 0 {
+		out.StallAfter = DefaultStallAfter
 	}
 	if err := errors.Join(errs...); err != nil {
 		return out, fmt.Errorf("source config: %w", err)
@@ -160,15 +201,28 @@ func BatchOf(msg *message.Message) *Batch {
 
 type batchKey struct{}
 
+// AttemptOf returns which delivery of its batch a message the Source emitted is: 1 for the
+// first, 2 for the first redelivery after a nack, and so on; 0 for any other message.
+func AttemptOf(msg *message.Message) int {
+	a, _ := msg.Context().Value(attemptKey{}).(int)
+	return a
+}
+
+type attemptKey struct{}
+
 // msgCtx is a message's context: the context of one delivery of the batch, carrying the batch.
 type msgCtx struct {
 	context.Context
-	b *Batch
+	b       *Batch
+	attempt int
 }
 
 func (c *msgCtx) Value(key any) any {
-	if _, ok := key.(batchKey); ok {
+	switch key.(type) {
+	case batchKey:
 		return c.b
+	case attemptKey:
+		return c.attempt
 	}
 	return c.Context.Value(key)
 }
@@ -208,6 +262,10 @@ type Source struct {
 	pollDone   chan struct{}
 	emitDone   chan struct{}
 	commitDone chan struct{}
+	lagDone    chan struct{}
+
+	lagMu      sync.Mutex // serializes OnLag reports with dropping partitions
+	unfinished []Unfinished
 	wg         sync.WaitGroup // trackers and OnAssigned runs
 
 	commitMu sync.Mutex // serializes commits
@@ -293,9 +351,11 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 	s.pollDone = make(chan struct{})
 	s.emitDone = make(chan struct{})
 	s.commitDone = make(chan struct{})
+	s.lagDone = make(chan struct{})
 	go s.pollLoop(pollCtx, cl)
 	go s.emitLoop()
 	go s.commitLoop()
+	go s.lagLoop(cl)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -337,17 +397,39 @@ func (s *Source) shutdown() {
 	<-s.pollDone
 	<-s.emitDone
 	<-s.commitDone
+	<-s.lagDone
 
 	s.mu.RLock()
 	parts := slices.Clone(s.order)
 	s.mu.RUnlock()
-	s.release(parts, true)
+	unfinished := s.release(parts, true)
+	s.mu.Lock()
+	s.unfinished = unfinished
+	s.mu.Unlock()
 
 	// Leaving the group revokes what we own; we own nothing any more, so that is a no-op.
 	cl.CloseAllowingRebalance()
 	s.wg.Wait()
 	close(s.out)
 	s.log.Info("source closed")
+}
+
+// Unfinished is a partition whose emitted records were not all committed when the Source
+// closed: the drain timed out, a batch was nacked, or the final commit failed.
+type Unfinished struct {
+	sinks.TopicPartition
+	// Committed is the offset the next owner resumes from; -1 if this source committed none.
+	Committed int64
+	// Records counts the emitted records past Committed: they will be consumed again.
+	Records int64
+}
+
+// Unfinished returns, once Close has returned, the partitions that Close could not finish,
+// in assignment order; nil when every emitted record was acked and committed.
+func (s *Source) Unfinished() []Unfinished {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.unfinished)
 }
 
 // isClosing reports whether Close has begun.

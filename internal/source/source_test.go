@@ -302,38 +302,104 @@ func TestSource_assign_hook(t *testing.T) {
 	}
 }
 
-// TestSource_lag reports the distance to the high watermark from fetch results: positive while
-// the fetches are small, zero once caught up.
-func TestSource_lag(t *testing.T) {
+// TestSource_lag_counts_what_is_not_committed reports, on its timer, the high watermark minus
+// the committed offset: it counts records held up in flight and records produced while the
+// partition's fetching is paused at MaxInFlight, marks the partition stalled while nothing
+// commits, and returns to zero (not stalled) once everything is acked and committed. The fetch
+// lag is reported apart.
+func TestSource_lag_counts_what_is_not_committed(t *testing.T) {
 	brokers := newCluster(t)
 	topic := "lag"
 	createTopic(t, brokers, topic, 1)
-	for range 20 {
-		produce(t, brokers, topic, 0, 1) // one batch per record, so fetches can be small
-	}
 	var (
 		mu   sync.Mutex
-		lags []int64
+		last PartitionLag
+		n    int
 	)
-	cfg := Config{Kafka: seeds(brokers, kgo.FetchMaxPartitionBytes(1)), Group: "g-lag", Topics: []string{topic},
-		OnLag: func(tp string, p int32, lag int64) {
-			if tp != topic || p != 0 {
-				t.Errorf("lag reported for %s/%d", tp, p)
+	cfg := Config{Kafka: seeds(brokers), Group: "g-lag", Topics: []string{topic}, MaxInFlight: 10, MaxBatch: 10,
+		LagInterval: 50 * time.Millisecond, StallAfter: 300 * time.Millisecond, CommitInterval: 50 * time.Millisecond,
+		OnLag: func(l PartitionLag) {
+			if l.Topic != topic || l.Partition != 0 {
+				t.Errorf("lag reported for %s/%d", l.Topic, l.Partition)
 			}
 			mu.Lock()
-			lags = append(lags, lag)
+			last, n = l, n+1
 			mu.Unlock()
 		}}
-	_, ch := start(t, cfg)
-	for got := 0; got < 20; {
+	report := func() PartitionLag {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+	src, ch := start(t, cfg)
+	produce(t, brokers, topic, 0, 10)
+	held := receive(t, ch, 30*time.Second) // not acked: fetching pauses at MaxInFlight
+	if got := len(BatchOf(held).Records); got != 10 {
+		t.Fatalf("first batch has %d records, want 10", got)
+	}
+	produce(t, brokers, topic, 0, 15) // arrives while the partition is paused
+	waitFor(t, 10*time.Second, "lag 25 and stalled", func() bool { l := report(); return l.Lag == 25 && l.Stalled })
+	if l := report(); l.FetchLag != 15 || l.HighWatermark != 25 || l.Committed != 0 {
+		t.Fatalf("report %+v: want fetch lag 15, high watermark 25, committed 0", l)
+	}
+	held.Ack()
+	for got := 0; got < 15; {
 		msg := receive(t, ch, 30*time.Second)
 		got += len(BatchOf(msg).Records)
 		msg.Ack()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lags) == 0 || slices.Max(lags) == 0 || lags[len(lags)-1] != 0 {
-		t.Errorf("lags %v: want some positive and the last zero", lags)
+	waitFor(t, 10*time.Second, "lag 0 and not stalled", func() bool { l := report(); return l.Lag == 0 && !l.Stalled && l.Committed == 25 })
+	if l := report(); l.FetchLag != 0 {
+		t.Fatalf("report %+v: want fetch lag 0", l)
+	}
+	_ = src.Close()
+	if l := report(); !l.Released {
+		t.Fatalf("last report %+v after Close, want Released", l)
+	}
+	if u := src.Unfinished(); u != nil {
+		t.Fatalf("Unfinished after a clean close: %+v", u)
+	}
+}
+
+// TestSource_unfinished_after_a_drain_timeout lists, after Close, the records that were
+// emitted and not acked when the drain timed out: they will be consumed again.
+func TestSource_unfinished_after_a_drain_timeout(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "unfinished"
+	createTopic(t, brokers, topic, 1)
+	produce(t, brokers, topic, 0, 30)
+	src, ch := start(t, Config{Kafka: seeds(brokers), Group: "g-unfinished", Topics: []string{topic}, MaxBatch: 10,
+		DrainTimeout: 200 * time.Millisecond, CommitInterval: time.Hour})
+	// The first batch (offsets 0..9) is nacked once and acked when redelivered; the later
+	// batches are held unacked.
+	var held []*message.Message
+	for redelivered := false; !redelivered; {
+		msg := receive(t, ch, 30*time.Second)
+		b := BatchOf(msg)
+		switch {
+		case b.Records[0].Offset != 0:
+			if AttemptOf(msg) != 1 {
+				t.Fatalf("batch at %d delivered with attempt %d, want 1", b.Records[0].Offset, AttemptOf(msg))
+			}
+			held = append(held, msg)
+		case AttemptOf(msg) == 1:
+			msg.Nack()
+		case AttemptOf(msg) == 2:
+			msg.Ack()
+			redelivered = true
+		default:
+			t.Fatalf("batch at 0 delivered with attempt %d", AttemptOf(msg))
+		}
+	}
+	go func() {
+		for m := range ch {
+			held = append(held, m) // never acked
+		}
+	}()
+	_ = src.Close()
+	u := src.Unfinished()
+	if len(u) != 1 || u[0].Topic != topic || u[0].Partition != 0 || u[0].Committed != 10 || u[0].Records < 10 {
+		t.Fatalf("Unfinished = %+v, want %s/0 committed at 10 with at least 10 records", u, topic)
 	}
 }
 

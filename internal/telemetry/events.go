@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"log/slog"
+	"strconv"
+	"time"
 )
 
 // DeadLettered logs and counts one event written to the dead-letter topic. message must not
@@ -29,4 +31,86 @@ func SinkStopped(log *slog.Logger, m *Metrics, pipeline, sink string, err error)
 		m.SinkUp.WithLabelValues(pipeline, sink).Set(0)
 	}
 	log.Error("sink stopped at start-up", "pipeline", pipeline, "sink", sink, "error", err)
+}
+
+// RedeliveryWarnAttempts is the delivery attempt from which a failed batch is logged at WARN
+// (BatchRedelivered): the first two failures of a batch are usually a sink blip that its own
+// "sink write failed" lines already show.
+const RedeliveryWarnAttempts = 3
+
+// Batch locates a batch for the events below: its lane and its offsets.
+type Batch struct {
+	Pipeline, Sink string
+	Topic          string
+	Partition      int32
+	First, Last    int64 // offsets of the first and last record
+	Attempt        int   // the delivery that failed: 1 for the first
+}
+
+func (b Batch) key() string {
+	return b.Pipeline + "\x00" + b.Sink + "\x00" + b.Topic + "\x00" + strconv.Itoa(int(b.Partition))
+}
+
+func (b Batch) attrs(suppressed int) []any {
+	return []any{"pipeline", b.Pipeline, "sink", b.Sink, "topic", b.Topic, "partition", b.Partition,
+		"first_offset", b.First, "last_offset", b.Last, "attempt", b.Attempt, "suppressed", suppressed}
+}
+
+// DeadLetterWriteFailed logs at ERROR and counts a failed write of a batch's dead letters:
+// the batch is redelivered, and its partition commits nothing past it until they are written.
+// Lines are rate limited per partition by lim; suppressed says how many were left out since
+// the previous line.
+func DeadLetterWriteFailed(log *slog.Logger, m *Metrics, lim *Limiter, b Batch, deadLetters int, topic string, err error) {
+	if m != nil {
+		m.DLQFailures.WithLabelValues(b.Pipeline).Inc()
+	}
+	if ok, n := lim.Allow("dlq\x00" + b.key()); ok {
+		log.Error("dead-letter write failed", append(b.attrs(n), "dead_letters", deadLetters, "dead_letter_topic", topic, "error", err)...)
+	}
+}
+
+// BatchRedelivered counts a batch handed back to the source for redelivery and, from its
+// RedeliveryWarnAttempts-th failed delivery on, logs it at WARN, rate limited per partition by
+// lim.
+func BatchRedelivered(log *slog.Logger, m *Metrics, lim *Limiter, b Batch, err error) {
+	if m != nil {
+		m.Redelivered.WithLabelValues(b.Pipeline, b.Sink).Inc()
+	}
+	if b.Attempt < RedeliveryWarnAttempts {
+		return
+	}
+	if ok, n := lim.Allow("redeliver\x00" + b.key()); ok {
+		log.Warn("batch redelivered again", append(b.attrs(n), "error", err)...)
+	}
+}
+
+// PartitionLag sets a lane's lag gauges of one partition.
+func PartitionLag(m *Metrics, pipeline, sink, topic string, partition int32, lag, fetchLag int64) {
+	p := strconv.Itoa(int(partition))
+	m.Lag.WithLabelValues(pipeline, sink, topic, p).Set(float64(lag))
+	m.FetchLag.WithLabelValues(pipeline, sink, topic, p).Set(float64(fetchLag))
+}
+
+// PartitionStalled logs at WARN and marks that a lane's committed offset of a partition has
+// not moved since since while lag records wait behind it.
+func PartitionStalled(log *slog.Logger, m *Metrics, pipeline, sink, topic string, partition int32, committed, lag int64, since time.Time) {
+	m.Stalled.WithLabelValues(pipeline, sink, topic, strconv.Itoa(int(partition))).Set(1)
+	log.Warn("partition stalled: committed offset not moving", "pipeline", pipeline, "sink", sink, "topic", topic,
+		"partition", partition, "committed_offset", committed, "lag", lag, "stalled_for", time.Since(since).Round(time.Second))
+}
+
+// PartitionRecovered logs at WARN (to pair with PartitionStalled) and clears the mark when a
+// stalled partition commits again or has nothing left waiting.
+func PartitionRecovered(log *slog.Logger, m *Metrics, pipeline, sink, topic string, partition int32, committed, lag int64, stalledFor time.Duration) {
+	m.Stalled.WithLabelValues(pipeline, sink, topic, strconv.Itoa(int(partition))).Set(0)
+	log.Warn("partition recovered: committed offset moving again", "pipeline", pipeline, "sink", sink, "topic", topic,
+		"partition", partition, "committed_offset", committed, "lag", lag, "stalled_for", stalledFor.Round(time.Second))
+}
+
+// PartitionGone deletes a lane's per-partition series once the partition is no longer assigned.
+func PartitionGone(m *Metrics, pipeline, sink, topic string, partition int32) {
+	p := strconv.Itoa(int(partition))
+	m.Lag.DeleteLabelValues(pipeline, sink, topic, p)
+	m.FetchLag.DeleteLabelValues(pipeline, sink, topic, p)
+	m.Stalled.DeleteLabelValues(pipeline, sink, topic, p)
 }

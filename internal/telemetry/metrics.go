@@ -17,6 +17,10 @@ type Metrics struct {
 	DeadLettered *prometheus.CounterVec   // pipeline, reason
 	WriteErrors  *prometheus.CounterVec   // pipeline, sink
 	Lag          *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	FetchLag     *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	Stalled      *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	Redelivered  *prometheus.CounterVec   // pipeline, sink
+	DLQFailures  *prometheus.CounterVec   // pipeline
 	BatchRecords *prometheus.HistogramVec // pipeline, sink
 	WriteSeconds *prometheus.HistogramVec // pipeline, sink
 	LandLatency  *prometheus.HistogramVec // pipeline, sink
@@ -49,8 +53,24 @@ func New() *Metrics {
 		}, []string{"pipeline", "sink"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_consumer_lag_records",
-			Help: "Records between the partition's high watermark and the next record to fetch, per sink lane.",
+			Help: "Records between the partition's high watermark and the lane's committed offset: what a restart would consume again (as kafka-consumer-groups shows it), per sink lane.",
 		}, []string{"pipeline", "sink", "topic", "partition"}),
+		FetchLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_consumer_fetch_lag_records",
+			Help: "Records between the partition's high watermark and the next record to fetch, per sink lane; fetched records waiting in the lane are not counted.",
+		}, []string{"pipeline", "sink", "topic", "partition"}),
+		Stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_partition_stalled",
+			Help: "1 while the lane's committed offset of the partition has not moved for source.stall_after although records wait behind it, else 0.",
+		}, []string{"pipeline", "sink", "topic", "partition"}),
+		Redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_batches_redelivered_total",
+			Help: "Batches a lane handed back to the source for redelivery (a sink write or a dead-letter write failed).",
+		}, []string{"pipeline", "sink"}),
+		DLQFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_dead_letter_write_failures_total",
+			Help: "Failed writes of a batch's dead letters; the batch is redelivered and its partition commits nothing past it meanwhile.",
+		}, []string{"pipeline"}),
 		BatchRecords: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_sink_batch_records",
 			Help:    "Records per batch written to a sink.",
@@ -72,7 +92,7 @@ func New() *Metrics {
 		}, []string{"pipeline", "sink"}),
 	}
 	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
-		m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
+		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
