@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,14 +143,19 @@ func NewSchemaRegistry(cfg SchemaRegistryConfig) (*SchemaRegistry, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, sr.DialTLSConfig(cfg.TLS))
 	}
+	// Messages and summaries show the URL without a password it may carry.
+	shown := cfg.URL
+	if u, err := url.Parse(cfg.URL); err == nil {
+		shown = u.Redacted()
+	}
 	cl, err := sr.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("schema registry %s: %w", shown, err)
 	}
-	return &SchemaRegistry{url: cfg.URL, cl: cl, now: time.Now, schemas: map[uint32]*registryEntry{}, frames: map[frameKey]frameAnswer{}}, nil
+	return &SchemaRegistry{url: shown, cl: cl, now: time.Now, schemas: map[uint32]*registryEntry{}, frames: map[frameKey]frameAnswer{}}, nil
 }
 
-// URL returns the registry's base URL.
+// URL returns the registry's base URL, a password in it shown as "xxxxx".
 func (r *SchemaRegistry) URL() string { return r.url }
 
 // RegistryError is returned by Decoder.Decode when the Schema Registry could not be asked
