@@ -45,18 +45,11 @@ func BenchmarkDecodeValidate(b *testing.B) {
 
 	b.Run("confluent/hyperpb/decode", func(b *testing.B) {
 		dec := c.NewDecoder(contract.Confluent)
-		b.SetBytes(avg)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := dec.Decode(framed[i]); err != nil {
-				b.Fatal(err)
-			}
-			if i++; i == len(framed) {
-				dec.Release()
-				i = 0
-			}
-		}
+		benchFramed(b, dec, framed, avg)
+	})
+	b.Run("confluent/hyperpb/decode+schema_ids", func(b *testing.B) {
+		dec := c.NewDecoder(contract.Confluent).CheckSchemas(contract.NewSchemas([]uint32{5, 6, 7}, nil))
+		benchFramed(b, dec, framed, avg)
 	})
 
 	for _, validate := range []bool{false, true} {
@@ -106,5 +99,20 @@ func BenchmarkDecodeValidate(b *testing.B) {
 			}
 			b.ReportMetric(float64(avg), "payload_bytes")
 		})
+	}
+}
+
+func benchFramed(b *testing.B, dec *contract.Decoder, framed [][]byte, avg int64) {
+	b.SetBytes(avg)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := dec.Decode(framed[i]); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == len(framed) {
+			dec.Release()
+			i = 0
+		}
 	}
 }
