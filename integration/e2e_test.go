@@ -299,7 +299,7 @@ func TestEndToEnd_routes_dead_letters_and_survives_a_sink_outage(t *testing.T) {
 		}
 		seen[coord] = true
 		class := header(r, pipelines.HeaderClass)
-		if class != "decode" && class != "validate" {
+		if class != "decode" && class != "framing" && class != "validate" {
 			t.Fatalf("dead letter %s has class %q", coord, class)
 		}
 		if header(r, pipelines.HeaderPipeline) != "bids" || header(r, pipelines.HeaderMessage) == "" || header(r, "trace") != "\x00\x01\x02" {
@@ -353,7 +353,7 @@ func TestEndToEnd_routes_dead_letters_and_survives_a_sink_outage(t *testing.T) {
 	if got := counter(t, m.Consumed.WithLabelValues("bids")); got != n {
 		t.Fatalf("switchyard_events_consumed_total = %v, want %d", got, n)
 	}
-	dead := counter(t, m.DeadLettered.WithLabelValues("bids", "decode")) + counter(t, m.DeadLettered.WithLabelValues("bids", "validate"))
+	dead := counter(t, m.DeadLettered.WithLabelValues("bids", "decode")) + counter(t, m.DeadLettered.WithLabelValues("bids", "framing")) + counter(t, m.DeadLettered.WithLabelValues("bids", "validate"))
 	if dead != float64(len(p.invalid)) {
 		t.Fatalf("switchyard_events_dead_lettered_total = %v, want %d", dead, len(p.invalid))
 	}

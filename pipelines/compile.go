@@ -46,6 +46,8 @@ type CompiledPipeline struct {
 	Routes   []*Route
 	// Schemas maps each sink to the message descriptor its records carry.
 	Schemas map[string]protoreflect.MessageDescriptor
+	// SchemaIDs is the schema-id policy of Confluent frames (nil: not checked).
+	SchemaIDs *contract.Schemas
 }
 
 // Route is a compiled route with its transforms, one chain per contract message.
@@ -69,6 +71,8 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 	if err != nil {
 		errs = append(errs, config.Error{Pos: pos("pii"), Msg: err.Error()})
 	}
+	schemaReg, rerrs := schemaRegistry(cfg)
+	errs = append(errs, rerrs...)
 	for i := range cfg.Pipelines {
 		pc := &cfg.Pipelines[i]
 		cp := &CompiledPipeline{
@@ -83,6 +87,7 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 			errs = append(errs, config.Error{Pos: pos(pc.Path + ".contract.encoding"), Msg: err.Error()})
 		}
 		cp.Encoding = enc
+		cp.SchemaIDs = schemasFor(pc, enc, schemaReg)
 		lookup := func(path, name string) *contract.Contract {
 			ct, err := reg.Lookup(name)
 			if err != nil {
@@ -244,9 +249,13 @@ func (cp *CompiledPipeline) Summary() string {
 	for _, s := range cp.Config.Sinks {
 		sinkNames = append(sinkNames, s.Name+"("+sinkKind(&s)+")")
 	}
+	enc := cp.Config.Contract.Encoding
+	if cp.Encoding == contract.Confluent {
+		enc += " (" + cp.SchemaIDs.String() + ")"
+	}
 	return fmt.Sprintf("pipeline %q (owner %s): %d topic(s) %v, contract %v as %s, %d route(s) to %v, dead letters to %s",
 		cp.Config.Name, cp.Config.Owner.Team, len(cp.Config.Source.Topics), cp.Config.Source.Topics, names,
-		cp.Config.Contract.Encoding, len(cp.Routes), sinkNames, cp.Config.DeadLetter.Topic)
+		enc, len(cp.Routes), sinkNames, cp.Config.DeadLetter.Topic)
 }
 
 func sinkKind(s *config.Sink) string {

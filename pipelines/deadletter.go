@@ -23,6 +23,7 @@ type Reason string
 
 const (
 	ReasonDecode    Reason = "decode"    // the payload is not a message of its contract
+	ReasonFraming   Reason = "framing"   // the Confluent frame is malformed or names another schema or message
 	ReasonValidate  Reason = "validate"  // the message breaks its contract's rules
 	ReasonRoute     Reason = "route"     // a route condition could not be evaluated
 	ReasonTransform Reason = "transform" // a route's transforms could not be applied

@@ -305,12 +305,18 @@ func TestEngine_unwritable_dead_letter_topic_stops_commits_until_it_lands(t *tes
 	if first > last || last-first >= 10 {
 		t.Fatalf("dead-letter failure names offsets %d..%d, want one batch of at most 10 (max_batch)", first, last)
 	}
-	// Later failures of the same partition within telemetry.LogInterval are counted, not logged.
-	if got := strings.Count(e.logs.String(), `msg="dead-letter write failed"`); got != 1 {
-		t.Fatalf("%d dead-letter failure lines within the rate-limit interval, want 1", got)
+	// Later failures of the same partition within telemetry.LogInterval are counted, not
+	// logged: the lines are at least that far apart, and fewer than the failures.
+	stamps := regexp.MustCompile(`time=(\S+) level=ERROR msg="dead-letter write failed"`).FindAllStringSubmatch(e.logs.String(), -1)
+	for i := 1; i < len(stamps); i++ {
+		a, _ := time.Parse(time.RFC3339Nano, stamps[i-1][1])
+		b, _ := time.Parse(time.RFC3339Nano, stamps[i][1])
+		if b.Sub(a) < telemetry.LogInterval {
+			t.Fatalf("dead-letter failure lines %v apart, want at least the rate-limit interval %v", b.Sub(a), telemetry.LogInterval)
+		}
 	}
-	if got := value(t, m.DLQFailures.WithLabelValues("p")); got < 3 {
-		t.Fatalf("switchyard_dead_letter_write_failures_total = %v, want >= 3", got)
+	if got := value(t, m.DLQFailures.WithLabelValues("p")); got < 3 || int(got) <= len(stamps) {
+		t.Fatalf("switchyard_dead_letter_write_failures_total = %v for %d lines, want >= 3 and more than the lines", got, len(stamps))
 	}
 	if got := value(t, m.Redelivered.WithLabelValues("p", "bus")); got < 3 {
 		t.Fatalf("switchyard_batches_redelivered_total = %v, want >= 3", got)

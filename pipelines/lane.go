@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -62,16 +63,19 @@ type laneState struct {
 	headers  []sinks.Header
 	dead     []deadLetter
 	outs     []protoreflect.Message // transform results, reused
+	// retry is a transient failure of the batch being processed (the schema registry
+	// could not be asked): the batch is nacked, not dead-lettered.
+	retry error
 }
 
 func (l *lane) newState() *laneState {
 	return &laneState{decoders: map[*contract.Contract]*contract.Decoder{}}
 }
 
-func (st *laneState) decoder(c *contract.Contract, enc contract.Encoding) *contract.Decoder {
+func (st *laneState) decoder(c *contract.Contract, cp *CompiledPipeline) *contract.Decoder {
 	d := st.decoders[c]
 	if d == nil {
-		d = c.NewDecoder(enc)
+		d = cp.NewDecoder(c)
 		st.decoders[c] = d
 	}
 	return d
@@ -111,7 +115,11 @@ func (l *lane) handle(msg *message.Message) error {
 	recs := st.recs[:n]
 	st.headers = st.headers[:0]
 	for i, kr := range b.Records {
-		l.process(st, kr, &recs[i])
+		if l.process(st, kr, &recs[i]); st.retry != nil {
+			err := st.retry
+			st.retry = nil
+			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
+		}
 	}
 	if l.primary {
 		l.consumed.Add(float64(n))
@@ -157,6 +165,15 @@ func indexOf(recs []sinks.Record, r *sinks.Record) (int, bool) {
 	return 0, false
 }
 
+// decodeReason is the dead-letter class of a Decoder error: framing for a Confluent frame
+// that is malformed or names another schema or message, decode otherwise.
+func decodeReason(err error) Reason {
+	if de := (*contract.DecodeError)(nil); errors.As(err, &de) && de.Reason == contract.ReasonFraming {
+		return ReasonFraming
+	}
+	return ReasonDecode
+}
+
 // process decodes, validates and routes one record. A panic in any of it dead-letters the
 // record instead of stalling the partition.
 func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
@@ -181,7 +198,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		return
 	}
 	name := string(ct.Descriptor().FullName())
-	dec := st.decoder(ct, l.p.cp.Encoding)
+	dec := st.decoder(ct, l.p.cp)
 	msg, err := dec.Decode(kr.Value)
 	// keep reports whether a sink will read the decoded message; if not, its memory goes
 	// back to the decoder at once rather than at the end of the batch.
@@ -197,8 +214,12 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		}
 	}()
 	if err != nil {
+		if re := (*contract.RegistryError)(nil); errors.As(err, &re) {
+			st.retry = err
+			return
+		}
 		if l.primary {
-			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: err, contract: name})
+			st.dead = append(st.dead, deadLetter{rec: kr, reason: decodeReason(err), err: err, contract: name})
 		}
 		return
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -24,6 +25,7 @@ func check(cfg *Config, bad map[string]bool) Errors {
 	c := &checker{cfg: cfg, bad: bad}
 	c.tls("kafka.tls", cfg.Kafka.TLS)
 	c.sasl(cfg.Kafka.SASL)
+	c.schemaRegistry(cfg.Contracts.SchemaRegistry)
 	first := map[string]string{} // pipeline name -> path of its first definition
 	for i := range cfg.Pipelines {
 		p := &cfg.Pipelines[i]
@@ -139,7 +141,69 @@ func (c *checker) pipeline(p *Pipeline) {
 	case ct.Header.Name == "" && len(ct.Header.Values) > 0:
 		pe(".contract.header", "contract.header.values is set but contract.header.name is empty")
 	}
+	c.schemaIDs(p, pe)
 
+}
+
+// schemaIDs checks contract.schema_ids: Confluent encoding, ids that fit the frame's 4
+// bytes, no repeats.
+func (c *checker) schemaIDs(p *Pipeline, pe func(path, format string, args ...any)) {
+	ids := p.Contract.SchemaIDs
+	if len(ids) == 0 || c.broken(p.Path+".contract.schema_ids") {
+		return
+	}
+	if enc := p.Contract.Encoding; enc != "confluent" && !c.broken(p.Path+".contract.encoding") {
+		pe(".contract.schema_ids", "contract.schema_ids is set but contract.encoding is %s; schema ids exist only in Confluent frames", enc)
+		return
+	}
+	seen := map[int]int{}
+	for i, id := range ids {
+		ip := fmt.Sprintf(".contract.schema_ids[%d]", i)
+		if id > 0xffffffff {
+			pe(ip, "schema id %d does not fit the 4 bytes of a Confluent frame", id)
+		}
+		if j, dup := seen[id]; dup {
+			pe(ip, "schema id %d is listed twice (first as schema_ids[%d])", id, j)
+		} else {
+			seen[id] = i
+		}
+	}
+}
+
+// schemaRegistry checks that a registry has a usable URL and coherent credentials.
+// (password with password_file is reported by the decoder.)
+func (c *checker) schemaRegistry(r SchemaRegistry) {
+	const path = "contracts.schema_registry"
+	if c.broken(path + ".url") {
+		return
+	}
+	if r.URL == "" {
+		if r.Username != "" || r.Password != "" || r.PasswordFile != "" || r.TLS != (TLS{}) {
+			c.errorf(path, "%s: credentials or tls are given but url is empty", path)
+		}
+		return
+	}
+	u, err := url.Parse(r.URL)
+	switch {
+	case err != nil:
+		c.errorf(path+".url", "%s.url: %v", path, err)
+		return
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		c.errorf(path+".url", "%s.url %q: want http://host:port or https://host:port", path, r.URL)
+		return
+	}
+	if !c.broken(path+".username") && !c.broken(path+".password") && !c.broken(path+".password_file") {
+		switch {
+		case r.Username == "" && (r.Password != "" || r.PasswordFile != ""):
+			c.errorf(path, "%s: a password is given but username is empty", path)
+		case r.Username != "" && r.Password == "" && r.PasswordFile == "":
+			c.errorf(path, "%s: username %q needs password or password_file", path, r.Username)
+		}
+	}
+	if r.TLS.Enabled && u.Scheme != "https" && !c.broken(path+".tls") {
+		c.errorf(path+".tls", "%s.tls: tls is enabled but url %q is not https", path, r.URL)
+	}
+	c.tls(path+".tls", r.TLS)
 }
 
 // kinds returns which of kafka, clickhouse and bigquery the sink sets.

@@ -288,6 +288,25 @@ func (d *decoder) decodeField(n *yaml.Node, v reflect.Value, f *field, path, lab
 		if len(s) > 0 {
 			v.Set(reflect.ValueOf(s).Convert(f.Type))
 		}
+	case kindInts:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, "invalid %s: expected a list of integers, got %s", label, describe(n))
+			return
+		}
+		if len(n.Content) == 0 {
+			break
+		}
+		s := reflect.MakeSlice(f.Type, len(n.Content), len(n.Content))
+		elem := &field{Kind: kindInt, Type: f.Type.Elem()}
+		for i, el := range n.Content {
+			d.pos[fmt.Sprintf("%s[%d]", path, i)] = d.at(el)
+			if el = resolve(el); d.failed[el] {
+				d.skipped++
+				continue
+			}
+			d.decodeScalar(el, s.Index(i), elem, fmt.Sprintf("%s[%d]", label, i))
+		}
+		v.Set(s)
 	case kindStringMap:
 		if n.Kind != yaml.MappingNode {
 			d.errorf(n, "invalid %s: expected a mapping of strings, got %s", label, describe(n))
@@ -313,7 +332,7 @@ func (d *decoder) decodeField(n *yaml.Node, v reflect.Value, f *field, path, lab
 	}
 	if f.Required && len(d.errs) == before && d.skipped == skipped {
 		switch f.Kind {
-		case kindString, kindStrings, kindStringMap, kindStructs:
+		case kindString, kindStrings, kindInts, kindStringMap, kindStructs:
 			if v.Len() == 0 {
 				d.errorf(n, "required field %q is empty", label)
 			}

@@ -72,6 +72,12 @@ func encodeValue(v reflect.Value, f *field) *yaml.Node {
 			n.Content = append(n.Content, scalar("!!str", v.Index(i).String()))
 		}
 		return n
+	case kindInts:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for i := range v.Len() {
+			n.Content = append(n.Content, scalar("!!int", strconv.FormatInt(v.Index(i).Int(), 10)))
+		}
+		return n
 	case kindStringMap:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		if v.Len() == 0 {

@@ -21,19 +21,21 @@ func TestConfig_Redacted(t *testing.T) {
 kafka:
   brokers: [localhost:9092]
   sasl: {mechanism: PLAIN, username: svc, password: hunter2}
+contracts:
+  schema_registry: {url: "http://registry:8081", username: sr, password: sr-pass}
 pipelines:
   - name: orders
     owner: {team: commerce, contact: "#commerce"}
     source: {topics: [orders]}
-    contract: {message: orders.v1.Order}
+    contract: {message: orders.v1.Order, schema_ids: [7, 8]}
     sinks:
       - name: olap
         clickhouse: {addresses: ["localhost:9000"], password: "ch-pass"}
     routes: [{sink: olap}]
     dead_letter: {topic: orders.dlq}`,
-			hidden: []string{"hunter2", "ch-pass"},
+			hidden: []string{"hunter2", "ch-pass", "sr-pass"},
 			present: []string{
-				"password: '[redacted]'", "username: svc", "client_id: switchyard",
+				"password: '[redacted]'", "username: svc", "client_id: switchyard", "schema_ids: [7, 8]", "username: sr",
 				"group: switchyard.orders", "max_bytes: 4MiB", "interval: 200ms", "fetch_max_bytes: 50MiB",
 				"database: default", "max_in_flight: 4",
 			},

@@ -133,6 +133,11 @@ func (g *schemaGen) property(f *field) *obj {
 		if f.Required {
 			p.set("minItems", 1)
 		}
+	case kindInts:
+		p = newObj().set("type", "array").set("items", newObj().set("type", "integer").set("minimum", 0))
+		if f.Required {
+			p.set("minItems", 1)
+		}
 	case kindStringMap:
 		p = newObj().set("type", "object").set("additionalProperties", newObj().set("type", "string").set("minLength", 1))
 		if f.Required {

@@ -20,6 +20,7 @@ const (
 	kindDuration              // time.Duration, written as a Go duration
 	kindBytes                 // Bytes, written as an integer or with a unit
 	kindStrings               // []string
+	kindInts                  // []int (non-negative)
 	kindStringMap             // map[string]string
 	kindStruct                // a nested struct
 	kindPtrStruct             // *struct: nil unless the key is present
@@ -139,6 +140,8 @@ func kindOf(parent reflect.Type, sf reflect.StructField) (kind, *structSpec) {
 		return kindInt, nil
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return kindStrings, nil
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Int:
+		return kindInts, nil
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		return kindStructs, specOf(t.Elem())
 	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String:
@@ -166,6 +169,8 @@ func (f *field) typeName() string {
 		return "size"
 	case kindStrings:
 		return "list of strings"
+	case kindInts:
+		return "list of integers"
 	case kindStringMap:
 		return "map of strings"
 	case kindStruct, kindPtrStruct:

@@ -69,7 +69,17 @@ type SASL struct {
 
 // Contracts locates the contract registry.
 type Contracts struct {
-	Path string `yaml:"path" doc:"A directory of .proto files (compiled at start-up; imports resolve in it and to the well-known types), or a FileDescriptorSet file from 'buf build -o'." default:"contracts"`
+	Path           string         `yaml:"path" doc:"A directory of .proto files (compiled at start-up; imports resolve in it and to the well-known types), or a FileDescriptorSet file from 'buf build -o'." default:"contracts"`
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry" doc:"Confluent-compatible Schema Registry that the schema ids of Confluent frames are looked up in: a frame's id must name a schema that defines the contract's message, at the frame's message-index path. Without one only the path is checked, against the contract's own .proto file (see docs/sinks.md, Confluent framing)."`
+}
+
+// SchemaRegistry is a Confluent-compatible Schema Registry.
+type SchemaRegistry struct {
+	URL          string `yaml:"url" doc:"Base URL of the registry; empty disables lookups. Each schema id is looked up once and cached; while the registry cannot be reached, batches with an uncached id are retried, not dead-lettered." example:"http://schema-registry:8081"`
+	Username     string `yaml:"username" doc:"HTTP basic-auth user."`
+	Password     string `yaml:"password" doc:"HTTP basic-auth password." secret:"true"`
+	PasswordFile string `yaml:"password_file" doc:"File holding the basic-auth password (a trailing newline is ignored), instead of password."`
+	TLS          TLS    `yaml:"tls" doc:"TLS to the registry, for an https url with a private CA or client certificates (an https url needs no more)."`
 }
 
 // PII holds the secret behind the PII guardrails: fields that a contract marks
@@ -136,6 +146,8 @@ type Contract struct {
 	Message  string            `yaml:"message" doc:"Full name of the message type of every record, unless topics or header say otherwise." example:"auctions.v1.BidPlaced"`
 	Topics   map[string]string `yaml:"topics" doc:"Message type per source topic." example:"{\"auctions.bids\": \"auctions.v1.BidPlaced\"}"`
 	Header   HeaderMapping     `yaml:"header" doc:"Choose the message type by the value of a record header."`
+	// SchemaIDs are the Confluent schema ids a frame may carry.
+	SchemaIDs []int `yaml:"schema_ids" doc:"Confluent schema ids that frames may carry, for encoding confluent; any id when empty. A frame with another id is dead-lettered with reason framing." example:"[101, 102]"`
 }
 
 // HeaderMapping selects the contract by a header value.

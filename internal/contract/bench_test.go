@@ -14,7 +14,9 @@ import (
 const benchBatch = 1000
 
 // BenchmarkDecodeValidate decodes (and optionally validates) BidPlaced events of about
-// 200 bytes, comparing the hyperpb Decoder with plain dynamicpb unmarshaling.
+// 200 bytes, comparing the hyperpb Decoder with plain dynamicpb unmarshaling. The
+// confluent/ cases decode the same events in Confluent frames, whose header check must
+// stay at zero allocations.
 //
 //	go test ./internal/contract -run '^$' -bench DecodeValidate -benchmem
 func BenchmarkDecodeValidate(b *testing.B) {
@@ -28,6 +30,7 @@ func BenchmarkDecodeValidate(b *testing.B) {
 		b.Fatal(err)
 	}
 	payloads := make([][]byte, benchBatch)
+	framed := make([][]byte, benchBatch)
 	var size int
 	for i := range payloads {
 		ev, err := g.Make(eventgen.BidPlaced, eventgen.Valid, contract.Raw)
@@ -35,9 +38,19 @@ func BenchmarkDecodeValidate(b *testing.B) {
 			b.Fatal(err)
 		}
 		payloads[i] = ev.Payload
+		framed[i] = contract.FrameConfluent(nil, 7, c.MessageIndexes(), ev.Payload)
 		size += len(ev.Payload)
 	}
 	avg := int64(size / len(payloads))
+
+	b.Run("confluent/hyperpb/decode", func(b *testing.B) {
+		dec := c.NewDecoder(contract.Confluent)
+		benchFramed(b, dec, framed, avg)
+	})
+	b.Run("confluent/hyperpb/decode+schema_ids", func(b *testing.B) {
+		dec := c.NewDecoder(contract.Confluent).CheckSchemas(contract.NewSchemas([]uint32{5, 6, 7}, nil))
+		benchFramed(b, dec, framed, avg)
+	})
 
 	for _, validate := range []bool{false, true} {
 		name := "decode"
@@ -86,5 +99,20 @@ func BenchmarkDecodeValidate(b *testing.B) {
 			}
 			b.ReportMetric(float64(avg), "payload_bytes")
 		})
+	}
+}
+
+func benchFramed(b *testing.B, dec *contract.Decoder, framed [][]byte, avg int64) {
+	b.SetBytes(avg)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := dec.Decode(framed[i]); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == len(framed) {
+			dec.Release()
+			i = 0
+		}
 	}
 }

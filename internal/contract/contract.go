@@ -21,7 +21,8 @@ type Contract struct {
 	registry *Registry
 	desc     protoreflect.MessageDescriptor
 	hyper    *hyperpb.MessageType
-	indexes  []int // message-index path of desc within its file (Confluent framing)
+	indexes  []int        // message-index path of desc within its file (Confluent framing)
+	frame    *frameSchema // what Confluent frames are checked against, without a registry
 	wire     *wireShape
 
 	// validator is nil when the message has no rules; Validate is then free.
@@ -36,6 +37,7 @@ func newContract(r *Registry, md protoreflect.MessageDescriptor) (*Contract, err
 		indexes:  messageIndexes(md),
 		wire:     newWireShape(md, make(map[protoreflect.FullName]*wireShape)),
 	}
+	c.frame = localFrameSchema(c)
 	if !hasRules(md, make(map[protoreflect.FullName]bool)) {
 		return c, nil
 	}

@@ -51,7 +51,9 @@ func TestDecode_then_validate(t *testing.T) {
 	}{
 		contract.Confluent: {
 			{"valid", enc(valid, contract.Confluent), want{}},
-			{"valid with explicit index path", contract.FrameConfluent(nil, 9, []int{3, 1}, raw), want{}},
+			{"valid with [0] written as count 1, index 0", append([]byte{0, 0, 0, 0, 9, 0x02, 0x00}, raw...), want{}},
+			{"index path of a message the file lacks", contract.FrameConfluent(nil, 9, []int{0, 0}, raw), want{decodeReason: contract.ReasonFraming,
+				decodeMsg: "decode framing: message index [0,0] is out of range in auctions/v1/bid_placed.proto (schema id 9), want [0] for auctions.v1.BidPlaced"}},
 			{"rule violation", enc(badEmail, contract.Confluent), want{rule: "string.email"}},
 			{"empty body", contract.FrameConfluent(nil, 1, nil, nil), want{rule: "required"}},
 			{"raw protobuf, no frame", raw, want{decodeReason: contract.ReasonFraming, decodeMsg: "decode framing: magic byte is 0x0a, want 0x00"}},

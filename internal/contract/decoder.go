@@ -42,6 +42,13 @@ type Decoder struct {
 	// parsing takes none), so Discard knows whether there is one to give back.
 	last bool
 	json protojson.UnmarshalOptions
+
+	// schemas is the schema-id policy of Confluent frames (nil: any id, the contract's own
+	// file); lastID and lastFrame cache its verdict on the latest accepted id, so a stream
+	// of one schema id consults it once.
+	schemas   *Schemas
+	lastID    uint32
+	lastFrame *frameSchema
 }
 
 // NewDecoder returns a Decoder for payloads of the contract in enc. It panics if enc is
@@ -60,6 +67,14 @@ func (c *Contract) NewDecoder(enc Encoding) *Decoder {
 	}
 }
 
+// CheckSchemas makes the Decoder check the schema id of Confluent frames against s (see
+// NewSchemas) and returns the Decoder. A nil s, the default, accepts any schema id and
+// checks the message-index path against the contract's own .proto file.
+func (d *Decoder) CheckSchemas(s *Schemas) *Decoder {
+	d.schemas, d.lastFrame = s, nil
+	return d
+}
+
 // Contract returns the contract the Decoder decodes.
 func (d *Decoder) Contract() *Contract { return d.c }
 
@@ -71,19 +86,24 @@ func (d *Decoder) Encoding() Encoding { return d.enc }
 //
 // For Confluent and Raw the result is a read-only hyperpb message that aliases payload:
 // payload must not be modified, and the message must not be used, after the next Release.
-// Mutating methods of the message (Set, Mutable, Clear...) panic. The schema id of a
-// Confluent frame is not checked; the message-index path is checked for well-formedness
-// only, since producers' registries number schemas their own way.
+// Mutating methods of the message (Set, Mutable, Clear...) panic.
 //
 // For JSON the result is a fresh, mutable dynamicpb message that does not alias payload;
 // unknown JSON keys are ignored.
 //
-// A payload that cannot be decoded yields a *DecodeError; the Decoder stays usable.
+// A Confluent frame must carry the contract's message-index path: its path within its .proto
+// file or, with a Schema Registry (CheckSchemas), within the registry's schema of the frame's
+// schema id. Without a policy any schema id is accepted; with one, ids it refuses fail.
+//
+// A payload that cannot be decoded yields a *DecodeError (ReasonFraming for a frame of
+// another message or schema); the Decoder stays usable. A *RegistryError means the Schema
+// Registry could not be asked about the frame's schema id: it is transient, so retry the
+// payload later rather than dead-letter it.
 func (d *Decoder) Decode(payload []byte) (protoreflect.Message, error) {
 	d.last = false
 	switch d.enc {
 	case Confluent:
-		_, _, body, err := splitConfluent(payload, nil)
+		body, err := d.checkFrame(payload)
 		if err != nil {
 			return nil, err
 		}

@@ -6,9 +6,11 @@
 //	reg, err := contract.Load("contracts/")             // once, at start-up
 //	c, err := reg.Lookup("auctions.v1.BidPlaced")       // once per pipeline; compiles parser + rules
 //	dec := c.NewDecoder(contract.Confluent)             // once per goroutine
+//	dec.CheckSchemas(schemas)                           // optional: accepted schema ids, a registry
 //	for each batch {
 //	    for each record {
-//	        msg, err := dec.Decode(record.Value)         // *DecodeError: dead-letter, reason "decode"
+//	        msg, err := dec.Decode(record.Value)         // *DecodeError: dead-letter ("framing" or "decode");
+//	                                                     // *RegistryError: retry the batch later
 //	        err = c.Validate(msg)                        // *ValidationError: dead-letter, reason "validation"
 //	        ... route msg, write it to sinks ...
 //	    }
