@@ -206,8 +206,8 @@ func TestOps_held_down_sink_shows_lag_stall_and_a_failed_drain(t *testing.T) {
 		t.Fatalf("daemon exited with %v after a drain that could not finish, want exit status 1; log: %s", err, logPath)
 	}
 	b, _ := os.ReadFile(logPath)
-	lines := regexp.MustCompile(`"level":"ERROR","msg":"drain did not finish; uncommitted records will be consumed again on restart","pipeline":"bids","sink":"olap","topic":"` +
-		regexp.QuoteMeta(topic) + `","partition":\d,"committed_offset":\d+,"uncommitted_records":(\d+)`).FindAllSubmatch(b, -1)
+	lines := regexp.MustCompile(`"level":"ERROR","msg":"drain did not finish; uncommitted records will be consumed again on restart","pipeline":"bids","sink":"olap","topic":"`+
+		regexp.QuoteMeta(topic)+`","partition":\d,"committed_offset":\d+,"uncommitted_records":(\d+)`).FindAllSubmatch(b, -1)
 	var uncommitted int
 	for _, l := range lines {
 		k, _ := strconv.Atoi(string(l[1]))
