@@ -19,7 +19,7 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./integration/bench/...
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300000x ./sinks/bigquery/
-	$(GO) test -run '^$$' -bench . -benchmem ./transforms/ ./internal/contract/
+	$(GO) test -run '^$$' -bench . -benchmem ./transforms/ ./contract/
 
 build:
 	$(GO) build -o bin/switchyard ./cmd/switchyard

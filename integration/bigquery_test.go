@@ -24,8 +24,8 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 	"switchyard/sinks/bigquery/bqfake"
 )
 

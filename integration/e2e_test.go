@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 	"switchyard/sinks"

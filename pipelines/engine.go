@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 	"switchyard/internal/kafkaconn"
-	"switchyard/internal/source"
+	"switchyard/pipelines/source"
 	"switchyard/internal/telemetry"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"switchyard/internal/source"
+	"switchyard/pipelines/source"
 	"switchyard/internal/telemetry"
 	"switchyard/sinks"
 )

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 	"switchyard/internal/kafkaconn"
-	"switchyard/internal/source"
+	"switchyard/pipelines/source"
 	"switchyard/routing"
 	"switchyard/sinks"
 )

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 )
 
 // schemaRegistry builds the client of contracts.schema_registry, or returns nil when no url

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"switchyard/internal/kafkaconn"
-	"switchyard/internal/source"
+	"switchyard/pipelines/source"
 	"switchyard/sinks"
 )
 

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 	"switchyard/routing"
 	"switchyard/sinks"
 )

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 	"switchyard/sinks"
 	"switchyard/transforms"
 )

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 	"switchyard/transforms"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"switchyard/internal/admin"
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 )

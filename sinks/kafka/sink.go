@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 )

@@ -15,7 +15,7 @@ import (
 
 	"switchyard/integration/harness"
 	"switchyard/internal/config"
-	"switchyard/internal/contract"
+	"switchyard/contract"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 	"switchyard/sinks/kafka"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/contract"
+	"switchyard/contract"
 )
 
 // registryServer implements the Schema Registry endpoints the router calls, GET

@@ -6,8 +6,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 )
 
 // benchBatch mirrors the engine: decode a batch, then release it.
@@ -18,7 +18,7 @@ const benchBatch = 1000
 // confluent/ cases decode the same events in Confluent frames, whose header check must
 // stay at zero allocations.
 //
-//	go test ./internal/contract -run '^$' -bench DecodeValidate -benchmem
+//	go test ./contract -run '^$' -bench DecodeValidate -benchmem
 func BenchmarkDecodeValidate(b *testing.B) {
 	reg := load(b)
 	c, err := reg.Lookup(eventgen.BidPlaced)

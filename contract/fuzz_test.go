@@ -4,14 +4,14 @@ import (
 	"errors"
 	"testing"
 
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 )
 
 // The fuzz targets run their seed corpus (f.Add below plus testdata/fuzz/<Name>/) under
 // plain `go test`; explore further with e.g.
 //
-//	go test ./internal/contract -run '^$' -fuzz FuzzDecodeConfluent -fuzztime 60s
+//	go test ./contract -run '^$' -fuzz FuzzDecodeConfluent -fuzztime 60s
 
 func FuzzDecodeConfluent(f *testing.F) { fuzzDecode(f, contract.Confluent) }
 

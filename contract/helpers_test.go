@@ -5,11 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"switchyard/internal/contract"
+	"switchyard/contract"
 )
 
 // contractsDir is the repository's sample contracts.
-const contractsDir = "../../contracts"
+const contractsDir = "../contracts"
 
 func load(t testing.TB) *contract.Registry {
 	t.Helper()

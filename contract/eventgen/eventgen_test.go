@@ -10,12 +10,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"switchyard/internal/contract"
+	"switchyard/contract"
 )
 
 func load(t testing.TB) *contract.Registry {
 	t.Helper()
-	reg, err := contract.Load("../../../contracts")
+	reg, err := contract.Load("../../contracts")
 	if err != nil {
 		t.Fatal(err)
 	}

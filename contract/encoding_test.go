@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/internal/contract"
+	"switchyard/contract"
 )
 
 func TestFrameConfluent_and_SplitConfluent(t *testing.T) {

@@ -21,12 +21,12 @@ import (
 
 // updateValidateProto regenerates contracts/buf/validate/validate.proto:
 //
-//	go test ./internal/contract -run TestValidateProto -update-validate-proto
+//	go test ./contract -run TestValidateProto -update-validate-proto
 var updateValidateProto = flag.Bool("update-validate-proto", false, "rewrite contracts/buf/validate/validate.proto from the Go-registered descriptor")
 
 // validateProtoPath is the checked-in copy of buf/validate/validate.proto that editors and
 // the buf CLI use when they compile contracts/.
-var validateProtoPath = filepath.Join("..", "..", "contracts", "buf", "validate", "validate.proto")
+var validateProtoPath = filepath.Join("..", "contracts", "buf", "validate", "validate.proto")
 
 // TestValidateProto_matches_go_descriptor fails when the checked-in validate.proto drifts
 // from the descriptor compiled into the binary (for example after a protovalidate bump).
@@ -48,7 +48,7 @@ func TestValidateProto_matches_go_descriptor(t *testing.T) {
 		t.Fatalf("read checked-in validate.proto (regenerate with -update-validate-proto): %v", err)
 	}
 	if string(got) != want {
-		t.Fatalf("%s is stale; regenerate with: go test ./internal/contract -run TestValidateProto -update-validate-proto", validateProtoPath)
+		t.Fatalf("%s is stale; regenerate with: go test ./contract -run TestValidateProto -update-validate-proto", validateProtoPath)
 	}
 
 	// Round trip: the printed source must compile to the registered descriptor.
@@ -105,8 +105,8 @@ func printFileDescriptor(fd protoreflect.FileDescriptor) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "// Code generated from the Go-registered descriptor of %s\n", fd.Path())
 	b.WriteString("// (module buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go) by\n")
-	b.WriteString("// internal/contract/validateproto_test.go. DO NOT EDIT.\n")
-	b.WriteString("//\n// Regenerate: go test ./internal/contract -run TestValidateProto -update-validate-proto\n\n")
+	b.WriteString("// contract/validateproto_test.go. DO NOT EDIT.\n")
+	b.WriteString("//\n// Regenerate: go test ./contract -run TestValidateProto -update-validate-proto\n\n")
 	syntax := "proto2"
 	if fd.Syntax() == protoreflect.Proto3 {
 		syntax = "proto3"

@@ -3,8 +3,8 @@ package contract_test
 import (
 	"testing"
 
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 )
 
 func TestDecoder_Discard_reuses_the_last_arena(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/internal/contract"
-	"switchyard/internal/contract/eventgen"
+	"switchyard/contract"
+	"switchyard/contract/eventgen"
 )
 
 func TestLoad_directory_declares_sample_contracts(t *testing.T) {
@@ -213,12 +213,12 @@ func TestLoad_descriptor_set_missing_import(t *testing.T) {
 func TestLookup_errors_suggest_names(t *testing.T) {
 	reg := load(t)
 	for _, tc := range []struct{ name, want string }{
-		{"BidPlaced", `contract "BidPlaced" not found in ../../contracts (did you mean "auctions.v1.BidPlaced"?)`},
-		{"auctions.v1.BidPlace", `contract "auctions.v1.BidPlace" not found in ../../contracts (did you mean "auctions.v1.BidPlaced"?)`},
-		{"orders.v2.OrderPaid", `contract "orders.v2.OrderPaid" not found in ../../contracts (did you mean "orders.v1.OrderPaid"?)`},
-		{"orders.v1.OrderPaid.Method", `contract "orders.v1.OrderPaid.Method" in ../../contracts is an enum, not a message`},
-		{"auctions.v1.BidPlaced.amount", `contract "auctions.v1.BidPlaced.amount" in ../../contracts is a field, not a message`},
-		{"zzz", `contract "zzz" not found in ../../contracts (declared: auctions.v1.BidPlaced, common.v1.Money,`},
+		{"BidPlaced", `contract "BidPlaced" not found in ../contracts (did you mean "auctions.v1.BidPlaced"?)`},
+		{"auctions.v1.BidPlace", `contract "auctions.v1.BidPlace" not found in ../contracts (did you mean "auctions.v1.BidPlaced"?)`},
+		{"orders.v2.OrderPaid", `contract "orders.v2.OrderPaid" not found in ../contracts (did you mean "orders.v1.OrderPaid"?)`},
+		{"orders.v1.OrderPaid.Method", `contract "orders.v1.OrderPaid.Method" in ../contracts is an enum, not a message`},
+		{"auctions.v1.BidPlaced.amount", `contract "auctions.v1.BidPlaced.amount" in ../contracts is a field, not a message`},
+		{"zzz", `contract "zzz" not found in ../contracts (declared: auctions.v1.BidPlaced, common.v1.Money,`},
 		{"", `contract "" not found`},
 	} {
 		_, err := reg.Lookup(tc.name)

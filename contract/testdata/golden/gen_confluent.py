@@ -8,7 +8,7 @@ them. Re-run it only to regenerate the files:
 
     python3 -m venv /tmp/ckvenv
     /tmp/ckvenv/bin/pip install confluent-kafka protobuf grpcio-tools requests httpx attrs cachetools authlib googleapis-common-protos
-    /tmp/ckvenv/bin/python internal/contract/testdata/golden/gen_confluent.py
+    /tmp/ckvenv/bin/python contract/testdata/golden/gen_confluent.py
 """
 
 import importlib.util
