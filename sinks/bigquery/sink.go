@@ -350,8 +350,11 @@ func (s *Sink) Revoked(ctx context.Context, partitions []sinks.TopicPartition) {
 // the batch was appended again inside Write. UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL,
 // ABORTED and lost connections are retried by the client library a few times; what still
 // failed is in BatchError.Retry when other records of the batch landed, and returned as the
-// (transient) error when none did. With exactly_once, records already in the table count as
-// landed and are not appended again.
+// (transient) error when none did. Write blocks for a bounded time even when the service
+// stops answering: each append waits at most append_timeout for its answer and every other
+// call at most request_timeout; an expiry is such a transient error, naming the setting.
+// With exactly_once, records already in the table count as landed and are not appended
+// again.
 func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 	if len(records) == 0 {
 		return nil
