@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"cloud.google.com/go/bigquery"
@@ -33,10 +34,12 @@ type Options struct {
 }
 
 // Defaults used when a config field holds its zero value (a config built in code rather
-// than loaded).
+// than loaded); the loader fills them from the default tags of config.BigQuery.
 const (
 	defaultAppendsInFlight = 1000
 	defaultMaxRequestBytes = 8 << 20
+	defaultAppendTimeout   = 30 * time.Second
+	defaultRequestTimeout  = time.Minute
 	// requestLimit is the Write API's limit on one AppendRows request.
 	requestLimit = 10_000_000
 )
@@ -84,6 +87,8 @@ type settings struct {
 	clustering      *bigquery.Clustering
 	appendsInFlight int
 	maxRequest      int
+	appendTimeout   time.Duration // per append request, from sending it to its answer
+	requestTimeout  time.Duration // per other call of the write path (queries, stream RPCs)
 }
 
 // check validates cfg against the layout derived from the contract, without connecting.
@@ -107,6 +112,13 @@ func check(cfg config.BigQuery, lay *layout) (*settings, error) {
 	}
 	if s.maxRequest <= 0 {
 		s.maxRequest = defaultMaxRequestBytes
+	}
+	s.appendTimeout, s.requestTimeout = cfg.AppendTimeout, cfg.RequestTimeout
+	if s.appendTimeout <= 0 {
+		s.appendTimeout = defaultAppendTimeout
+	}
+	if s.requestTimeout <= 0 {
+		s.requestTimeout = defaultRequestTimeout
 	}
 	if s.maxRequest > requestLimit {
 		problems = append(problems, fmt.Sprintf("max_request_bytes %d exceeds the Write API's 10MB request limit", s.maxRequest))

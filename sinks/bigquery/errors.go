@@ -19,8 +19,66 @@ import (
 // schema for a while.
 const evolutionGrace = 10 * time.Minute
 
-// rowErrors returns the row errors of a rejected append, by row index in the request.
+// timeoutError is a call the sink stopped waiting for because its timeout (the setting
+// named key) expired. It is transient: the engine retries the write.
+type timeoutError struct {
+	key string
+	d   time.Duration
+	err error
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("no answer within %s %s: %v", e.key, e.d, e.err)
+}
+
+func (e *timeoutError) Unwrap() error { return e.err }
+
+// isTimeout reports whether err is, or wraps, a *timeoutError.
+func isTimeout(err error) bool {
+	var te *timeoutError
+	return errors.As(err, &te)
+}
+
+// expired wraps err, the error of a call made with cctx, in a *timeoutError when cctx's
+// deadline (d, the setting key) expired while ctx, the caller's, is still live.
+func expired(ctx, cctx context.Context, key string, d time.Duration, err error) error {
+	// Whatever the library made of the expiry (a context error, a DEADLINE_EXCEEDED status,
+	// a wrapped transport error), the call failed because the deadline passed.
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return &timeoutError{key: key, d: d, err: err}
+	}
+	return err
+}
+
+// bounded runs call, one call of the write path other than an append, under the
+// request_timeout deadline.
+func bounded[T any](ctx context.Context, s *Sink, call func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.set.requestTimeout)
+	defer cancel()
+	v, err := call(cctx)
+	return v, expired(ctx, cctx, "request_timeout", s.set.requestTimeout, err)
+}
+
+// appendCtx is the context of one append request: it carries the append_timeout deadline,
+// from sending the request to its answer. The client library keeps it for retrying the
+// request, so it is cancelled only after the answer was read.
+func (s *Sink) appendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.set.appendTimeout)
+}
+
+// appendExpired is expired for an append made with actx.
+func (s *Sink) appendExpired(ctx, actx context.Context, err error) error {
+	return expired(ctx, actx, "append_timeout", s.set.appendTimeout, err)
+}
+
+// rowErrors returns the row errors of a rejected append, by row index in the request. An
+// append without an answer (its wait timed out) has none.
 func rowErrors(res *managedwriter.AppendResult) map[int64]string {
+	select {
+	case <-res.Ready():
+	default:
+		return nil
+	}
 	resp, _ := res.FullResponse(context.Background())
 	if resp == nil || len(resp.GetRowErrors()) == 0 {
 		return nil
@@ -58,7 +116,7 @@ func storageErrorCode(err error) storagepb.StorageError_StorageErrorCode {
 // a whole (INVALID_ARGUMENT: the rows do not fit the table) is permanent, unless this sink
 // added columns recently; everything else is transient.
 func (s *Sink) appendError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if isTimeout(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("append to %s: %w", s.ref(), err)
 	}
 	if grpcCode(err) == codes.InvalidArgument && !isStreamState(err) {

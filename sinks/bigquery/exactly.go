@@ -249,6 +249,7 @@ func (e *exactly) appendPartition(ctx context.Context, tp sinks.TopicPartition, 
 		}
 		spans := split(rows, s.requestBudget())
 		results := make([]*managedwriter.AppendResult, len(spans))
+		actxs := make([]context.Context, len(spans))
 		offs := make([]int64, len(spans))
 		off := p.next
 		var sendErr error
@@ -258,9 +259,12 @@ func (e *exactly) appendPartition(ctx context.Context, tp sinks.TopicPartition, 
 			if sendErr != nil {
 				continue
 			}
-			res, err := p.stream.AppendRows(ctx, rows[sp.lo:sp.hi], managedwriter.WithOffset(offs[i]))
+			actx, cancel := s.appendCtx(ctx)
+			defer cancel()
+			actxs[i] = actx
+			res, err := p.stream.AppendRows(actx, rows[sp.lo:sp.hi], managedwriter.WithOffset(offs[i]))
 			if err != nil {
-				sendErr = err // it may be in flight nonetheless
+				sendErr = s.appendExpired(ctx, actx, err) // it may be in flight nonetheless
 				continue
 			}
 			results[i] = res
@@ -271,7 +275,9 @@ func (e *exactly) appendPartition(ctx context.Context, tp sinks.TopicPartition, 
 			if results[i] == nil {
 				return failed, e.doubt(tp, p, todo, spans[i:], offs[i:], s.appendError(sendErr))
 			}
-			_, err := results[i].GetResult(ctx)
+			// An append without an answer in time has an unknown outcome, like a lost one.
+			_, err := results[i].GetResult(actxs[i])
+			err = s.appendExpired(ctx, actxs[i], err)
 			if err == nil || grpcCode(err) == codes.AlreadyExists {
 				for _, it := range todo[sp.lo:sp.hi] {
 					p.landed.add(it.off)
@@ -304,7 +310,7 @@ func (e *exactly) appendPartition(ctx context.Context, tp sinks.TopicPartition, 
 				}
 			}
 			p.next = offs[i]
-			if !e.drain(ctx, results[i+1:]) {
+			if !e.drain(actxs[i+1:], results[i+1:]) {
 				later := todo[sp.hi:]
 				return failed, e.doubt(tp, p, later, []span{{0, len(later)}}, []int64{offs[i] + int64(sp.hi-sp.lo)},
 					fmt.Errorf("append to %s: an append after a rejected one has an unexpected outcome", s.ref()))
@@ -326,16 +332,16 @@ func (e *exactly) trim(p *partState) {
 	}
 }
 
-// drain waits for the appends sent after a rejected one. They must have been rejected too
-// (their offsets lie beyond the end of the stream); it reports false when one's outcome is
-// anything else.
-func (e *exactly) drain(ctx context.Context, results []*managedwriter.AppendResult) bool {
+// drain waits for the appends sent after a rejected one, each under its own context (with
+// the append_timeout deadline). They must have been rejected too (their offsets lie beyond
+// the end of the stream); it reports false when one's outcome is anything else, or unknown.
+func (e *exactly) drain(actxs []context.Context, results []*managedwriter.AppendResult) bool {
 	ok := true
-	for _, res := range results {
+	for i, res := range results {
 		if res == nil {
 			continue
 		}
-		_, err := res.GetResult(ctx)
+		_, err := res.GetResult(actxs[i])
 		if err == nil || (grpcCode(err) != codes.OutOfRange && len(rowErrors(res)) == 0) {
 			ok = false
 		}
@@ -365,7 +371,7 @@ func (e *exactly) doubt(tp sinks.TopicPartition, p *partState, todo []item, span
 func (e *exactly) resolve(ctx context.Context, tp sinks.TopicPartition, p *partState) error {
 	rowCount := int64(-1)
 	if p.stream != nil {
-		n, err := p.stream.Finalize(ctx)
+		n, err := bounded(ctx, e.s, func(ctx context.Context) (int64, error) { return p.stream.Finalize(ctx) })
 		switch grpcCode(err) {
 		case codes.OK:
 			rowCount = n
@@ -420,22 +426,23 @@ func (e *exactly) dropStream(p *partState) {
 // newStream creates the partition's committed stream.
 func (e *exactly) newStream(ctx context.Context, p *partState) error {
 	s := e.s
-	ws, err := s.mw.CreateWriteStream(ctx, &storagepb.CreateWriteStreamRequest{
-		Parent:      s.parent(),
-		WriteStream: &storagepb.WriteStream{Type: storagepb.WriteStream_COMMITTED},
+	ws, err := bounded(ctx, s, func(ctx context.Context) (*storagepb.WriteStream, error) {
+		return s.mw.CreateWriteStream(ctx, &storagepb.CreateWriteStreamRequest{
+			Parent:      s.parent(),
+			WriteStream: &storagepb.WriteStream{Type: storagepb.WriteStream_COMMITTED},
+		})
 	})
 	if err != nil {
 		return s.writeAPIError("create a write stream for", err)
 	}
-	// The managed stream keeps its context for its connection: give it the sink's life.
-	ms, err := s.mw.NewManagedStream(s.life,
+	ms, err := s.newManagedStream(ctx, "open a write stream for",
 		managedwriter.WithStreamName(ws.GetName()),
 		managedwriter.WithSchemaDescriptor(s.lay.writer),
 		managedwriter.WithMaxInflightRequests(s.set.appendsInFlight),
 		managedwriter.EnableWriteRetries(true),
 		managedwriter.WithDataOrigin("switchyard"))
 	if err != nil {
-		return s.writeAPIError("open a write stream for", err)
+		return err
 	}
 	p.stream, p.next = ms, 0
 	return nil
@@ -447,7 +454,7 @@ func (e *exactly) finalize(ctx context.Context, tp sinks.TopicPartition, p *part
 	if p.stream == nil {
 		return
 	}
-	if _, err := p.stream.Finalize(ctx); err != nil {
+	if _, err := bounded(ctx, e.s, func(ctx context.Context) (int64, error) { return p.stream.Finalize(ctx) }); err != nil {
 		e.s.log.Warn("finalize write stream", "topic", tp.Topic, "partition", tp.Partition, "error", err)
 	}
 	e.dropStream(p)
@@ -570,24 +577,28 @@ func (s *Sink) landedOffsets(ctx context.Context, tp sinks.TopicPartition, lo, h
 	return out, nil
 }
 
+// readRows runs q and calls fn for every row, all under the request_timeout deadline.
 func (s *Sink) readRows(ctx context.Context, q *bigquery.Query, fn func([]bigquery.Value) error) error {
-	it, err := q.Read(ctx)
-	if err != nil {
-		return err
-	}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			return nil
-		}
+	_, err := bounded(ctx, s, func(ctx context.Context) (struct{}, error) {
+		it, err := q.Read(ctx)
 		if err != nil {
-			return err
+			return struct{}{}, err
 		}
-		if err := fn(row); err != nil {
-			return err
+		for {
+			var row []bigquery.Value
+			err := it.Next(&row)
+			if errors.Is(err, iterator.Done) {
+				return struct{}{}, nil
+			}
+			if err != nil {
+				return struct{}{}, err
+			}
+			if err := fn(row); err != nil {
+				return struct{}{}, err
+			}
 		}
-	}
+	})
+	return err
 }
 
 func (s *Sink) queryError(what string, err error) error {

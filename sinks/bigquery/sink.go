@@ -179,20 +179,101 @@ func (s *Sink) Open(ctx context.Context) error {
 		return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open a write stream to", err))
 	}
 	if s.eo == nil {
-		def, err := s.mw.NewManagedStream(s.life,
-			managedwriter.WithDestinationTable(s.parent()),
-			managedwriter.WithType(managedwriter.DefaultStream),
-			managedwriter.WithSchemaDescriptor(s.lay.writer),
-			managedwriter.WithMaxInflightRequests(s.set.appendsInFlight),
-			managedwriter.EnableWriteRetries(true),
-			managedwriter.WithDataOrigin("switchyard"))
-		if err != nil {
-			return fmt.Errorf("bigquery sink: %w", s.writeAPIError("open the default stream of", err))
+		if err := s.openDefault(ctx); err != nil {
+			return fmt.Errorf("bigquery sink: %w", err)
 		}
-		s.def = def
 	}
 	s.opened = true
 	return nil
+}
+
+// openDefault opens the managed stream (and with it a connection) to the table's default
+// stream. Callers hold s.mu.
+func (s *Sink) openDefault(ctx context.Context) error {
+	def, err := s.newManagedStream(ctx, "open the default stream of",
+		managedwriter.WithDestinationTable(s.parent()),
+		managedwriter.WithType(managedwriter.DefaultStream),
+		managedwriter.WithSchemaDescriptor(s.lay.writer),
+		managedwriter.WithMaxInflightRequests(s.set.appendsInFlight),
+		managedwriter.EnableWriteRetries(true),
+		managedwriter.WithDataOrigin("switchyard"))
+	if err != nil {
+		return err
+	}
+	s.def = def
+	return nil
+}
+
+// newManagedStream opens a managed stream, waiting at most request_timeout (the client
+// library looks the stream up first). The stream keeps the context it is opened with for its
+// connection, the sink's life, so the wait is bounded here rather than by that context: when
+// it ends first, the opening goes on in the background, and a stream it still opens is
+// closed.
+func (s *Sink) newManagedStream(ctx context.Context, what string, opts ...managedwriter.WriterOption) (*managedwriter.ManagedStream, error) {
+	type opened struct {
+		ms  *managedwriter.ManagedStream
+		err error
+	}
+	ch := make(chan opened, 1)
+	mw := s.mw
+	go func() {
+		ms, err := mw.NewManagedStream(s.life, opts...)
+		ch <- opened{ms, err}
+	}()
+	abandon := func() {
+		go func() {
+			if o := <-ch; o.ms != nil {
+				_ = o.ms.Close()
+			}
+		}()
+	}
+	timer := time.NewTimer(s.set.requestTimeout)
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, s.writeAPIError(what, o.err)
+		}
+		return o.ms, nil
+	case <-timer.C:
+		abandon()
+		return nil, s.writeAPIError(what, &timeoutError{key: "request_timeout", d: s.set.requestTimeout, err: context.DeadlineExceeded})
+	case <-ctx.Done():
+		abandon()
+		return nil, s.writeAPIError(what, ctx.Err())
+	}
+}
+
+// defaultStream returns the managed default stream, opening a new one when a timed-out
+// append made the sink drop the last.
+func (s *Sink) defaultStream(ctx context.Context) (*managedwriter.ManagedStream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.def == nil {
+		if s.mw == nil {
+			return nil, fmt.Errorf("append to %s: the sink is closed", s.ref())
+		}
+		if err := s.openDefault(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.def, nil
+}
+
+// dropDefault closes def, the managed default stream, after one of its appends got no
+// answer in time: closing it cancels its connection, so requests still unanswered on it are
+// abandoned rather than left to block the appends of the next Write; the next Write opens a
+// new one. A stream another Write already replaced is left alone.
+func (s *Sink) dropDefault(def *managedwriter.ManagedStream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.def != def {
+		return
+	}
+	_ = def.Close() // returns io.EOF once closed normally
+	s.def = nil
+	s.log.Warn("append got no answer in time; reconnecting the default stream",
+		"append_timeout", s.set.appendTimeout.String())
 }
 
 // Plan returns what Open would change, as DDL: a CREATE TABLE, or one ALTER TABLE ... ADD
@@ -226,6 +307,9 @@ func (s *Sink) Close(ctx context.Context) error {
 		}
 		s.def = nil
 	}
+	// End background work first: a stream lookup still waiting for a server that stopped
+	// answering (see newManagedStream) holds the write client's lock, which Close takes.
+	s.cancel()
 	if s.mw != nil {
 		s.mw.Close()
 		s.mw = nil
@@ -266,8 +350,11 @@ func (s *Sink) Revoked(ctx context.Context, partitions []sinks.TopicPartition) {
 // the batch was appended again inside Write. UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL,
 // ABORTED and lost connections are retried by the client library a few times; what still
 // failed is in BatchError.Retry when other records of the batch landed, and returned as the
-// (transient) error when none did. With exactly_once, records already in the table count as
-// landed and are not appended again.
+// (transient) error when none did. Write blocks for a bounded time even when the service
+// stops answering: each append waits at most append_timeout for its answer and every other
+// call at most request_timeout; an expiry is such a transient error, naming the setting.
+// With exactly_once, records already in the table count as landed and are not appended
+// again.
 func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 	if len(records) == 0 {
 		return nil
@@ -416,12 +503,30 @@ func (s *Sink) requestBudget() int {
 	return s.set.maxRequest - proto.Size(s.lay.writer) - 1024
 }
 
-// writeDefault appends to the default stream (at-least-once).
+// writeDefault appends to the default stream (at-least-once). An append that got no answer
+// within append_timeout is retried by the engine: it may still land (a duplicate), as any
+// append whose answer was lost.
 func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 	rows, idx := b.rows, b.idx
+	def, err := s.defaultStream(ctx)
+	if err != nil {
+		for _, i := range idx {
+			b.retry(i, err)
+		}
+		return b.result()
+	}
+	var timeout error // the first append that got no answer in time
+	defer func() {
+		if timeout != nil {
+			s.dropDefault(def)
+		}
+	}()
 	for round := 0; len(rows) > 0; round++ {
-		if round == 3 {
-			err := fmt.Errorf("append to %s: rows kept being rejected", s.ref())
+		if round == 3 || timeout != nil {
+			err := timeout
+			if err == nil {
+				err = fmt.Errorf("append to %s: rows kept being rejected", s.ref())
+			}
 			for _, i := range idx {
 				b.retry(i, err)
 			}
@@ -429,14 +534,21 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 		}
 		spans := split(rows, s.requestBudget())
 		results := make([]*managedwriter.AppendResult, len(spans))
+		actxs := make([]context.Context, len(spans))
 		var sendErr error
 		for i, sp := range spans {
 			if sendErr != nil {
 				break
 			}
-			res, err := s.def.AppendRows(ctx, rows[sp.lo:sp.hi])
+			actx, cancel := s.appendCtx(ctx)
+			defer cancel()
+			actxs[i] = actx
+			res, err := def.AppendRows(actx, rows[sp.lo:sp.hi])
 			if err != nil {
-				sendErr = s.appendError(err)
+				sendErr = s.appendError(s.appendExpired(ctx, actx, err))
+				if isTimeout(sendErr) && timeout == nil {
+					timeout = sendErr
+				}
 				break
 			}
 			results[i] = res
@@ -451,9 +563,12 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 				}
 				continue
 			}
-			_, err := res.GetResult(ctx)
+			_, err := res.GetResult(actxs[i])
 			if err == nil {
 				continue
+			}
+			if err = s.appendExpired(ctx, actxs[i], err); isTimeout(err) && timeout == nil {
+				timeout = s.appendError(err)
 			}
 			if bad := rowErrors(res); len(bad) > 0 {
 				// The request was rejected as a whole: the bad rows fail, the others go again.

@@ -79,6 +79,8 @@ func (s *Sink) Revoked(_ context.Context, partitions []sinks.TopicPartition) {
 
 // maxOffsets returns max(_offset) per partition, -1 for partitions without rows.
 func (s *Sink) maxOffsets(ctx context.Context, partitions []sinks.TopicPartition) (map[sinks.TopicPartition]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
+	defer cancel()
 	conn, _, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -222,6 +224,8 @@ func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool,
 
 // existingOffsets returns the offsets of the table's rows that match any of conds.
 func (s *Sink) existingOffsets(ctx context.Context, conds []string) (map[sinks.TopicPartition]map[int64]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
+	defer cancel()
 	conn, _, err := s.connect(ctx)
 	if err != nil {
 		return nil, err

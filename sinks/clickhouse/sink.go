@@ -403,12 +403,14 @@ func (s *Sink) message(r *sinks.Record) (protoreflect.Message, error) {
 
 // insert sends the builder's rows in one INSERT.
 func (s *Sink) insert(ctx context.Context, b *builder) error {
+	// The deadline covers connecting too: a server that accepts connections but stopped
+	// answering must not hold the write forever.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
+	defer cancel()
 	conn, f, err := s.connect(ctx)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
-	defer cancel()
 	settings := ch.Settings{}
 	if b.w.token && (!s.cfg.AsyncInsert || f.asyncDedup) {
 		settings["insert_deduplication_token"] = hex.EncodeToString(b.hash.Sum(nil)[:16])

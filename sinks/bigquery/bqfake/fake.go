@@ -14,7 +14,7 @@
 // REQUIRED fields, and hold valid values (UTF-8 strings, TIMESTAMPs in range, JSON,
 // INTERVAL literals); a request may not exceed 10MB. Faults can be injected: latency,
 // failed appends (UNAVAILABLE, RESOURCE_EXHAUSTED, ...), a response lost after the write took
-// effect, row errors, and denied permissions.
+// effect, row errors, denied permissions, and a server that stops answering (StartHang).
 //
 // Point a client at it with option.WithEndpoint(s.RESTEndpoint()) and
 // option.WithoutAuthentication() (REST), and a plaintext gRPC connection to s.GRPCAddr()
@@ -22,8 +22,10 @@
 package bqfake
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -81,13 +83,16 @@ type Server struct {
 	faults   []Fault
 	outage   *Fault // fails every AppendRows request once faults is empty; nil: none
 	latency  time.Duration
+	hang     chan struct{} // closed by EndHang; nil: not hanging
 	rejectFn func(table string, row Row) string
 	seq      int
 
 	appends  atomic.Int64 // AppendRows requests received
 	faulted  atomic.Int64 // AppendRows requests an injected fault failed
 	inFlight atomic.Int64 // AppendRows requests received and not yet answered
-	queries  atomic.Int64
+	// heldAppends is the number of AppendRows requests StartHang holds right now.
+	heldAppends atomic.Int64
+	queries     atomic.Int64
 }
 
 type table struct {
@@ -138,12 +143,13 @@ func New() (*Server, error) {
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
 	storagepb.RegisterBigQueryWriteServer(s.grpc, &writeServer{s: s})
 	go s.grpc.Serve(lis) //nolint:errcheck // Serve returns when Close stops it
-	s.http = httptest.NewServer(s.restHandler())
+	s.http = httptest.NewServer(s.holding(s.restHandler()))
 	return s, nil
 }
 
-// Close stops the servers.
+// Close stops the servers. It ends a hang first.
 func (s *Server) Close() {
+	s.EndHang()
 	s.http.Close()
 	s.grpc.Stop()
 }
@@ -202,6 +208,65 @@ func (s *Server) EndOutage() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outage = nil
+}
+
+// StartHang makes the fake stop answering, as a server that accepts connections but no longer
+// responds: every request received from now on — each AppendRows request (the connection
+// and stream stay open), every other Storage Write API call, and every REST call — is held
+// unanswered until EndHang. A held request whose caller gives up first (cancels, times out
+// or closes the connection) is dropped without effect; the others are processed normally
+// once the hang ends, so an append the client stopped waiting for may still land then, as
+// it can with BigQuery.
+func (s *Server) StartHang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hang == nil {
+		s.hang = make(chan struct{})
+	}
+}
+
+// EndHang ends a hang begun with StartHang: held requests are processed, new ones answered.
+func (s *Server) EndHang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hang != nil {
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
+// HeldAppends is the number of AppendRows requests a hang holds right now.
+func (s *Server) HeldAppends() int64 { return s.heldAppends.Load() }
+
+// hold waits while the fake hangs, counting the wait in held when it is not nil. It returns
+// ctx's error when the caller gave up first.
+func (s *Server) hold(ctx context.Context, held *atomic.Int64) error {
+	s.mu.Lock()
+	hang := s.hang
+	s.mu.Unlock()
+	if hang == nil {
+		return nil
+	}
+	if held != nil {
+		held.Add(1)
+		defer held.Add(-1)
+	}
+	select {
+	case <-hang:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// holding wraps the REST handler with hold.
+func (s *Server) holding(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.hold(r.Context(), nil) != nil {
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Faulted is the number of AppendRows requests that an injected fault (FailAppends or

@@ -62,6 +62,9 @@ func (s *Server) writeStreamOf(st *stream, withSchema bool) *storagepb.WriteStre
 
 func (w *writeServer) CreateWriteStream(ctx context.Context, req *storagepb.CreateWriteStreamRequest) (*storagepb.WriteStream, error) {
 	s := w.s
+	if err := s.hold(ctx, nil); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.deniedRPC("bigquery.tables.updateData", req.GetParent()); err != nil {
@@ -117,6 +120,9 @@ func (s *Server) lookupStream(name string) (*stream, error) {
 
 func (w *writeServer) GetWriteStream(ctx context.Context, req *storagepb.GetWriteStreamRequest) (*storagepb.WriteStream, error) {
 	s := w.s
+	if err := s.hold(ctx, nil); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.deniedRPC("bigquery.tables.updateData", req.GetName()); err != nil {
@@ -131,6 +137,9 @@ func (w *writeServer) GetWriteStream(ctx context.Context, req *storagepb.GetWrit
 
 func (w *writeServer) FinalizeWriteStream(ctx context.Context, req *storagepb.FinalizeWriteStreamRequest) (*storagepb.FinalizeWriteStreamResponse, error) {
 	s := w.s
+	if err := s.hold(ctx, nil); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.deniedRPC("bigquery.tables.updateData", req.GetName()); err != nil {
@@ -149,6 +158,9 @@ func (w *writeServer) FinalizeWriteStream(ctx context.Context, req *storagepb.Fi
 
 func (w *writeServer) BatchCommitWriteStreams(ctx context.Context, req *storagepb.BatchCommitWriteStreamsRequest) (*storagepb.BatchCommitWriteStreamsResponse, error) {
 	s := w.s
+	if err := s.hold(ctx, nil); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.deniedRPC("bigquery.tables.updateData", req.GetParent()); err != nil {
@@ -217,6 +229,9 @@ func (w *writeServer) AppendRows(conn storagepb.BigQueryWrite_AppendRowsServer) 
 // handle processes one AppendRows request of a connection; an error ends the connection.
 func (w *writeServer) handle(conn storagepb.BigQueryWrite_AppendRowsServer, cs *connState, req *storagepb.AppendRowsRequest) error {
 	s := w.s
+	if err := s.hold(conn.Context(), &s.heldAppends); err != nil {
+		return err // the client gave up on the connection: the request has no effect
+	}
 	s.mu.Lock()
 	latency := s.latency
 	s.mu.Unlock()
