@@ -17,9 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/integration/harness"
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
+	"switchyard/integration/harness"
 	"switchyard/pipelines"
 )
 

@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
+	"switchyard/internal/config"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 	"switchyard/sinks"

@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"switchyard/integration/harness"
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
+	"switchyard/integration/harness"
 	"switchyard/pipelines"
 )
 

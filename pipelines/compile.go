@@ -16,8 +16,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
+	"switchyard/internal/config"
 	"switchyard/routing"
 	"switchyard/sinks/bigquery"
 	"switchyard/sinks/clickhouse"

@@ -14,11 +14,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
+	"switchyard/internal/config"
 	"switchyard/internal/kafkaconn"
-	"switchyard/pipelines/source"
 	"switchyard/internal/telemetry"
+	"switchyard/pipelines/source"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery"
 	"switchyard/sinks/clickhouse"

@@ -22,9 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
+	"switchyard/internal/config"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 	"switchyard/sinks"

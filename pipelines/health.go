@@ -10,8 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"switchyard/pipelines/source"
 	"switchyard/internal/telemetry"
+	"switchyard/pipelines/source"
 	"switchyard/sinks"
 )
 

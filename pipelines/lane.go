@@ -14,8 +14,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
+	"switchyard/internal/config"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
 	"switchyard/routing"

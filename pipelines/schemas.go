@@ -5,8 +5,8 @@ import (
 	"os"
 	"strings"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
+	"switchyard/internal/config"
 )
 
 // schemaRegistry builds the client of contracts.schema_registry, or returns nil when no url

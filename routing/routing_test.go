@@ -9,9 +9,9 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
+	"switchyard/internal/config"
 	"switchyard/routing"
 	"switchyard/sinks"
 )

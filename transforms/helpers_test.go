@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
+	"switchyard/internal/config"
 	"switchyard/transforms"
 )
 

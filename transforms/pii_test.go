@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
+	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/transforms"
 )

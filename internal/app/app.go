@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"switchyard/contract"
 	"switchyard/internal/admin"
 	"switchyard/internal/config"
-	"switchyard/contract"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 )

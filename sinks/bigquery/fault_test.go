@@ -419,8 +419,8 @@ func TestSink_row_larger_than_request_limit_fails(t *testing.T) {
 	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[1] == nil || !be.Landed {
 		t.Fatalf("write: got %v, want record 1 failed and the rest landed", err)
 	}
-	if !strings.Contains(be.Failed[1].Error(), "exceeds max_request_bytes") {
-		t.Errorf("reason: %v", be.Failed[1])
+	if !strings.Contains(be.Failed[1].Error(), "exceeds max_request_bytes") || !errors.Is(be.Failed[1], sinks.ErrTooLarge) {
+		t.Errorf("reason: %v, want an ErrTooLarge (dead-lettered as too_large)", be.Failed[1])
 	}
 	checkLanded(t, e.ids(t, table), []string{"big-0", "big-2"}, true)
 }

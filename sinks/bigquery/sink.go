@@ -442,7 +442,7 @@ func (s *Sink) encode(records []*sinks.Record) *batch {
 		}
 		if n := len(buf) - start; n > s.set.maxRequest-1024 {
 			buf = buf[:start]
-			b.fail(i, fmt.Errorf("row of %d bytes exceeds max_request_bytes %d", n, s.set.maxRequest))
+			b.fail(i, fmt.Errorf("%w: row of %d bytes exceeds max_request_bytes %d", sinks.ErrTooLarge, n, s.set.maxRequest))
 			continue
 		}
 		b.rows = append(b.rows, buf[start:len(buf):len(buf)])

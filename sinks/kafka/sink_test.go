@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"switchyard/contract"
 	"switchyard/integration/harness"
 	"switchyard/internal/config"
-	"switchyard/contract"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 	"switchyard/sinks/kafka"
