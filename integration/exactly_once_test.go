@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"math/rand/v2"
 	"path/filepath"
 	"syscall"
@@ -115,7 +117,8 @@ func TestExactlyOnce_zombie_is_fenced(t *testing.T) {
 	topic := uniqueName(t, "bids")
 	kafka.CreateTopic(t, topic, 4)
 	logPath := filepath.Join(t.TempDir(), "daemon.log")
-	zombie := startDaemon(t, writeConfig(t, fmt.Sprintf(exactlyOnceConfig, topic, "eos-zombie")), logPath)
+	zombieLog := filepath.Join(t.TempDir(), "zombie.log")
+	zombie := startDaemon(t, writeConfig(t, fmt.Sprintf(exactlyOnceConfig, topic, "eos-zombie")), zombieLog)
 	load := startBidLoad(t, topic, 5000, 7)
 	time.Sleep(4 * time.Second)
 	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -131,4 +134,14 @@ func TestExactlyOnce_zombie_is_fenced(t *testing.T) {
 	checkExactlyOnce(t, topic, load, logPath)
 	zombie.terminate(t)
 	successor.terminate(t)
+	// The zombie did come back believing it owned partitions, and learned otherwise.
+	b, err := os.ReadFile(zombieLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "partitions lost") {
+		t.Fatalf("the resumed zombie never noticed it lost its partitions; log: %s", zombieLog)
+	}
+	uncommitted := readUntil(t, topic+"-out", 20*time.Second, func([]*kgo.Record) bool { return false })
+	t.Logf("read_uncommitted sees %d records (aborted ones included), read_committed exactly the valid events", len(uncommitted))
 }
