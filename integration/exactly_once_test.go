@@ -2,10 +2,10 @@ package integration
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
