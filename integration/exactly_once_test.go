@@ -142,6 +142,6 @@ func TestExactlyOnce_zombie_is_fenced(t *testing.T) {
 	if !strings.Contains(string(b), "partitions lost") {
 		t.Fatalf("the resumed zombie never noticed it lost its partitions; log: %s", zombieLog)
 	}
-	uncommitted := readUntil(t, topic+"-out", 20*time.Second, func([]*kgo.Record) bool { return false })
+	uncommitted := readUntil(t, topic+"-out", 5*time.Second, func([]*kgo.Record) bool { return false })
 	t.Logf("read_uncommitted sees %d records (aborted ones included), read_committed exactly the valid events", len(uncommitted))
 }
