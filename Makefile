@@ -7,11 +7,12 @@ GO ?= go
 dev:
 	$(GO) run ./cmd/switchyard dev
 
-## test: every test: unit, fuzz seed corpora, generated-docs drift, and integration tests
+## test: go.mod tidy, vet, then every test: unit, fuzz seed corpora, generated-docs drift, and integration tests
 ## against a real Apache Kafka broker and a real ClickHouse server started by the harness
 ## (.ci/setup first installs clickhouse-server and fetches the Kafka jars when missing)
 test:
 	bash .ci/setup
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
