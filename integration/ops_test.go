@@ -146,6 +146,12 @@ func TestOps_held_down_sink_shows_lag_stall_and_a_failed_drain(t *testing.T) {
 	ch.Stop()
 	const n = 600
 	p := produceBids(t, topic, n, 5)
+	// franz-go's own client metrics (kprom) are on /metrics too, per client: the lane's
+	// consumer counts the bytes it fetched (at least the records' values).
+	waitFor(t, 30*time.Second, "the lane's consumer counting fetched bytes", func() bool {
+		fetched, _ := scrape(t, addr, "switchyard_kafka_fetch_bytes_total", `client="source.bids.olap"`)
+		return fetched >= n*100
+	})
 	waitFor(t, time.Minute, fmt.Sprintf("the committed lag to reach %d", n), func() bool {
 		lag, _ := scrape(t, addr, "switchyard_consumer_lag_records", lane...)
 		return lag == n
