@@ -149,7 +149,6 @@ package bench.v1;
 import "google/protobuf/duration.proto";
 import "google/protobuf/timestamp.proto";
 import "google/protobuf/wrappers.proto";
-message Money { string currency_code = 1; int64 units = 2; int32 nanos = 3; }
 message BidPlaced {
   string event_id = 1;
   google.protobuf.Timestamp occurred_at = 2;
@@ -166,6 +165,8 @@ message BidPlaced {
   sint64 client_clock_skew_ms = 13;
   google.protobuf.StringValue promo_code = 14;
 }
+// After BidPlaced, so that BidPlaced is message index [0], as in the framed payloads.
+message Money { string currency_code = 1; int64 units = 2; int32 nanos = 3; }
 `
 
 const kafkaSinkConfig = `
