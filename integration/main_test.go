@@ -16,6 +16,7 @@ import (
 
 	"switchyard/integration/harness"
 	"switchyard/pipelines"
+	_ "switchyard/sinks/all" // the sink kinds the test configurations use
 )
 
 var kafka *harness.Kafka

@@ -19,9 +19,7 @@ import (
 	"switchyard/contract"
 	"switchyard/internal/config"
 	"switchyard/routing"
-	"switchyard/sinks/bigquery"
-	"switchyard/sinks/clickhouse"
-	sinkkafka "switchyard/sinks/kafka"
+	"switchyard/sinks/registry"
 	"switchyard/transforms"
 )
 
@@ -113,8 +111,8 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 		routes, rerrs := routing.Compile(pc.Routes, msgs, pc.Path, cfg)
 		errs = append(errs, rerrs...)
 		tableSinks := map[string]bool{}
-		for _, sc := range pc.Sinks {
-			tableSinks[sc.Name] = sc.ClickHouse != nil || sc.BigQuery != nil
+		for j := range pc.Sinks {
+			tableSinks[pc.Sinks[j].Name] = registry.IsTable(&pc.Sinks[j])
 		}
 		// Every route to a table sink must give it the same shape: later routes compile to
 		// the first one's output descriptor (transforms.Compile checks the shapes match).
@@ -157,63 +155,43 @@ func (cp *CompiledPipeline) checkSink(sc *config.Sink, cfg *config.Config, enc c
 	errorf := func(path, format string, args ...any) {
 		errs = append(errs, config.Error{Pos: cfg.Pos(path), Msg: fmt.Sprintf("pipeline %q sink %q: ", pc.Name, sc.Name) + fmt.Sprintf(format, args...)})
 	}
-	table := sc.ClickHouse != nil || sc.BigQuery != nil
 	msgs := cp.messages()
-	if table && len(msgs) > 1 {
+	if registry.IsTable(sc) && len(msgs) > 1 {
 		errorf(sc.Path, "a table sink needs one contract per pipeline, this pipeline decodes %d", len(msgs))
 	}
-	// Tables are named after the contract, not after a route's transformed shape.
+	in := registry.Schemas{Input: enc}
 	if len(msgs) > 0 {
-		if sc.ClickHouse != nil && sc.ClickHouse.Table == "" {
-			sc.ClickHouse.Table = clickhouse.TableName(string(msgs[0].FullName()))
-		}
-		if sc.BigQuery != nil && sc.BigQuery.Table == "" {
-			sc.BigQuery.Table = bigquery.TableName(msgs[0].FullName())
-		}
+		// Tables are named after the contract, not after a route's transformed shape.
+		registry.DeriveTable(sc, msgs[0])
+		in.Contract = msgs[0]
 	}
+	defaultTopic, takesTopic := registry.TakesTopic(sc)
 	var schema protoreflect.MessageDescriptor
-	kafkaOK := true // the kafka options fit the contract itself
-	if sc.Kafka != nil && len(msgs) > 0 {
-		for _, msg := range sinkkafka.ValidateConfig(*sc.Kafka, enc, msgs[0]) {
-			errorf(sc.Path+".kafka", "%s", msg)
-			kafkaOK = false
-		}
-	}
-	transformed := false
 	for _, r := range cp.Routes {
 		if r.Sink != sc.Name {
 			continue
 		}
 		for _, md := range msgs {
-			out := md
+			rs := registry.RouteSchema{Route: r.Name, In: md, Out: md, Identity: true}
 			if ch := r.chain(md); ch != nil {
-				out = ch.Schema()
-				transformed = transformed || !ch.Identity()
+				rs.Out, rs.Identity = ch.Schema(), ch.Identity()
 			}
-			if sc.Kafka != nil && out != md && kafkaOK {
-				for _, msg := range sinkkafka.ValidateConfig(*sc.Kafka, enc, out) {
-					errorf(sc.Path+".kafka", "route %q, after its transforms: %s", r.Name, msg)
-				}
-			}
+			in.Routes = append(in.Routes, rs)
 			if schema == nil {
-				schema = out
+				schema = rs.Out
 			}
 		}
-		if sc.Kafka != nil && sc.Kafka.Topic == "" && r.Target == "" {
-			errorf(fmt.Sprintf("%s.routes[%d]", pc.Path, r.Index), "route %q sends to this kafka sink, but neither the route nor the sink names a topic", r.Name)
+		if takesTopic && defaultTopic == "" && r.Target == "" {
+			errorf(fmt.Sprintf("%s.routes[%d]", pc.Path, r.Index), "route %q sends to this %s sink, but neither the route nor the sink names a topic", r.Name, sc.Kind)
 		}
 	}
 	if schema == nil && len(msgs) > 0 {
 		schema = msgs[0] // no route reaches the sink; it still needs a schema to start
 	}
 	cp.Schemas[sc.Name] = schema
-	if sc.Kafka != nil && transformed && sc.Kafka.Encoding == "confluent" && sc.Kafka.SchemaID <= 0 {
-		errorf(sc.Path+".kafka", "schema_id is required: transforms change the events' shape, so the input's schema id does not describe them")
-	}
-	if sc.BigQuery != nil && schema != nil {
-		for _, msg := range bigquery.ValidateConfig(*sc.BigQuery, schema) {
-			errorf(sc.Path+".bigquery", "%s", msg)
-		}
+	in.Schema = schema
+	for _, msg := range registry.Check(sc, in) {
+		errorf(sc.Path+"."+sc.Kind, "%s", msg)
 	}
 	return errs
 }
@@ -259,13 +237,8 @@ func (cp *CompiledPipeline) Summary() string {
 }
 
 func sinkKind(s *config.Sink) string {
-	switch {
-	case s.Kafka != nil:
-		return "kafka"
-	case s.ClickHouse != nil:
-		return "clickhouse"
-	case s.BigQuery != nil:
-		return "bigquery"
+	if s.Kind == "" {
+		return "unknown"
 	}
-	return "unknown"
+	return s.Kind
 }

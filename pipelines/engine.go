@@ -20,30 +20,19 @@ import (
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines/source"
 	"switchyard/sinks"
-	"switchyard/sinks/bigquery"
-	"switchyard/sinks/clickhouse"
-	sinkkafka "switchyard/sinks/kafka"
+	"switchyard/sinks/registry"
 )
 
 // Options are the engine's collaborators.
 type Options struct {
 	Logger  *slog.Logger
 	Metrics *telemetry.Metrics
-	// NewSink builds a sink; nil uses the built-in kinds (see NewSink).
+	// NewSink builds a sink; nil uses the registered kinds (see NewSink).
 	NewSink func(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, error)
 }
 
 // SinkDeps is what a sink constructor gets from the engine.
-type SinkDeps struct {
-	sinks.Deps
-	Kafka config.Kafka
-	// KafkaOpts are the franz-go options of the cluster (kafkaconn.FranzOpts).
-	KafkaOpts []kgo.Opt
-	// Producer are the router's producer settings (max record size, delivery timeout,
-	// client metrics) for sinks that produce to Kafka.
-	Producer kafkaconn.ProducerOptions
-	Input    contract.Encoding
-}
+type SinkDeps = registry.Deps
 
 // Engine runs every pipeline of a compiled configuration.
 type Engine struct {
@@ -441,17 +430,10 @@ func (e *Engine) Stats() []Stats {
 	return out
 }
 
-// NewSink builds the sink kinds Switchyard ships.
+// NewSink builds a sink with the constructor its kind registered (switchyard/sinks/registry);
+// the composition root imports switchyard/sinks/all to register the kinds Switchyard ships.
 func NewSink(ctx context.Context, sc *config.Sink, deps SinkDeps) (sinks.Sink, error) {
-	switch {
-	case sc.Kafka != nil:
-		return sinkkafka.New(*sc.Kafka, sinkkafka.Options{Kafka: deps.KafkaOpts, Producer: deps.Producer, Input: deps.Input}, deps.Deps)
-	case sc.ClickHouse != nil:
-		return clickhouse.New(sc.ClickHouse, deps.Deps)
-	case sc.BigQuery != nil:
-		return bigquery.New(*sc.BigQuery, bigquery.Options{}, deps.Deps)
-	}
-	return nil, fmt.Errorf("sink %q: kind %s is not available in this build", sc.Name, sinkKind(sc))
+	return registry.New(ctx, sc, deps)
 }
 
 // quietHandler demotes watermill's "Handler returned error" to debug: the lane logs its own

@@ -28,6 +28,7 @@ import (
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 	"switchyard/sinks"
+	_ "switchyard/sinks/all" // the sink kinds the test configurations use
 )
 
 // These tests run the engine against kfake, franz-go's in-process Kafka, for behaviours that

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"switchyard/internal/app"
+	_ "switchyard/sinks/all" // every sink kind Switchyard ships (app imports it too)
 )
 
 func main() {

@@ -18,6 +18,7 @@ import (
 	"switchyard/internal/config"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
+	_ "switchyard/sinks/all" // every sink kind Switchyard ships
 )
 
 // Version is set at build time with -ldflags "-X switchyard/internal/app.Version=...".

@@ -91,7 +91,7 @@ func dropClickHouseSinks(cfg *config.Config) []string {
 		var kept []config.Sink
 		var names []string
 		for _, sc := range p.Sinks {
-			if sc.ClickHouse != nil {
+			if _, ok := sc.Options.(*clickhouse.Config); ok {
 				names = append(names, sc.Name)
 				dropped = append(dropped, p.Name+"/"+sc.Name)
 				continue
@@ -114,14 +114,15 @@ func chTables(c *pipelines.Compiled) []string {
 	var out []string
 	for _, p := range c.Pipelines {
 		for _, sc := range p.Config.Sinks {
-			if sc.ClickHouse == nil {
+			ch, ok := sc.Options.(*clickhouse.Config)
+			if !ok {
 				continue
 			}
-			table := sc.ClickHouse.Table
+			table := ch.Table
 			if table == "" {
 				table = clickhouse.TableName(p.Config.Contract.Message)
 			}
-			out = append(out, sc.ClickHouse.Database+"."+table)
+			out = append(out, ch.Database+"."+table)
 		}
 	}
 	return out

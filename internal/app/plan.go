@@ -7,6 +7,7 @@ import (
 
 	"switchyard/pipelines"
 	"switchyard/sinks"
+	"switchyard/sinks/registry"
 )
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -25,8 +26,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for i := range p.Config.Sinks {
 			sc := &p.Config.Sinks[i]
 			fmt.Fprintf(stdout, "# pipeline %q sink %q\n", p.Config.Name, sc.Name)
-			if sc.Kafka != nil {
-				fmt.Fprintln(stdout, "-- kafka sink: no schema to change")
+			if registry.Schemaless(sc) {
+				fmt.Fprintf(stdout, "-- %s sink: no schema to change\n", sc.Kind)
 				continue
 			}
 			s, err := pipelines.NewSink(ctx, sc, pipelines.SinkDeps{

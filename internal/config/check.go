@@ -3,12 +3,10 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 )
-
-// sinkKinds are the sink sections, of which every sink sets exactly one.
-var sinkKinds = []string{"kafka", "clickhouse", "bigquery"}
 
 // checker runs the semantic checks that need nothing but the configuration itself.
 type checker struct {
@@ -76,18 +74,27 @@ func (c *checker) pipeline(p *Pipeline) {
 				names = append(names, s.Name)
 			}
 		}
-		if set := s.kinds(); len(set) != 1 {
+		secs := s.sections()
+		if len(secs) != 1 {
 			what := "none"
-			if len(set) > 1 {
+			if len(secs) > 1 {
+				var set []string
+				for _, sec := range secs {
+					set = append(set, sec.kind.Name)
+				}
 				what = strings.Join(set, " and ")
 			}
-			pe(sp, "sink %q must set exactly one of %s (it sets %s)", s.Name, strings.Join(sinkKinds, ", "), what)
+			pe(sp, "sink %q must set exactly one of %s (it sets %s)", s.Name, strings.Join(SinkKinds(), ", "), what)
 		}
-		if k := s.Kafka; k != nil && !c.broken(p.Path+sp+".kafka") && k.Encoding == "confluent" && p.Contract.Encoding != "confluent" && k.SchemaID == 0 {
-			pe(sp+".kafka", "sink %q: kafka encoding confluent needs schema_id when the input encoding is %s", s.Name, p.Contract.Encoding)
-		}
-		if ch := s.ClickHouse; ch != nil {
-			c.tls(p.Path+sp+".clickhouse.tls", ch.TLS)
+		for _, sec := range secs {
+			kp := sp + "." + sec.kind.Name
+			c.tlsIn(p.Path+kp, sec.opts)
+			if sec.kind.Check == nil || c.broken(p.Path+kp) {
+				continue
+			}
+			for _, msg := range sec.kind.Check(sec.opts, p) {
+				pe(kp, "sink %q: %s", s.Name, msg)
+			}
 		}
 		c.retry(p.Path+sp+".retry", label+fmt.Sprintf("sink %q: ", s.Name), s.Retry)
 	}
@@ -105,10 +112,14 @@ func (c *checker) pipeline(p *Pipeline) {
 		switch {
 		case !ok:
 			pe(rp+".sink", "%s names sink %q but no sink has that name%s", route, r.Sink, didYouMean(r.Sink, names))
-		case r.Topic != "" && s.Kafka == nil && len(s.kinds()) == 1:
-			pe(rp+".topic", "%s sets topic but sink %q is a %s sink; only kafka sinks take a topic", route, r.Sink, s.kinds()[0])
-		case r.Topic == "" && s.Kafka != nil && s.Kafka.Topic == "":
-			pe(rp, "%s sends to kafka sink %q, which has no topic; set topic on the route or the sink", route, r.Sink)
+		case r.Topic != "" && len(s.sections()) == 1 && s.sections()[0].kind.Topic == nil:
+			pe(rp+".topic", "%s sets topic but sink %q is a %s sink; only %s sinks take a topic", route, r.Sink, s.sections()[0].kind.Name, strings.Join(topicKinds(), " and "))
+		case r.Topic == "":
+			for _, sec := range s.sections() {
+				if sec.kind.Topic != nil && sec.kind.Topic(sec.opts) == "" {
+					pe(rp, "%s sends to %s sink %q, which has no topic; set topic on the route or the sink", route, sec.kind.Name, r.Sink)
+				}
+			}
 		}
 	}
 
@@ -206,20 +217,28 @@ func (c *checker) schemaRegistry(r SchemaRegistry) {
 	c.tls(path+".tls", r.TLS)
 }
 
-// kinds returns which of kafka, clickhouse and bigquery the sink sets.
-func (s *Sink) kinds() []string {
-	var set []string
-	if s.Kafka != nil {
-		set = append(set, "kafka")
+// tlsIn checks every TLS section in the options of a sink kind (opts, a pointer to the
+// kind's struct, written at path), so that each kind with a tls key gets the same checks.
+func (c *checker) tlsIn(path string, opts any) {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return
 	}
-	if s.ClickHouse != nil {
-		set = append(set, "clickhouse")
+	var walk func(path string, v reflect.Value, s *structSpec)
+	walk = func(path string, v reflect.Value, s *structSpec) {
+		for _, f := range s.Fields {
+			switch {
+			case f.Kind == kindStruct && f.Type == tlsType:
+				c.tls(join(path, f.Name), v.Field(f.Index).Interface().(TLS))
+			case f.Kind == kindStruct:
+				walk(join(path, f.Name), v.Field(f.Index), f.Struct)
+			}
+		}
 	}
-	if s.BigQuery != nil {
-		set = append(set, "bigquery")
-	}
-	return set
+	walk(path, v.Elem(), specOf(v.Elem().Type()))
 }
+
+var tlsType = reflect.TypeFor[TLS]()
 
 // tls checks that the TLS files make sense together.
 func (c *checker) tls(path string, t TLS) {

@@ -172,17 +172,23 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, s *structSpec, pat
 		if p.val.Kind == yaml.ScalarNode && d.vpos != nil {
 			d.vpos[fp] = d.textStart(p.val)
 		}
+		if f.sink != nil { // a sink kind section: decoded into Sink.Options
+			opts := reflect.New(f.Type).Elem()
+			d.decodeField(p.val, opts, f, fp, f.Name)
+			v.Addr().Interface().(*Sink).addSection(f.sink, opts.Interface())
+			continue
+		}
 		d.decodeField(p.val, v.Field(f.Index), f, fp, f.Name)
 	}
 	for _, f := range s.Fields {
-		if !set[f] {
+		if !set[f] && f.sink == nil {
 			d.absent(v.Field(f.Index), f, d.at(n), path, f.Name, true)
 		}
 	}
 	// A value may be given inline or read from a file (password, password_file), not both.
 	for _, f := range s.Fields {
 		inline := s.byName[strings.TrimSuffix(f.Name, "_file")]
-		if !strings.HasSuffix(f.Name, "_file") || inline == nil || !set[f] || !set[inline] ||
+		if !strings.HasSuffix(f.Name, "_file") || inline == nil || f.sink != nil || inline.sink != nil || !set[f] || !set[inline] ||
 			f.Kind != kindString || inline.Kind != kindString {
 			continue
 		}
@@ -196,6 +202,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, s *structSpec, pat
 // fillAbsent applies absent to every field of s.
 func (d *decoder) fillAbsent(v reflect.Value, s *structSpec, parent Position, parentPath, prefix string, report bool) {
 	for _, f := range s.Fields {
+		if f.sink != nil {
+			continue
+		}
 		d.absent(v.Field(f.Index), f, parent, parentPath, prefix+f.Name, report)
 	}
 }

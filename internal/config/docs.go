@@ -16,13 +16,13 @@ var example []byte
 func Example() []byte { return bytes.Clone(example) }
 
 // Markdown renders the configuration reference, docs/config.md, from the declarations in
-// types.go: every key with its type, whether it is required, its default, its allowed values
+// types.go and the registered sink kinds (RegisterSinkKind): every key with its type, whether it is required, its default, its allowed values
 // and its description, one table per section. The output is deterministic.
 func Markdown() []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Configuration reference
 
-<!-- Generated from internal/config/types.go by "go run ./internal/config/gen". DO NOT EDIT. -->
+<!-- Generated from internal/config/types.go and the sink packages' config structs by "go run ./internal/config/gen". DO NOT EDIT. -->
 
 Switchyard reads one YAML file, or every ` + "`*.yaml`" + ` and ` + "`*.yml`" + ` file directly in a directory
 (in name order). In a directory, each global section (` + "`kafka`, `contracts`, `admin`, `logging`" + `)

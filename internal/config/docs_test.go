@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"bytes"
@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	. "switchyard/internal/config"
+	_ "switchyard/sinks/all"
 )
 
 // TestGeneratedDocsUpToDate fails when docs/config.md or docs/config.schema.json differ from
@@ -48,8 +51,8 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 	// Every key of every section is in a table row.
-	var walk func(s *structSpec)
-	walk = func(s *structSpec) {
+	var walk func(s *StructSpec)
+	walk = func(s *StructSpec) {
 		for _, f := range s.Fields {
 			if !strings.Contains(md, "| `"+f.Name+"` | ") {
 				t.Errorf("Markdown has no row for %s.%s", s.Type.Name(), f.GoName)
@@ -59,7 +62,7 @@ func TestMarkdown(t *testing.T) {
 			}
 		}
 	}
-	walk(rootSpec())
+	walk(RootSpec())
 }
 
 func TestJSONSchema(t *testing.T) {
@@ -105,11 +108,11 @@ func TestJSONSchema(t *testing.T) {
 		{[]string{"Logging", "properties", "level", "default"}, "info"},
 		{[]string{"Source", "properties", "max_in_flight", "default"}, 5000.0},
 		{[]string{"Batch", "properties", "max_bytes", "default"}, "4MiB"},
-		{[]string{"KafkaSink", "properties", "headers", "default"}, true},
+		{[]string{"kafka.Config", "properties", "headers", "default"}, true},
 		{[]string{"SASL", "properties", "password", "writeOnly"}, true},
 		{[]string{"Kafka", "properties", "brokers", "minItems"}, 1.0},
 		{[]string{"Pipeline", "properties", "name", "minLength"}, 1.0},
-		{[]string{"Sink", "properties", "kafka", "anyOf"}, []any{map[string]any{"$ref": "#/$defs/KafkaSink"}, map[string]any{"type": "null"}}},
+		{[]string{"Sink", "properties", "kafka", "anyOf"}, []any{map[string]any{"$ref": "#/$defs/kafka.Config"}, map[string]any{"type": "null"}}},
 	} {
 		got := get(defs, tc.keys...)
 		gb, _ := json.Marshal(got)

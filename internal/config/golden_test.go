@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	. "switchyard/internal/config"
+	_ "switchyard/sinks/all"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata from the current output")

@@ -1,9 +1,13 @@
-package config
+package config_test
 
 import (
 	"reflect"
 	"strings"
 	"testing"
+
+	. "switchyard/internal/config"
+	_ "switchyard/sinks/all"
+	"switchyard/sinks/kafka"
 )
 
 func TestExpand(t *testing.T) {
@@ -35,7 +39,7 @@ func TestExpand(t *testing.T) {
 		{in: "${A-B}", problems: []string{`invalid environment variable reference "${A-B}"`}},
 	}
 	for _, tc := range cases {
-		got, problems := expand(tc.in, env)
+		got, problems := Expand(tc.in, env)
 		if !reflect.DeepEqual(problems, tc.problems) {
 			t.Errorf("expand(%q) problems = %q, want %q", tc.in, problems, tc.problems)
 			continue
@@ -74,7 +78,7 @@ pipelines:
 			got: func(c *Config) any {
 				p := c.Pipelines[0]
 				return []any{c.Kafka.Brokers[0], p.Name, p.Source.Topics[0], p.Source.MaxBatch,
-					p.Sinks[0].Batch.Interval.String(), p.Sinks[0].Batch.MaxBytes, p.Sinks[0].Kafka.Headers, p.Routes[0].When}
+					p.Sinks[0].Batch.Interval.String(), p.Sinks[0].Batch.MaxBytes, p.Sinks[0].Options.(*kafka.Config).Headers, p.Routes[0].When}
 			},
 			want: []any{"localhost:9092", "orders", "dev.orders", 1000, "1s", Bytes(1 << 20), false, "event.note == '${literal}'"},
 		},
@@ -86,7 +90,7 @@ pipelines:
 			got: func(c *Config) any {
 				p := c.Pipelines[0]
 				return []any{c.Kafka.Brokers[0], p.Name, p.Source.Topics[0], p.Source.MaxBatch,
-					p.Sinks[0].Batch.Interval.String(), p.Sinks[0].Batch.MaxBytes, p.Sinks[0].Kafka.Headers, p.Source.Group}
+					p.Sinks[0].Batch.Interval.String(), p.Sinks[0].Batch.MaxBytes, p.Sinks[0].Options.(*kafka.Config).Headers, p.Source.Group}
 			},
 			want: []any{"kafka:9093", "prod_orders", "prod.orders", 50, "250ms", Bytes(2 << 20), true, "switchyard.prod_orders"},
 		},

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -11,11 +11,16 @@ import (
 	"time"
 
 	"switchyard/internal/suggest"
+
+	. "switchyard/internal/config"
+	_ "switchyard/sinks/all"
+	"switchyard/sinks/clickhouse"
+	"switchyard/sinks/kafka"
 )
 
 // parseWith loads one in-memory file named test.yaml with env as the environment.
 func parseWith(yamlText string, env map[string]string) (*Config, error) {
-	return load([]source{{"test.yaml", []byte(yamlText)}}, "test.yaml", func(k string) (string, bool) {
+	return ParseWithEnv("test.yaml", []byte(yamlText), func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	})
@@ -87,9 +92,8 @@ pipelines:
 					p.Source.Start, p.Source.MaxInFlight, p.Source.MaxBatch, p.Source.DrainTimeout, p.Source.FetchMaxBytes,
 					p.Contract.Encoding,
 					p.Sinks[0].Batch, p.Sinks[0].Retry, p.Sinks[0].MaxInFlight,
-					*p.Sinks[0].Kafka,
-					p.Sinks[1].ClickHouse.Database, p.Sinks[1].ClickHouse.Username, p.Sinks[1].Batch.MaxRows,
-					p.Sinks[0].ClickHouse == nil, p.Sinks[0].BigQuery == nil,
+					p.Sinks[0].Kind, *p.Sinks[0].Options.(*kafka.Config),
+					p.Sinks[1].Kind, p.Sinks[1].Options.(*clickhouse.Config).Database, p.Sinks[1].Options.(*clickhouse.Config).Username, p.Sinks[1].Batch.MaxRows,
 				}
 			},
 			want: []any{
@@ -97,9 +101,8 @@ pipelines:
 				"confluent",
 				Batch{MaxRows: 10, MaxBytes: 4 << 20, Interval: 200 * time.Millisecond},
 				Retry{MaxAttempts: 0, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}, 4,
-				KafkaSink{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true, Compression: "lz4", TransactionTimeout: 10 * time.Second},
-				"default", "default", 5000,
-				true, true,
+				"kafka", kafka.Config{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true, Compression: "lz4", TransactionTimeout: 10 * time.Second},
+				"clickhouse", "default", "default", 5000,
 			},
 		},
 		{
@@ -163,7 +166,7 @@ pipelines:
     dead_letter: {topic: orders.dlq}`,
 			got: func(c *Config) any {
 				s := c.Pipelines[0].Sinks[1]
-				return []any{s.Name, s.MaxInFlight, s.Batch.MaxRows, s.Kafka.Topic}
+				return []any{s.Name, s.MaxInFlight, s.Batch.MaxRows, s.Options.(*kafka.Config).Topic}
 			},
 			want: []any{"b", 8, 100, "b"},
 		},
@@ -307,7 +310,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example has problems:\n%v", err)
 	}
-	if len(cfg.Pipelines) != 2 || cfg.Pipelines[0].Sinks[0].ClickHouse.Password != "s3cret" {
+	if len(cfg.Pipelines) != 2 || cfg.Pipelines[0].Sinks[0].Options.(*clickhouse.Config).Password != "s3cret" {
 		t.Errorf("example decoded unexpectedly: %+v", cfg.Pipelines)
 	}
 }
@@ -352,9 +355,9 @@ func TestSuggest(t *testing.T) {
 // TestSpec checks the declarations themselves: every key is documented, and every default
 // is an allowed value.
 func TestSpec(t *testing.T) {
-	seen := map[*structSpec]bool{}
-	var walk func(s *structSpec)
-	walk = func(s *structSpec) {
+	seen := map[*StructSpec]bool{}
+	var walk func(s *StructSpec)
+	walk = func(s *StructSpec) {
 		if seen[s] {
 			return
 		}
@@ -374,5 +377,5 @@ func TestSpec(t *testing.T) {
 			}
 		}
 	}
-	walk(rootSpec())
+	walk(RootSpec())
 }

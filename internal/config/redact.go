@@ -36,6 +36,14 @@ func (c *Config) Redacted() ([]byte, error) {
 func encodeStruct(v reflect.Value, s *structSpec) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	for _, f := range s.Fields {
+		if f.sink != nil {
+			for _, sec := range v.Addr().Interface().(*Sink).sections() {
+				if sec.kind == f.sink {
+					n.Content = append(n.Content, scalar("!!str", f.Name), encodeValue(reflect.ValueOf(sec.opts), f))
+				}
+			}
+			continue
+		}
 		fv := v.Field(f.Index)
 		if f.Kind == kindPtrStruct && fv.IsNil() {
 			continue

@@ -1,9 +1,13 @@
-package config
+package config_test
 
 import (
 	"reflect"
 	"strings"
 	"testing"
+
+	. "switchyard/internal/config"
+	_ "switchyard/sinks/all"
+	"switchyard/sinks/clickhouse"
 )
 
 func TestConfig_Redacted(t *testing.T) {
@@ -104,10 +108,10 @@ func TestConfig_Redacted_round_trip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redacted output does not load:\n%v\n%s", err, out)
 	}
-	if got := again.Pipelines[0].Sinks[0].ClickHouse.Password; got != redacted {
-		t.Errorf("password after round trip = %q, want %q", got, redacted)
+	if got := again.Pipelines[0].Sinks[0].Options.(*clickhouse.Config).Password; got != RedactedText {
+		t.Errorf("password after round trip = %q, want %q", got, RedactedText)
 	}
-	again.Pipelines[0].Sinks[0].ClickHouse.Password = "s3cret"
+	again.Pipelines[0].Sinks[0].Options.(*clickhouse.Config).Password = "s3cret"
 	strip := func(c *Config) {
 		c.Positions, c.ValuePositions = nil, nil
 		for i := range c.Pipelines {

@@ -34,17 +34,18 @@ func (o *obj) set(k string, v any) *obj {
 }
 
 // JSONSchema renders docs/config.schema.json, a JSON Schema (draft 2020-12) of one
-// configuration file for editors, from the declarations in types.go: descriptions, defaults,
-// examples, allowed values and required keys; unknown keys are not allowed. Values that are
-// not strings may also be written as ${VAR} references. Each section is described once under
-// $defs, named after its Go type. The output is deterministic.
+// configuration file for editors, from the declarations in types.go and the registered sink
+// kinds: descriptions, defaults, examples, allowed values and required keys; unknown keys are
+// not allowed. Values that are not strings may also be written as ${VAR} references. Each
+// section is described once under $defs, named after its Go type (qualified by its package
+// for a sink kind's options, e.g. kafka.Config). The output is deterministic.
 func JSONSchema() []byte {
 	g := &schemaGen{defs: newObj()}
 	root := g.object(rootSpec())
 	out := newObj().
 		set("$schema", "https://json-schema.org/draft/2020-12/schema").
 		set("title", "Switchyard configuration").
-		set("description", "One Switchyard configuration file (generated from internal/config/types.go; see docs/config.md).")
+		set("description", "One Switchyard configuration file (generated from internal/config/types.go and the sink packages' config structs; see docs/config.md).")
 	for _, k := range root.keys {
 		out.set(k, root.vals[k])
 	}
@@ -61,12 +62,21 @@ func JSONSchema() []byte {
 	return b.Bytes()
 }
 
+// defName names the definition of s under $defs: the Go type's name for the structs of this
+// package, qualified by its package for the others (a sink kind's "kafka.Config").
+func (s *structSpec) defName() string {
+	if s.Type.PkgPath() == sinkType.PkgPath() {
+		return s.Type.Name()
+	}
+	return s.Type.String()
+}
+
 // schemaGen collects the $defs while walking the declarations.
 type schemaGen struct{ defs *obj }
 
 // ref returns a reference to the definition of s, adding it on first use.
 func (g *schemaGen) ref(s *structSpec) *obj {
-	name := s.Type.Name()
+	name := s.defName()
 	if _, ok := g.defs.vals[name]; !ok {
 		g.defs.set(name, nil) // reserve the slot so definitions appear in first-use order
 		g.defs.set(name, g.object(s))
@@ -89,10 +99,10 @@ func (g *schemaGen) object(s *structSpec) *obj {
 	if len(required) > 0 {
 		o.set("required", required)
 	}
-	if s.Type.Name() == "Sink" {
+	if s.Type == sinkType && len(s.kinds) > 0 {
 		var one []any
-		for _, k := range sinkKinds {
-			one = append(one, newObj().set("required", []any{k}))
+		for _, k := range s.kinds {
+			one = append(one, newObj().set("required", []any{k.Name}))
 		}
 		o.set("oneOf", one)
 	}

@@ -42,6 +42,9 @@ type field struct {
 	Enum     []string      // allowed values; nil when any value is allowed
 	Struct   *structSpec   // for kindStruct, kindPtrStruct and kindStructs: the element struct
 	def      reflect.Value // parsed Default; invalid when there is none
+	// sink is set on the kind sections of Sink, which have no Go field (Index is -1): Type
+	// is the pointer type of the kind's options, decoded into Sink.Options.
+	sink *SinkKind
 }
 
 // structSpec is the parsed declaration of one config struct.
@@ -49,7 +52,8 @@ type structSpec struct {
 	Type   reflect.Type
 	Fields []*field
 	byName map[string]*field
-	names  []string // YAML keys in declaration order, for suggestions
+	names  []string    // YAML keys in declaration order, for suggestions
+	kinds  []*SinkKind // for Sink: the registered kinds, whose sections follow its own keys
 }
 
 var (
@@ -102,6 +106,14 @@ func specOf(t reflect.Type) *structSpec {
 		s.Fields = append(s.Fields, f)
 		s.byName[name] = f
 		s.names = append(s.names, name)
+	}
+	if t == sinkType {
+		for _, f := range sinkKindFields() {
+			s.Fields = append(s.Fields, f)
+			s.byName[f.Name] = f
+			s.names = append(s.names, f.Name)
+			s.kinds = append(s.kinds, f.sink)
+		}
 	}
 	// Defaults are decoded after the fields are known, by the same code that decodes YAML.
 	for _, f := range s.Fields {

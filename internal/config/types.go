@@ -107,7 +107,7 @@ type Pipeline struct {
 	Owner      Owner      `yaml:"owner" doc:"Team that owns the pipeline, shown in logs and alerts." required:"true"`
 	Source     Source     `yaml:"source" doc:"Where events are consumed from." required:"true"`
 	Contract   Contract   `yaml:"contract" doc:"The data contract that events are decoded and validated with." required:"true"`
-	Sinks      []Sink     `yaml:"sinks" doc:"Destinations that routes send events to; each sets exactly one of kafka, clickhouse or bigquery." required:"true"`
+	Sinks      []Sink     `yaml:"sinks" doc:"Destinations that routes send events to; each sets exactly one kind section, which says what it writes to." required:"true"`
 	Routes     []Route    `yaml:"routes" doc:"Routes: which events go to which sink. An event goes to every route whose condition holds." required:"true"`
 	DeadLetter DeadLetter `yaml:"dead_letter" doc:"Where events that cannot be decoded, validated, routed or written go, with the reason." required:"true"`
 	// MaxEventBytes bounds a source record's value.
@@ -156,17 +156,25 @@ type HeaderMapping struct {
 	Values map[string]string `yaml:"values" doc:"Message type per header value."`
 }
 
-// Sink is one destination. Exactly one of kafka, clickhouse or bigquery is set.
+// Sink is one destination. Besides the keys below it sets exactly one kind section, whose key
+// names the sink kind (kafka, clickhouse, ...) and whose value the kind's options. The kinds
+// are not declared here: each sink package registers its own (see RegisterSinkKind and
+// switchyard/sinks/registry), and the loader adds a key per registered kind.
 type Sink struct {
-	Name        string      `yaml:"name" doc:"Sink name, unique in its pipeline; routes refer to it." required:"true"`
-	Batch       Batch       `yaml:"batch" doc:"When the engine flushes a batch to the sink."`
-	Retry       Retry       `yaml:"retry" doc:"How the engine retries transient write errors."`
-	MaxInFlight int         `yaml:"max_in_flight" doc:"Most batches being written at once." default:"4"`
-	Kafka       *KafkaSink  `yaml:"kafka" doc:"Write to Kafka topics."`
-	ClickHouse  *ClickHouse `yaml:"clickhouse" doc:"Write to ClickHouse tables."`
-	BigQuery    *BigQuery   `yaml:"bigquery" doc:"Write to BigQuery tables with the Storage Write API."`
+	Name        string `yaml:"name" doc:"Sink name, unique in its pipeline; routes refer to it." required:"true"`
+	Batch       Batch  `yaml:"batch" doc:"When the engine flushes a batch to the sink."`
+	Retry       Retry  `yaml:"retry" doc:"How the engine retries transient write errors."`
+	MaxInFlight int    `yaml:"max_in_flight" doc:"Most batches being written at once." default:"4"`
+	// Kind is the sink's kind, the key of its kind section (e.g. "kafka"); empty while it
+	// sets none or several.
+	Kind string `yaml:"-"`
+	// Options are the kind's options: a pointer to the struct its SinkKind.Config returns,
+	// e.g. *kafka.Config of switchyard/sinks/kafka.
+	Options any `yaml:"-"`
 	// Path is the YAML path of this sink, e.g. "pipelines[0].sinks[1]".
 	Path string `yaml:"-"`
+
+	decoded []sinkSection // every kind section written, in kind order
 }
 
 // Batch limits: a batch is flushed when any limit is reached.
@@ -181,62 +189,6 @@ type Retry struct {
 	MaxAttempts    int           `yaml:"max_attempts" doc:"Attempts per batch; 0 retries until the sink recovers (the sink pauses, its partitions stop fetching at max_in_flight, nothing is committed past the batch). A positive limit hands the records back to the source, which redelivers them after backoff; nothing is dropped either way." default:"0"`
 	InitialBackoff time.Duration `yaml:"initial_backoff" doc:"First backoff; doubles per attempt up to max_backoff, each wait drawn at random between half and all of it." default:"100ms"`
 	MaxBackoff     time.Duration `yaml:"max_backoff" doc:"Longest backoff." default:"30s"`
-}
-
-// KafkaSink writes to Kafka topics.
-type KafkaSink struct {
-	Topic       string `yaml:"topic" doc:"Default target topic; a route may name another."`
-	Key         string `yaml:"key" doc:"Record key: 'source' keeps the source key, 'none' sends none, or a field path of the event (e.g. bid_id)." default:"source"`
-	Encoding    string `yaml:"encoding" doc:"Output encoding. When it equals the input encoding the original bytes pass through untouched." default:"protobuf" enum:"protobuf|confluent|json"`
-	SchemaID    int    `yaml:"schema_id" doc:"Confluent schema id written in the frame when encoding is confluent and the input is not."`
-	Headers     bool   `yaml:"headers" doc:"Copy the source record's headers." default:"true"`
-	Compression string `yaml:"compression" doc:"Compression of produced record batches." default:"lz4" enum:"none|gzip|snappy|lz4|zstd"`
-	ExactlyOnce bool   `yaml:"exactly_once" doc:"Write each source batch, its dead letters and the lane's consumed offsets in one Kafka transaction, so read_committed readers see every event once, also after crashes and rebalances; a replaced member (zombie) is fenced (see docs/sinks.md)." default:"false"`
-	// TransactionTimeout bounds an open transaction of an exactly_once sink.
-	TransactionTimeout time.Duration `yaml:"transaction_timeout" doc:"With exactly_once: how long the broker keeps a transaction of a crashed process open before aborting it; keep it below the source's session_timeout." default:"10s"`
-}
-
-// ClickHouse writes to ClickHouse (see docs/sinks.md).
-type ClickHouse struct {
-	Addresses     []string      `yaml:"addresses" doc:"Native-protocol addresses, host:port." required:"true" example:"[\"localhost:9000\"]"`
-	Database      string        `yaml:"database" doc:"Database." default:"default"`
-	Table         string        `yaml:"table" doc:"Table; derived from the contract name when empty (auctions.v1.BidPlaced -> auctions_v1_bid_placed)."`
-	Username      string        `yaml:"username" doc:"User." default:"default"`
-	Password      string        `yaml:"password" doc:"Password." secret:"true"`
-	PasswordFile  string        `yaml:"password_file" doc:"File holding the password, instead of password."`
-	TLS           TLS           `yaml:"tls" doc:"TLS to the server."`
-	CreateTable   bool          `yaml:"create_table" doc:"Create the table from the contract when it does not exist (see docs/sinks.md for the type mapping)." default:"false"`
-	AddColumns    bool          `yaml:"add_columns" doc:"Add columns for fields the contract gained (ALTER TABLE ... ADD COLUMN) at start-up; when false a missing column stops the sink." default:"true"`
-	Engine        string        `yaml:"engine" doc:"Table engine for create_table." default:"MergeTree()" example:"ReplicatedMergeTree('/clickhouse/tables/{shard}/bids', '{replica}')"`
-	OrderBy       string        `yaml:"order_by" doc:"ORDER BY expression for create_table; keep _topic, _partition, _offset first so the de-duplication lookups use the primary key." default:"_topic, _partition, _offset"`
-	PartitionBy   string        `yaml:"partition_by" doc:"PARTITION BY expression for create_table; empty for none." default:"toYYYYMM(_event_time)"`
-	AsyncInsert   bool          `yaml:"async_insert" doc:"Insert with async_insert=1 and wait_for_async_insert=1 (ClickHouse 21.11+); the sink refuses to start on older servers." default:"false"`
-	InsertTimeout time.Duration `yaml:"insert_timeout" doc:"Longest one INSERT, or one look-up of landed offsets for de-duplication, may take (connecting included) before it counts as failed and the engine retries it." default:"30s"`
-	DialTimeout   time.Duration `yaml:"dial_timeout" doc:"Longest a connection attempt may take." default:"5s"`
-	Compression   string        `yaml:"compression" doc:"Native-protocol block compression." default:"lz4" enum:"none|lz4|zstd"`
-	MaxOpenConns  int           `yaml:"max_open_conns" doc:"Most connections open to the server at once; keep it above the sink's max_in_flight." default:"8"`
-}
-
-// BigQuery writes to BigQuery with the Storage Write API (see docs/sinks.md, section BigQuery).
-type BigQuery struct {
-	Project              string        `yaml:"project" doc:"Google Cloud project that owns the dataset." required:"true"`
-	Dataset              string        `yaml:"dataset" doc:"Dataset; it must exist." required:"true"`
-	Table                string        `yaml:"table" doc:"Table; derived from the contract name when empty (orders.v1.OrderPaid -> orders_v1_order_paid)."`
-	CredentialsFile      string        `yaml:"credentials_file" doc:"Service-account key file (JSON); Application Default Credentials when empty."`
-	Endpoint             string        `yaml:"endpoint" doc:"BigQuery REST API base URL, for emulators; Google's when empty." example:"http://localhost:9050"`
-	GRPCEndpoint         string        `yaml:"grpc_endpoint" doc:"Storage Write API gRPC address (host:port), for emulators; Google's when empty." example:"localhost:9060"`
-	Insecure             bool          `yaml:"insecure" doc:"Talk to endpoint and grpc_endpoint in plaintext and without credentials (emulators only)." default:"false"`
-	CreateTable          bool          `yaml:"create_table" doc:"Create the table from the contract at start-up when it does not exist." default:"false"`
-	AddColumns           bool          `yaml:"add_columns" doc:"At start-up, add a NULLABLE column for every contract field the table lacks; when false such a table stops the sink." default:"true"`
-	EventTimeField       string        `yaml:"event_time_field" doc:"Top-level google.protobuf.Timestamp field of the contract copied into the _event_time column; when empty, occurred_at or event_time if the contract has one. Events where it is unset get the Kafka record timestamp." example:"occurred_at"`
-	PartitionField       string        `yaml:"partition_field" doc:"Top-level TIMESTAMP column a created table is time-partitioned by." default:"_event_time"`
-	PartitionGranularity string        `yaml:"partition_granularity" doc:"Time-partitioning granularity of a created table; none creates an unpartitioned table." default:"day" enum:"hour|day|month|year|none"`
-	Clustering           []string      `yaml:"clustering" doc:"Up to four top-level columns a created table is clustered by." example:"[\"_topic\", \"_partition\"]"`
-	ExactlyOnce          bool          `yaml:"exactly_once" doc:"Append through one committed write stream per source partition with offsets, resuming after a restart or rebalance from the highest _offset in the table, so each event lands once (see docs/sinks.md)." default:"false"`
-	AppendsInFlight      int           `yaml:"appends_in_flight" doc:"Most append requests awaiting a response on one write stream connection." default:"1000"`
-	MaxRequestBytes      Bytes         `yaml:"max_request_bytes" doc:"Largest append request; a batch is split into requests of at most this size (the service limit is 10MB)." default:"8MiB"`
-	AppendTimeout        time.Duration `yaml:"append_timeout" doc:"Longest the sink waits for one append request to be sent and answered. When it expires the write fails as transient and the engine retries it: the default stream is reconnected, and with exactly_once the stream is finalized and its row count says which rows landed, so none land twice." default:"30s"`
-	RequestTimeout       time.Duration `yaml:"request_timeout" doc:"Longest any other call the write path waits on may take: the offset queries of exactly_once and creating or finalizing a write stream. One that expires fails the write as transient, and the engine retries it." default:"1m"`
 }
 
 // Route sends matching events to a sink.

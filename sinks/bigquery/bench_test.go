@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 )
 
@@ -109,7 +108,7 @@ func BenchmarkWrite(b *testing.B) {
 // row.
 func BenchmarkEncode(b *testing.B) {
 	recs := benchRecords(b, 1000)
-	s, err := New(config.BigQuery{Project: "p", Dataset: "d", EventTimeField: "paid_at"}, Options{},
+	s, err := New(Config{Project: "p", Dataset: "d", EventTimeField: "paid_at"}, Options{},
 		sinks.Deps{Schema: recs[0].Message.Descriptor()})
 	if err != nil {
 		b.Fatal(err)

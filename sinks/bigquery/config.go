@@ -25,6 +25,29 @@ import (
 	"switchyard/internal/config"
 )
 
+// Config is the bigquery sink's section of a sink: it writes to BigQuery with the Storage
+// Write API (see docs/sinks.md, section BigQuery).
+type Config struct {
+	Project              string        `yaml:"project" doc:"Google Cloud project that owns the dataset." required:"true"`
+	Dataset              string        `yaml:"dataset" doc:"Dataset; it must exist." required:"true"`
+	Table                string        `yaml:"table" doc:"Table; derived from the contract name when empty (orders.v1.OrderPaid -> orders_v1_order_paid)."`
+	CredentialsFile      string        `yaml:"credentials_file" doc:"Service-account key file (JSON); Application Default Credentials when empty."`
+	Endpoint             string        `yaml:"endpoint" doc:"BigQuery REST API base URL, for emulators; Google's when empty." example:"http://localhost:9050"`
+	GRPCEndpoint         string        `yaml:"grpc_endpoint" doc:"Storage Write API gRPC address (host:port), for emulators; Google's when empty." example:"localhost:9060"`
+	Insecure             bool          `yaml:"insecure" doc:"Talk to endpoint and grpc_endpoint in plaintext and without credentials (emulators only)." default:"false"`
+	CreateTable          bool          `yaml:"create_table" doc:"Create the table from the contract at start-up when it does not exist." default:"false"`
+	AddColumns           bool          `yaml:"add_columns" doc:"At start-up, add a NULLABLE column for every contract field the table lacks; when false such a table stops the sink." default:"true"`
+	EventTimeField       string        `yaml:"event_time_field" doc:"Top-level google.protobuf.Timestamp field of the contract copied into the _event_time column; when empty, occurred_at or event_time if the contract has one. Events where it is unset get the Kafka record timestamp." example:"occurred_at"`
+	PartitionField       string        `yaml:"partition_field" doc:"Top-level TIMESTAMP column a created table is time-partitioned by." default:"_event_time"`
+	PartitionGranularity string        `yaml:"partition_granularity" doc:"Time-partitioning granularity of a created table; none creates an unpartitioned table." default:"day" enum:"hour|day|month|year|none"`
+	Clustering           []string      `yaml:"clustering" doc:"Up to four top-level columns a created table is clustered by." example:"[\"_topic\", \"_partition\"]"`
+	ExactlyOnce          bool          `yaml:"exactly_once" doc:"Append through one committed write stream per source partition with offsets, resuming after a restart or rebalance from the highest _offset in the table, so each event lands once (see docs/sinks.md)." default:"false"`
+	AppendsInFlight      int           `yaml:"appends_in_flight" doc:"Most append requests awaiting a response on one write stream connection." default:"1000"`
+	MaxRequestBytes      config.Bytes  `yaml:"max_request_bytes" doc:"Largest append request; a batch is split into requests of at most this size (the service limit is 10MB)." default:"8MiB"`
+	AppendTimeout        time.Duration `yaml:"append_timeout" doc:"Longest the sink waits for one append request to be sent and answered. When it expires the write fails as transient and the engine retries it: the default stream is reconnected, and with exactly_once the stream is finalized and its row count says which rows landed, so none land twice." default:"30s"`
+	RequestTimeout       time.Duration `yaml:"request_timeout" doc:"Longest any other call the write path waits on may take: the offset queries of exactly_once and creating or finalizing a write stream. One that expires fails the write as transient, and the engine retries it." default:"1m"`
+}
+
 // Options are what the sink needs besides its configuration. The zero value is fine.
 type Options struct {
 	// REST and GRPC are extra client options for the BigQuery REST client and the Storage
@@ -34,7 +57,7 @@ type Options struct {
 }
 
 // Defaults used when a config field holds its zero value (a config built in code rather
-// than loaded); the loader fills them from the default tags of config.BigQuery.
+// than loaded); the loader fills them from the default tags of Config.
 const (
 	defaultAppendsInFlight = 1000
 	defaultMaxRequestBytes = 8 << 20
@@ -81,7 +104,7 @@ var clusterable = []bigquery.FieldType{
 
 // settings is the checked configuration.
 type settings struct {
-	cfg             config.BigQuery
+	cfg             Config
 	table           string
 	partitioning    *bigquery.TimePartitioning // nil: unpartitioned
 	clustering      *bigquery.Clustering
@@ -92,7 +115,7 @@ type settings struct {
 }
 
 // check validates cfg against the layout derived from the contract, without connecting.
-func check(cfg config.BigQuery, lay *layout) (*settings, error) {
+func check(cfg Config, lay *layout) (*settings, error) {
 	s := &settings{cfg: cfg, table: cfg.Table, appendsInFlight: cfg.AppendsInFlight, maxRequest: int(cfg.MaxRequestBytes)}
 	var problems []string
 	if cfg.Project == "" {

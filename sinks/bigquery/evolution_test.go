@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 )
@@ -72,7 +71,7 @@ func evoRecord(t testing.TB, md protoreflect.MessageDescriptor, offset int64, js
 
 // newSink builds a sink on table of the fake (closed at the end of the test); edit changes
 // its configuration first.
-func newSink(t testing.TB, e *fakeEnv, table string, md protoreflect.MessageDescriptor, edit func(*config.BigQuery)) *Sink {
+func newSink(t testing.TB, e *fakeEnv, table string, md protoreflect.MessageDescriptor, edit func(*Config)) *Sink {
 	t.Helper()
 	cfg := e.config(table)
 	if edit != nil {
@@ -184,7 +183,7 @@ func TestSink_add_columns_false_refuses_a_table_that_lacks_columns(t *testing.T)
 	if err := newSink(t, e, table, evoSchema(t, evoV1), nil).Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s := newSink(t, e, table, evoSchema(t, evoV2), func(c *config.BigQuery) { c.AddColumns = false })
+	s := newSink(t, e, table, evoSchema(t, evoV2), func(c *Config) { c.AddColumns = false })
 	err := s.Open(ctx)
 	if err == nil || !strings.Contains(err.Error(), "lacks columns for contract fields") ||
 		!strings.Contains(err.Error(), "currency") || !strings.Contains(err.Error(), "ship_to.zip") {

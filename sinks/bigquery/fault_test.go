@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 	"switchyard/sinks/sinktest"
@@ -26,10 +25,10 @@ var modes = []struct {
 }{{"at_least_once", false}, {"exactly_once", true}}
 
 // openMode opens a sink on a fresh table in the given mode and tells it its partitions.
-func openMode(t *testing.T, e *fakeEnv, exactlyOnce bool, topic string, partitions int, edit func(*config.BigQuery)) (*Sink, string) {
+func openMode(t *testing.T, e *fakeEnv, exactlyOnce bool, topic string, partitions int, edit func(*Config)) (*Sink, string) {
 	t.Helper()
 	table := e.table("faults")
-	s := newSink(t, e, table, sinktest.Schema, func(c *config.BigQuery) {
+	s := newSink(t, e, table, sinktest.Schema, func(c *Config) {
 		c.ExactlyOnce = exactlyOnce
 		if edit != nil {
 			edit(c)
@@ -229,7 +228,7 @@ func TestSink_row_errors_fail_only_those_rows(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
 			e := newFakeEnv(t)
-			s, table := openMode(t, e, mode.exactlyOnce, "src-rows", 2, func(c *config.BigQuery) { c.MaxRequestBytes = 4096 })
+			s, table := openMode(t, e, mode.exactlyOnce, "src-rows", 2, func(c *Config) { c.MaxRequestBytes = 4096 })
 			recs := sinktest.Records("src-rows", "rows", 100, 2)
 			bad := map[string]bool{"rows-3": true, "rows-17": true, "rows-90": true}
 			e.fake.RejectRows(func(_ string, r bqfake.Row) string {
@@ -326,7 +325,7 @@ func TestSink_exactly_once_resumes_after_restart(t *testing.T) {
 
 	// b starts without a's memory (a crashed, say) and is handed records from before the
 	// last commit: 100..299, of which 100..199 landed already.
-	b := newSink(t, e, table, sinktest.Schema, func(c *config.BigQuery) { c.ExactlyOnce = true })
+	b := newSink(t, e, table, sinktest.Schema, func(c *Config) { c.ExactlyOnce = true })
 	if err := b.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -366,11 +365,11 @@ func TestSink_exactly_once_out_of_order_batches(t *testing.T) {
 	// Another instance with a table that holds 60..74 but none of 0..74 otherwise, as if
 	// a wrote 60..74 first and crashed.
 	other := e.table("ooo_crash")
-	c := newSink(t, e, other, sinktest.Schema, func(c *config.BigQuery) { c.ExactlyOnce = true })
+	c := newSink(t, e, other, sinktest.Schema, func(c *Config) { c.ExactlyOnce = true })
 	if err := c.Write(ctx, recs[60:75]); err != nil {
 		t.Fatal(err)
 	}
-	b := newSink(t, e, other, sinktest.Schema, func(c *config.BigQuery) { c.ExactlyOnce = true })
+	b := newSink(t, e, other, sinktest.Schema, func(c *Config) { c.ExactlyOnce = true })
 	if err := b.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +386,7 @@ func TestSink_exactly_once_out_of_order_batches(t *testing.T) {
 // transiently and the others land, only its records are handed back for retry.
 func TestSink_partial_failure_retries_only_unlanded_rows(t *testing.T) {
 	e := newFakeEnv(t)
-	s, table := openMode(t, e, false, "src-partial", 1, func(c *config.BigQuery) { c.MaxRequestBytes = 4096 })
+	s, table := openMode(t, e, false, "src-partial", 1, func(c *Config) { c.MaxRequestBytes = 4096 })
 	recs := sinktest.Records("src-partial", "partial", 100, 1)
 	e.fake.FailAppends(1, bqfake.Fault{Code: codes.ResourceExhausted, Message: "Exceeds 'Concurrent connections' quota", InBand: true})
 	err := s.Write(context.Background(), recs)
@@ -407,7 +406,7 @@ func TestSink_partial_failure_retries_only_unlanded_rows(t *testing.T) {
 
 func TestSink_row_larger_than_request_limit_fails(t *testing.T) {
 	e := newFakeEnv(t)
-	s, table := openMode(t, e, false, "src-big", 1, func(c *config.BigQuery) { c.MaxRequestBytes = 2048 })
+	s, table := openMode(t, e, false, "src-big", 1, func(c *Config) { c.MaxRequestBytes = 2048 })
 	recs := sinktest.Records("src-big", "big", 3, 1)
 	m := recs[1].Message.(*dynamicpb.Message)
 	tags := m.Mutable(sinktest.Schema.Fields().ByName("tags")).List()

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/internal/config"
 	"switchyard/sinks/sinktest"
 )
 
@@ -48,7 +47,7 @@ func TestSink_open_failures(t *testing.T) {
 			if table == "" {
 				table = e.table("open")
 			}
-			s := newSink(t, e, table, sinktest.Schema, func(c *config.BigQuery) {
+			s := newSink(t, e, table, sinktest.Schema, func(c *Config) {
 				c.CreateTable = tc.create
 				if tc.dataset != "" {
 					c.Dataset = tc.dataset

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 )
@@ -337,7 +336,7 @@ func TestSchema_unsupported(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			md := compileProto(t, tc.msg, map[string]string{"x.proto": tc.src})
-			_, err := New(config.BigQuery{Project: "p", Dataset: "d"}, Options{}, sinks.Deps{Schema: md})
+			_, err := New(Config{Project: "p", Dataset: "d"}, Options{}, sinks.Deps{Schema: md})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: got %v, want an error containing %q", err, tc.want)
 			}
@@ -350,20 +349,20 @@ func TestConfig_checks(t *testing.T) {
 	md := allKinds(t)
 	for _, tc := range []struct {
 		name string
-		edit func(c *config.BigQuery)
+		edit func(c *Config)
 		want string
 	}{
-		{"no_project", func(c *config.BigQuery) { c.Project = "" }, "project is required"},
-		{"bad_dataset", func(c *config.BigQuery) { c.Dataset = "my-dataset" }, `dataset "my-dataset"`},
-		{"partition_not_timestamp", func(c *config.BigQuery) { c.PartitionField = "f_string" }, `partition_field "f_string" is a STRING column`},
-		{"partition_missing", func(c *config.BigQuery) { c.PartitionField = "nope" }, `partition_field "nope" is not a top-level column`},
-		{"clustering_float", func(c *config.BigQuery) { c.Clustering = []string{"f_double"} }, `clustering column "f_double" is a FLOAT64 column`},
-		{"clustering_five", func(c *config.BigQuery) { c.Clustering = []string{"id", "f_string", "f_enum", "f_int64", "f_bool"} }, "at most 4"},
-		{"event_time_not_timestamp", func(c *config.BigQuery) { c.EventTimeField = "f_string" }, `event_time_field "f_string" is not a top-level google.protobuf.Timestamp`},
-		{"request_too_big", func(c *config.BigQuery) { c.MaxRequestBytes = 20 << 20 }, "10MB request limit"},
+		{"no_project", func(c *Config) { c.Project = "" }, "project is required"},
+		{"bad_dataset", func(c *Config) { c.Dataset = "my-dataset" }, `dataset "my-dataset"`},
+		{"partition_not_timestamp", func(c *Config) { c.PartitionField = "f_string" }, `partition_field "f_string" is a STRING column`},
+		{"partition_missing", func(c *Config) { c.PartitionField = "nope" }, `partition_field "nope" is not a top-level column`},
+		{"clustering_float", func(c *Config) { c.Clustering = []string{"f_double"} }, `clustering column "f_double" is a FLOAT64 column`},
+		{"clustering_five", func(c *Config) { c.Clustering = []string{"id", "f_string", "f_enum", "f_int64", "f_bool"} }, "at most 4"},
+		{"event_time_not_timestamp", func(c *Config) { c.EventTimeField = "f_string" }, `event_time_field "f_string" is not a top-level google.protobuf.Timestamp`},
+		{"request_too_big", func(c *Config) { c.MaxRequestBytes = 20 << 20 }, "10MB request limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := config.BigQuery{Project: "p", Dataset: "d", PartitionGranularity: "day", PartitionField: ColEventTime}
+			cfg := Config{Project: "p", Dataset: "d", PartitionGranularity: "day", PartitionField: ColEventTime}
 			tc.edit(&cfg)
 			problems := ValidateConfig(cfg, md)
 			if len(problems) != 1 || !strings.Contains(problems[0], tc.want) {
@@ -371,7 +370,7 @@ func TestConfig_checks(t *testing.T) {
 			}
 		})
 	}
-	if p := ValidateConfig(config.BigQuery{Project: "p", Dataset: "d"}, md); p != nil {
+	if p := ValidateConfig(Config{Project: "p", Dataset: "d"}, md); p != nil {
 		t.Errorf("zero-value options: got %q, want no problems", p)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 )
 
@@ -53,7 +52,7 @@ type Sink struct {
 }
 
 // New validates the configuration against the sink's schema. It does not connect; Open does.
-func New(cfg config.BigQuery, opt Options, deps sinks.Deps) (*Sink, error) {
+func New(cfg Config, opt Options, deps sinks.Deps) (*Sink, error) {
 	if deps.Schema == nil {
 		return nil, errors.New("bigquery sink: no schema")
 	}
@@ -83,7 +82,7 @@ func New(cfg config.BigQuery, opt Options, deps sinks.Deps) (*Sink, error) {
 
 // ValidateConfig checks a bigquery sink's options against the schema it will write, without
 // connecting. It returns one message per problem.
-func ValidateConfig(cfg config.BigQuery, schema protoreflect.MessageDescriptor) []string {
+func ValidateConfig(cfg Config, schema protoreflect.MessageDescriptor) []string {
 	lay, err := compile(schema, cfg.EventTimeField)
 	if err != nil {
 		return []string{fmt.Sprintf("contract %s: %v", schema.FullName(), err)}

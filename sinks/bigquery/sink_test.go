@@ -12,7 +12,6 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 	"switchyard/sinks/sinktest"
@@ -55,8 +54,8 @@ func (e *fakeEnv) table(prefix string) string {
 }
 
 // config is a sink configuration for table on the fake.
-func (e *fakeEnv) config(table string) config.BigQuery {
-	return config.BigQuery{
+func (e *fakeEnv) config(table string) Config {
+	return Config{
 		Project:              testProject,
 		Dataset:              testDataset,
 		Table:                table,
@@ -74,7 +73,7 @@ func (e *fakeEnv) config(table string) config.BigQuery {
 }
 
 // open builds and opens a sink, closed at the end of the test.
-func (e *fakeEnv) open(t testing.TB, cfg config.BigQuery, schema protoreflect.MessageDescriptor) *Sink {
+func (e *fakeEnv) open(t testing.TB, cfg Config, schema protoreflect.MessageDescriptor) *Sink {
 	t.Helper()
 	s, err := New(cfg, Options{}, sinks.Deps{Pipeline: "test", Sink: "bq", Schema: schema, Logger: testLogger(t)})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/sinks/sinktest"
 )
@@ -24,7 +23,7 @@ func TestSink_retries_on_timeout(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			e := newFakeEnv(t)
-			s, table := openMode(t, e, mode.exactlyOnce, "src-hang", 2, func(c *config.BigQuery) {
+			s, table := openMode(t, e, mode.exactlyOnce, "src-hang", 2, func(c *Config) {
 				c.AppendTimeout, c.RequestTimeout = timeout, timeout
 			})
 			recs := sinktest.Records("src-hang", "hang", 120, 2)
@@ -96,7 +95,7 @@ func TestConfig_timeout_defaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			set, err := check(config.BigQuery{Project: "p", Dataset: "d", AppendTimeout: tc.appendT, RequestTimeout: tc.requestT}, lay)
+			set, err := check(Config{Project: "p", Dataset: "d", AppendTimeout: tc.appendT, RequestTimeout: tc.requestT}, lay)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,8 +14,29 @@ import (
 	"switchyard/internal/config"
 )
 
+// Config is the clickhouse sink's section of a sink (see docs/sinks.md).
+type Config struct {
+	Addresses     []string      `yaml:"addresses" doc:"Native-protocol addresses, host:port." required:"true" example:"[\"localhost:9000\"]"`
+	Database      string        `yaml:"database" doc:"Database." default:"default"`
+	Table         string        `yaml:"table" doc:"Table; derived from the contract name when empty (auctions.v1.BidPlaced -> auctions_v1_bid_placed)."`
+	Username      string        `yaml:"username" doc:"User." default:"default"`
+	Password      string        `yaml:"password" doc:"Password." secret:"true"`
+	PasswordFile  string        `yaml:"password_file" doc:"File holding the password, instead of password."`
+	TLS           config.TLS    `yaml:"tls" doc:"TLS to the server."`
+	CreateTable   bool          `yaml:"create_table" doc:"Create the table from the contract when it does not exist (see docs/sinks.md for the type mapping)." default:"false"`
+	AddColumns    bool          `yaml:"add_columns" doc:"Add columns for fields the contract gained (ALTER TABLE ... ADD COLUMN) at start-up; when false a missing column stops the sink." default:"true"`
+	Engine        string        `yaml:"engine" doc:"Table engine for create_table." default:"MergeTree()" example:"ReplicatedMergeTree('/clickhouse/tables/{shard}/bids', '{replica}')"`
+	OrderBy       string        `yaml:"order_by" doc:"ORDER BY expression for create_table; keep _topic, _partition, _offset first so the de-duplication lookups use the primary key." default:"_topic, _partition, _offset"`
+	PartitionBy   string        `yaml:"partition_by" doc:"PARTITION BY expression for create_table; empty for none." default:"toYYYYMM(_event_time)"`
+	AsyncInsert   bool          `yaml:"async_insert" doc:"Insert with async_insert=1 and wait_for_async_insert=1 (ClickHouse 21.11+); the sink refuses to start on older servers." default:"false"`
+	InsertTimeout time.Duration `yaml:"insert_timeout" doc:"Longest one INSERT, or one look-up of landed offsets for de-duplication, may take (connecting included) before it counts as failed and the engine retries it." default:"30s"`
+	DialTimeout   time.Duration `yaml:"dial_timeout" doc:"Longest a connection attempt may take." default:"5s"`
+	Compression   string        `yaml:"compression" doc:"Native-protocol block compression." default:"lz4" enum:"none|lz4|zstd"`
+	MaxOpenConns  int           `yaml:"max_open_conns" doc:"Most connections open to the server at once; keep it above the sink's max_in_flight." default:"8"`
+}
+
 // Defaults for keys a hand-built config leaves at the zero value (the loader fills them from
-// the default tags of config.ClickHouse; keep the two equal).
+// the default tags of Config; keep the two equal).
 const (
 	defaultDatabase      = "default"
 	defaultUsername      = "default"
@@ -33,7 +54,7 @@ const (
 // withDefaults returns a copy of c with zero values replaced by their defaults. PartitionBy
 // and the booleans keep their zero values: the loader has already applied their defaults, and
 // an empty partition_by means "no partition key".
-func withDefaults(c config.ClickHouse) config.ClickHouse {
+func withDefaults(c Config) Config {
 	set := func(p *string, def string) {
 		if *p == "" {
 			*p = def
@@ -57,7 +78,7 @@ func withDefaults(c config.ClickHouse) config.ClickHouse {
 }
 
 // options builds the clickhouse-go options of c.
-func options(c config.ClickHouse) (*ch.Options, error) {
+func options(c Config) (*ch.Options, error) {
 	if len(c.Addresses) == 0 {
 		return nil, errors.New("clickhouse: addresses is empty")
 	}

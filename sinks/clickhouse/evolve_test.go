@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 )
 
-func orderConfig(table string) *config.ClickHouse {
+func orderConfig(table string) *Config {
 	cfg := testConfig(table)
 	cfg.OrderBy = "_topic, _partition, _offset, order_id"
 	return cfg

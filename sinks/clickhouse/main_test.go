@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"switchyard/integration/harness"
-	"switchyard/internal/config"
 	"switchyard/sinks"
 )
 
@@ -51,8 +50,8 @@ func newTable(t testing.TB) string {
 
 // testConfig is a sink configuration for table on the test server, as the loader would
 // fill it with defaults.
-func testConfig(table string) *config.ClickHouse {
-	return &config.ClickHouse{
+func testConfig(table string) *Config {
+	return &Config{
 		Addresses:   []string{server.Addr()},
 		Table:       table,
 		CreateTable: true,
@@ -62,7 +61,7 @@ func testConfig(table string) *config.ClickHouse {
 }
 
 // openSink creates and opens a sink, closed at the end of the test.
-func openSink(t testing.TB, cfg *config.ClickHouse, deps sinks.Deps) *Sink {
+func openSink(t testing.TB, cfg *Config, deps sinks.Deps) *Sink {
 	t.Helper()
 	s, err := New(cfg, deps)
 	if err != nil {

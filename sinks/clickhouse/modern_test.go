@@ -9,8 +9,6 @@ import (
 	chproto "github.com/ClickHouse/ch-go/proto"
 	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
-
-	"switchyard/internal/config"
 )
 
 // The test server is Debian's 18.16; users run 24.x and later. These tests cover the column
@@ -66,7 +64,7 @@ func TestModernServer_column_types(t *testing.T) {
 // the values that use modern types.
 func TestModernServer_driver_takes_values(t *testing.T) {
 	md := compile(t, "kinds.proto", "kinds.v1.AllKinds")
-	s, err := New(&config.ClickHouse{Addresses: []string{"127.0.0.1:1"}, Table: "x"}, testDeps(t, md))
+	s, err := New(&Config{Addresses: []string{"127.0.0.1:1"}, Table: "x"}, testDeps(t, md))
 	if err != nil {
 		t.Fatal(err)
 	}

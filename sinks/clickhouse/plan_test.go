@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 	"switchyard/sinks/sinktest"
 )
@@ -20,7 +19,7 @@ func plan(t testing.TB, s *Sink) ([]string, error) {
 	return s.Plan(ctx)
 }
 
-func newSink(t testing.TB, cfg *config.ClickHouse, deps sinks.Deps) *Sink {
+func newSink(t testing.TB, cfg *Config, deps sinks.Deps) *Sink {
 	t.Helper()
 	s, err := New(cfg, deps)
 	if err != nil {
@@ -69,7 +68,7 @@ ORDER BY (_topic, _partition, _offset)`
 // TestPlan_modern_server checks the DDL for a current server without one: DateTime64, Bool,
 // Map and the de-duplication window.
 func TestPlan_modern_server(t *testing.T) {
-	cfg := &config.ClickHouse{Addresses: []string{"127.0.0.1:1"}, Database: "analytics", CreateTable: true, AddColumns: true,
+	cfg := &Config{Addresses: []string{"127.0.0.1:1"}, Database: "analytics", CreateTable: true, AddColumns: true,
 		OrderBy: "_topic, _partition, _offset", PartitionBy: "toYYYYMM(_event_time)"}
 	md := compile(t, "order_v2.proto", "evolve.v1.Order")
 	s := newSink(t, cfg, testDeps(t, md))
@@ -141,15 +140,15 @@ func tableFromDDL(t testing.TB, ddl string) *table {
 func TestPlan_refuses(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  func(*config.ClickHouse)
+		cfg  func(*Config)
 		want string
 	}{
-		{"missing_table_without_create_table", func(c *config.ClickHouse) { c.CreateTable = false },
+		{"missing_table_without_create_table", func(c *Config) { c.CreateTable = false },
 			"table `default`.`%s` does not fit contract sinktest.v1.Event:\n" +
 				"  - the table does not exist\n" +
 				"what to do:\n" +
 				"  - create it, or set create_table: true to let the sink create it (`switchyard plan` prints the CREATE TABLE)"},
-		{"async_insert_on_18_16", func(c *config.ClickHouse) { c.AsyncInsert = true },
+		{"async_insert_on_18_16", func(c *Config) { c.AsyncInsert = true },
 			"clickhouse 18.16.1 has no async_insert (needs 21.11.0 or later); unset async_insert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

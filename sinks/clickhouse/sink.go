@@ -32,14 +32,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/config"
 	"switchyard/sinks"
 )
 
 // Sink writes records to one ClickHouse table. Create it with New; the engine calls Open (or
 // Plan), then Assigned, Write, Revoked and finally Close. All methods are goroutine-safe.
 type Sink struct {
-	cfg    config.ClickHouse
+	cfg    Config
 	opts   *ch.Options
 	schema protoreflect.MessageDescriptor
 	log    *slog.Logger
@@ -65,7 +64,7 @@ var (
 
 // New returns a sink for cfg that writes records of deps.Schema. It does not connect; Open
 // and Plan do.
-func New(cfg *config.ClickHouse, deps sinks.Deps) (*Sink, error) {
+func New(cfg *Config, deps sinks.Deps) (*Sink, error) {
 	if cfg == nil {
 		return nil, errors.New("clickhouse: no configuration")
 	}

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/contract"
-	"switchyard/internal/config"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 )
@@ -34,7 +33,7 @@ type Options struct {
 
 // Sink writes records to Kafka. It is goroutine-safe.
 type Sink struct {
-	cfg      config.KafkaSink
+	cfg      Config
 	opt      Options
 	deps     sinks.Deps
 	prod     *kafkaconn.Producer
@@ -45,7 +44,7 @@ type Sink struct {
 }
 
 // New validates the configuration and connects the publisher.
-func New(cfg config.KafkaSink, opt Options, deps sinks.Deps) (*Sink, error) {
+func New(cfg Config, opt Options, deps sinks.Deps) (*Sink, error) {
 	s := &Sink{cfg: cfg, opt: opt, deps: deps, schemaID: uint32(cfg.SchemaID)}
 	if err := s.plan(); err != nil {
 		return nil, err
@@ -70,7 +69,7 @@ func New(cfg config.KafkaSink, opt Options, deps sinks.Deps) (*Sink, error) {
 
 // ValidateConfig checks a kafka sink's options against the schema it will write, without
 // connecting. It returns one message per problem.
-func ValidateConfig(cfg config.KafkaSink, input contract.Encoding, schema protoreflect.MessageDescriptor) []string {
+func ValidateConfig(cfg Config, input contract.Encoding, schema protoreflect.MessageDescriptor) []string {
 	s := &Sink{cfg: cfg, opt: Options{Input: input}, deps: sinks.Deps{Schema: schema}}
 	if err := s.plan(); err != nil {
 		return []string{err.Error()}

@@ -15,7 +15,6 @@ import (
 
 	"switchyard/contract"
 	"switchyard/integration/harness"
-	"switchyard/internal/config"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 	"switchyard/sinks/kafka"
@@ -33,7 +32,7 @@ func TestSink_conformance(t *testing.T) {
 		for _, tp := range targets {
 			k.CreateTopic(t, tp, 3)
 		}
-		s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf", Headers: true},
+		s, err := kafka.New(kafka.Config{Topic: topic, Key: "source", Encoding: "protobuf", Headers: true},
 			kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw}, deps)
 		if err != nil {
 			t.Fatal(err)
@@ -81,33 +80,33 @@ func TestSink_encodings_and_keys(t *testing.T) {
 	framed := contract.FrameConfluent(nil, 7, []int{0}, body)
 	for _, tc := range []struct {
 		name  string
-		cfg   config.KafkaSink
+		cfg   kafka.Config
 		input contract.Encoding
 		value []byte // input value
 		want  func(t *testing.T, r *kgo.Record)
 	}{
-		{"raw passthrough", config.KafkaSink{Headers: true, Encoding: "protobuf", Key: "source"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
+		{"raw passthrough", kafka.Config{Headers: true, Encoding: "protobuf", Key: "source"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
 			if string(r.Value) != string(body) || string(r.Key) != "enc-0" {
 				t.Fatalf("value/key changed: %q %q", r.Key, r.Value)
 			}
 		}},
-		{"confluent stripped to raw", config.KafkaSink{Headers: true, Encoding: "protobuf", Key: "id"}, contract.Confluent, framed, func(t *testing.T, r *kgo.Record) {
+		{"confluent stripped to raw", kafka.Config{Headers: true, Encoding: "protobuf", Key: "id"}, contract.Confluent, framed, func(t *testing.T, r *kgo.Record) {
 			if string(r.Value) != string(body) || string(r.Key) != "enc-0" {
 				t.Fatalf("want the raw body and key from field id, got %q %q", r.Key, r.Value)
 			}
 		}},
-		{"confluent passthrough", config.KafkaSink{Headers: true, Encoding: "confluent", Key: "none"}, contract.Confluent, framed, func(t *testing.T, r *kgo.Record) {
+		{"confluent passthrough", kafka.Config{Headers: true, Encoding: "confluent", Key: "none"}, contract.Confluent, framed, func(t *testing.T, r *kgo.Record) {
 			if string(r.Value) != string(framed) || r.Key != nil {
 				t.Fatalf("want the framed bytes untouched and no key, got %q %q", r.Key, r.Value)
 			}
 		}},
-		{"raw framed with schema id", config.KafkaSink{Headers: true, Encoding: "confluent", SchemaID: 42, Key: "source"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
+		{"raw framed with schema id", kafka.Config{Headers: true, Encoding: "confluent", SchemaID: 42, Key: "source"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
 			id, _, b, err := contract.SplitConfluent(r.Value)
 			if err != nil || id != 42 || string(b) != string(body) {
 				t.Fatalf("want a frame with schema id 42 around the body, got id %d err %v", id, err)
 			}
 		}},
-		{"json", config.KafkaSink{Headers: true, Encoding: "json", Key: "seq"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
+		{"json", kafka.Config{Headers: true, Encoding: "json", Key: "seq"}, contract.Raw, body, func(t *testing.T, r *kgo.Record) {
 			m := dynamicpb.NewMessage(sinktest.Schema)
 			if err := protojson.Unmarshal(r.Value, m); err != nil || string(r.Key) != "0" {
 				t.Fatalf("want protojson and key from seq, got %q %q (%v)", r.Key, r.Value, err)
@@ -146,16 +145,16 @@ func TestSink_encodings_and_keys(t *testing.T) {
 
 func TestValidateConfig(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  config.KafkaSink
+		cfg  kafka.Config
 		in   contract.Encoding
 		want string
 	}{
-		{config.KafkaSink{Key: "nope"}, contract.Raw, `has no field "nope"`},
-		{config.KafkaSink{Key: "tags"}, contract.Raw, `"tags" is repeated`},
-		{config.KafkaSink{Key: "occurred_at"}, contract.Raw, `is a message, not a scalar`},
-		{config.KafkaSink{Encoding: "confluent"}, contract.Raw, "schema_id is required"},
-		{config.KafkaSink{Encoding: "confluent"}, contract.Confluent, ""},
-		{config.KafkaSink{Key: "occurred_at.seconds"}, contract.Raw, ""},
+		{kafka.Config{Key: "nope"}, contract.Raw, `has no field "nope"`},
+		{kafka.Config{Key: "tags"}, contract.Raw, `"tags" is repeated`},
+		{kafka.Config{Key: "occurred_at"}, contract.Raw, `is a message, not a scalar`},
+		{kafka.Config{Encoding: "confluent"}, contract.Raw, "schema_id is required"},
+		{kafka.Config{Encoding: "confluent"}, contract.Confluent, ""},
+		{kafka.Config{Key: "occurred_at.seconds"}, contract.Raw, ""},
 	} {
 		got := kafka.ValidateConfig(tc.cfg, tc.in, sinktest.Schema)
 		if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)) {
@@ -170,7 +169,7 @@ func TestSink_keeps_each_keys_order_within_a_batch(t *testing.T) {
 	k := harness.StartKafka(t)
 	topic := fmt.Sprintf("order-%d", time.Now().UnixNano())
 	k.CreateTopic(t, topic, 4)
-	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
+	s, err := kafka.New(kafka.Config{Topic: topic, Key: "source", Encoding: "protobuf"},
 		kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw}, sinks.Deps{Schema: sinktest.Schema})
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +215,7 @@ func TestSink_partitions_keys_as_the_java_client(t *testing.T) {
 	const partitions = 7
 	topic := fmt.Sprintf("murmur-%d", time.Now().UnixNano())
 	k.CreateTopic(t, topic, partitions)
-	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
+	s, err := kafka.New(kafka.Config{Topic: topic, Key: "source", Encoding: "protobuf"},
 		kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw}, sinks.Deps{Schema: sinktest.Schema})
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +272,7 @@ func TestSink_too_large_record_fails_alone(t *testing.T) {
 	k := harness.StartKafka(t)
 	topic := fmt.Sprintf("big-%d", time.Now().UnixNano())
 	k.CreateTopic(t, topic, 2)
-	s, err := kafka.New(config.KafkaSink{Topic: topic, Key: "source", Encoding: "protobuf"},
+	s, err := kafka.New(kafka.Config{Topic: topic, Key: "source", Encoding: "protobuf"},
 		kafka.Options{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Input: contract.Raw,
 			Producer: kafkaconn.ProducerOptions{MaxRecordBytes: 64 << 10}}, sinks.Deps{Schema: sinktest.Schema})
 	if err != nil {

@@ -1,5 +1,6 @@
 // Command gen writes docs/config.md and docs/config.schema.json from the declarations in
-// internal/config/types.go. Run it from the repository root after changing them:
+// internal/config/types.go and the config structs of the sink kinds that sinks/all
+// registers. Run it from the repository root after changing them:
 //
 //	go run ./internal/config/gen
 //
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 
 	"switchyard/internal/config"
+	_ "switchyard/sinks/all" // the sink kinds, whose sections the docs describe
 )
 
 func main() {

@@ -1,0 +1,31 @@
+package bigquery
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"switchyard/sinks"
+	"switchyard/sinks/registry"
+)
+
+func init() {
+	registry.Register(registry.Kind[Config]{
+		Name: "bigquery",
+		Doc:  "Write to BigQuery tables with the Storage Write API.",
+		Table: func(c *Config, contract protoreflect.MessageDescriptor) {
+			if c.Table == "" {
+				c.Table = TableName(contract.FullName())
+			}
+		},
+		Check: func(c *Config, s registry.Schemas) []string {
+			if s.Schema == nil {
+				return nil
+			}
+			return ValidateConfig(*c, s.Schema)
+		},
+		New: func(_ context.Context, c *Config, deps registry.Deps) (sinks.Sink, error) {
+			return New(*c, Options{}, deps.Deps)
+		},
+	})
+}

@@ -1,0 +1,5 @@
+package transforms_test
+
+// The test configurations route to kafka sinks, whose kind the loader learns from the
+// sink registry.
+import _ "switchyard/sinks/all"
