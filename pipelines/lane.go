@@ -35,7 +35,7 @@ type lane struct {
 	// through the runner (see transact).
 	txn    *kafkaconn.Producer
 	sinkW  sinks.Sink
-	txnMu  sync.Mutex // one transaction at a time
+	txns   txnGroup // one transaction at a time, over every batch waiting
 	retry  config.Retry
 	src    *source.Source
 	router *message.Router

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"switchyard/internal/kafkaconn"
@@ -15,20 +16,22 @@ import (
 // offset after it commit in one Kafka transaction, or none of them does. A failed attempt is
 // aborted and retried with backoff (like the runner's retries); a partition that is no longer
 // ours hands the batch back at once (its new owner starts from the last committed offset).
+//
+// Batches of other partitions waiting at the same time share the transaction (group
+// commit): a lane runs one transaction at a time, and each carries every batch that was
+// ready when it began.
 func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, recs []sinks.Record) error {
-	refused := map[*sinks.Record]error{} // records the sink refused permanently, dead-lettered
-	for attempt := 1; ; {
+	job := &txnJob{b: b, st: st, recs: recs, refused: map[*sinks.Record]error{}}
+	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		landed, dead, err := l.transactOnce(ctx, b, st, recs, refused)
+		err := l.txns.run(ctx, l, job)
 		switch {
 		case err == nil:
-			if len(landed) > 0 {
-				observer{l}.Landed(landed, time.Since(start))
+			if len(job.landed) > 0 {
+				observer{l}.Landed(job.landed, time.Since(start))
 			}
-			l.p.dlq.written(dead)
+			l.p.dlq.written(job.dead)
 			return nil
-		case errors.Is(err, errRefused):
-			continue // aborted to write the refused records as dead letters instead
 		case errors.Is(err, source.ErrNotOwned), errors.Is(err, kafkaconn.ErrFenced), ctx.Err() != nil:
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
@@ -41,47 +44,172 @@ func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, rec
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		attempt++
 	}
+}
+
+// txnJob is one batch on its way into a transaction.
+type txnJob struct {
+	b       *source.Batch
+	st      *laneState
+	recs    []sinks.Record
+	refused map[*sinks.Record]error // records the sink refused permanently: dead-lettered
+
+	// Set by the transaction that took the job.
+	out    []*sinks.Record // records given to the sink
+	dead   []deadLetter    // dead letters written
+	landed []*sinks.Record
+	err    error
+	done   chan struct{}
+}
+
+// txnGroup runs a lane's transactions one at a time, each over every job waiting.
+type txnGroup struct {
+	run1    sync.Mutex // held while a transaction runs
+	mu      sync.Mutex
+	pending []*txnJob
+}
+
+// run queues job and returns once a transaction carried it (committed or not).
+func (g *txnGroup) run(ctx context.Context, l *lane, job *txnJob) error {
+	job.done = make(chan struct{})
+	job.out, job.dead, job.landed, job.err = nil, nil, nil, nil
+	g.mu.Lock()
+	g.pending = append(g.pending, job)
+	g.mu.Unlock()
+	g.run1.Lock()
+	g.mu.Lock()
+	jobs := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	if len(jobs) > 0 {
+		l.transactJobs(ctx, jobs)
+	}
+	g.run1.Unlock()
+	select {
+	case <-job.done:
+		return job.err
+	case <-ctx.Done():
+		// Another caller's transaction still carries the job; it finishes the job, and the
+		// batch, whose context is gone, is redelivered.
+		return ctx.Err()
+	}
+}
+
+// transactTimeout bounds one transaction's produce, flush and commit, so that a broker that
+// stops answering cannot hold the lane: the attempt fails, is aborted and retried.
+const transactTimeout = 2 * time.Minute
+
+// transactJobs runs transactions until every job is committed or failed. Jobs whose sink
+// refused records permanently are retried at once with those records dead-lettered instead;
+// jobs whose partition is no longer owned fail with source.ErrNotOwned and the others are
+// retried without them; any other failure fails every job (each retries with backoff).
+func (l *lane) transactJobs(parent context.Context, jobs []*txnJob) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), transactTimeout)
+	defer cancel()
+	finish := func(js []*txnJob, err error) {
+		for _, j := range js {
+			j.err = err
+			close(j.done)
+		}
+	}
+	for len(jobs) > 0 {
+		var out []*sinks.Record
+		owner := map[*sinks.Record]*txnJob{}
+		var empty, busy []*txnJob
+		for _, j := range jobs {
+			if err := j.prepare(l); err != nil {
+				finish([]*txnJob{j}, err)
+				continue
+			}
+			if len(j.out) == 0 && len(j.dead) == 0 {
+				empty = append(empty, j)
+				continue
+			}
+			for _, r := range j.out {
+				owner[r] = j
+			}
+			out = append(out, j.out...)
+			busy = append(busy, j)
+		}
+		// Nothing to produce: a transaction holding only offsets would never be ended by the
+		// client, so commit them plainly.
+		for _, j := range empty {
+			finish([]*txnJob{j}, l.src.CommitBatch(ctx, j.b))
+		}
+		if len(busy) == 0 {
+			return
+		}
+		jobs = busy
+		retry, err := l.transactOnce(ctx, jobs, out, owner)
+		switch {
+		case err == nil:
+			for _, j := range jobs {
+				j.landed = j.out
+			}
+			finish(jobs, nil)
+			return
+		case errors.Is(err, errRefused):
+			continue // retry with the refused records dead-lettered
+		case retry != nil:
+			finish(without(jobs, retry), err) // not owned
+			jobs = retry
+			continue
+		default:
+			finish(jobs, err)
+			return
+		}
+	}
+}
+
+// without returns the jobs not in keep.
+func without(jobs, keep []*txnJob) []*txnJob {
+	var out []*txnJob
+	for _, j := range jobs {
+		found := false
+		for _, k := range keep {
+			found = found || j == k
+		}
+		if !found {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// prepare splits the job's routed records into those for the sink and the dead letters.
+func (j *txnJob) prepare(l *lane) error {
+	j.out = j.out[:0]
+	j.dead = append(j.dead[:0], j.st.dead...)
+	for _, r := range j.st.ptrs {
+		if err, ok := j.refused[r]; ok {
+			i, found := indexOf(j.recs, r)
+			if !found {
+				return fmt.Errorf("refused record %s/%d@%d is not in its batch", r.Topic, r.Partition, r.Offset)
+			}
+			j.dead = append(j.dead, deadLetter{rec: j.b.Records[i], reason: ReasonSink, err: err, contract: r.Contract, sink: l.sink, attempts: 1})
+			continue
+		}
+		j.out = append(j.out, r)
+	}
+	return nil
 }
 
 // errRefused: the sink refused some records permanently inside a transaction, which was
 // aborted so that they are dead-lettered in the next attempt.
 var errRefused = errors.New("records refused")
 
-// transactOnce runs one transaction. It returns the records that landed and the dead letters
-// written, once the transaction committed.
-func (l *lane) transactOnce(ctx context.Context, b *source.Batch, st *laneState, recs []sinks.Record, refused map[*sinks.Record]error) ([]*sinks.Record, []deadLetter, error) {
-	l.txnMu.Lock()
-	defer l.txnMu.Unlock()
-	dead := append([]deadLetter(nil), st.dead...)
-	var out []*sinks.Record
-	for _, r := range st.ptrs {
-		if err, ok := refused[r]; ok {
-			i, found := indexOf(recs, r)
-			if !found {
-				return nil, nil, fmt.Errorf("refused record %s/%d@%d is not in its batch", r.Topic, r.Partition, r.Offset)
-			}
-			dead = append(dead, deadLetter{rec: b.Records[i], reason: ReasonSink, err: err, contract: r.Contract, sink: l.sink, attempts: 1})
-			continue
-		}
-		out = append(out, r)
-	}
-	if len(out) == 0 && len(dead) == 0 {
-		// Nothing to produce: a transaction holding only offsets would never be ended by the
-		// client, so commit them plainly.
-		return nil, nil, l.src.CommitBatch(ctx, b)
-	}
+// transactOnce runs one transaction over jobs (out are their records for the sink, owner
+// maps each to its job). On source.ErrNotOwned it returns the jobs that are still owned, to
+// be retried without the others.
+func (l *lane) transactOnce(ctx context.Context, jobs []*txnJob, out []*sinks.Record, owner map[*sinks.Record]*txnJob) ([]*txnJob, error) {
 	if err := l.txn.Begin(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	abort := func(err error) ([]*sinks.Record, []deadLetter, error) {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if aerr := l.txn.Abort(actx); aerr != nil {
-			return nil, nil, errors.Join(err, aerr)
+	abort := func(err error) error {
+		if aerr := l.txn.Abort(ctx); aerr != nil {
+			return errors.Join(err, aerr)
 		}
-		return nil, nil, err
+		return err
 	}
 	if len(out) > 0 {
 		err := l.sinkW.Write(ctx, out)
@@ -90,30 +218,44 @@ func (l *lane) transactOnce(ctx context.Context, b *source.Batch, st *laneState,
 		case err == nil:
 		case errors.As(err, &be) && len(be.Failed) > 0:
 			for i, ferr := range be.Failed {
-				refused[out[i]] = ferr
+				owner[out[i]].refused[out[i]] = ferr
 			}
-			return abort(errRefused)
+			return nil, abort(errRefused)
 		case sinks.IsPermanent(err):
 			for _, r := range out {
-				refused[r] = err
+				owner[r].refused[r] = err
 			}
-			return abort(errRefused)
+			return nil, abort(errRefused)
 		default:
-			return abort(err)
+			return nil, abort(err)
 		}
 	}
+	var dead []deadLetter
+	batches := make([]*source.Batch, len(jobs))
+	offsets := kafkaconn.Offsets{}
+	for i, j := range jobs {
+		dead = append(dead, j.dead...)
+		batches[i] = j.b
+		last := j.b.Records[len(j.b.Records)-1]
+		if offsets[j.b.Topic] == nil {
+			offsets[j.b.Topic] = map[int32]int64{}
+		}
+		offsets[j.b.Topic][j.b.Partition] = last.Offset + 1
+	}
 	if err := l.p.dlq.produce(ctx, l.txn, dead); err != nil {
-		return abort(err)
+		return nil, abort(err)
 	}
-	last := b.Records[len(b.Records)-1]
-	err := l.src.Fence(b, func(m kafkaconn.Member) error {
-		return l.txn.Commit(ctx, m, kafkaconn.Offsets{b.Topic: {b.Partition: last.Offset + 1}})
+	lost, err := l.src.Fence(batches, func(m kafkaconn.Member) error {
+		return l.txn.Commit(ctx, m, offsets)
 	})
-	if errors.Is(err, source.ErrNotOwned) {
-		return abort(err)
+	if len(lost) > 0 {
+		var owned []*txnJob
+		for i, j := range jobs {
+			if !lost[i] {
+				owned = append(owned, j)
+			}
+		}
+		return owned, abort(err)
 	}
-	if err != nil {
-		return nil, nil, err // Commit aborted
-	}
-	return out, dead, nil
+	return nil, err // Commit aborted on error
 }

@@ -16,16 +16,28 @@ import (
 // batch was fetched: another member may own it, so nothing of the batch may be committed.
 var ErrNotOwned = errors.New("partition no longer owned")
 
-// Fence runs commit with the group membership this source's batch b was fetched under, unless
-// its partition was lost or released since, and keeps the partition from being marked lost
-// until commit returns. commit is what makes the batch's results and its offsets durable in
-// one transaction (kafkaconn.Producer.Commit): the coordinator refuses the membership of a
-// member that was replaced, and a loss noticed by this member first stops the commit here.
-func (s *Source) Fence(b *Batch, commit func(kafkaconn.Member) error) error {
+// Fence runs commit with the group membership that the batches were fetched under, unless
+// the partition of one of them was lost or released since, and keeps partitions from being
+// marked lost until commit returns. commit is what makes the batches' results and offsets
+// durable in one transaction (kafkaconn.Producer.Commit): the coordinator refuses the
+// membership of a member that was replaced, and a loss noticed by this member first stops the
+// commit here. If a batch is no longer owned, commit is not run: lost marks those batches and
+// the error wraps ErrNotOwned.
+func (s *Source) Fence(batches []*Batch, commit func(kafkaconn.Member) error) (lost []bool, err error) {
 	s.fenceMu.RLock()
 	defer s.fenceMu.RUnlock()
-	if err := s.owns(b); err != nil {
-		return err
+	var errs []error
+	for i, b := range batches {
+		if err := s.owns(b); err != nil {
+			if lost == nil {
+				lost = make([]bool, len(batches))
+			}
+			lost[i] = true
+			errs = append(errs, err)
+		}
+	}
+	if lost != nil {
+		return lost, errors.Join(errs...)
 	}
 	member, gen := s.client.GroupMetadata()
 	instance, _ := s.client.OptValue(kgo.InstanceID).(*string)
@@ -33,7 +45,7 @@ func (s *Source) Fence(b *Batch, commit func(kafkaconn.Member) error) error {
 	if instance != nil {
 		m.InstanceID = *instance
 	}
-	return commit(m)
+	return nil, commit(m)
 }
 
 // CommitBatch commits the offset after b through the consumer group, outside any transaction,
