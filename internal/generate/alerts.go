@@ -138,7 +138,7 @@ func burnAlert(p Pipeline, s Sink, o SLO, severity string) Rule {
 		f := ratio(w.Factor)
 		fmt.Fprintf(&expr, "(\n  %s%s > %s * %s\nand\n  %s%s > %s * %s\n)",
 			ErrorRatioRecord(w.Long), sel, f, budget, ErrorRatioRecord(w.Short), sel, f, budget)
-		pairs = append(pairs, fmt.Sprintf("more than %sx over both %s and %s", f, promDuration(w.Long), promDuration(w.Short)))
+		pairs = append(pairs, fmt.Sprintf("%sx over both %s and %s", f, promDuration(w.Long), promDuration(w.Short)))
 	}
 	what := o.Kind
 	if o.Kind == Freshness {
@@ -161,7 +161,7 @@ func burnAlert(p Pipeline, s Sink, o SLO, severity string) Rule {
 		},
 		Annotations: map[string]string{
 			"summary": fmt.Sprintf("Pipeline %s sink %s is burning its %s error budget %s", p.Name, s.Name, o.Kind, speed),
-			"description": fmt.Sprintf("The %s SLO of sink %s of pipeline %s (objective %s over %s) is burning its error budget %s the rate that would last the window. Check the pipeline's row of the Switchyard dashboard: consumer lag, freshness, dead letters by reason, sink_up.",
+			"description": fmt.Sprintf("The %s SLO of sink %s of pipeline %s (objective %s over %s) is burning its error budget at more than %s, the rate that spends exactly the budget in a window. Check the pipeline's row of the Switchyard dashboard: consumer lag, freshness, dead letters by reason, sink_up.",
 				what, s.Name, p.Name, percent(o.Objective), promDuration(o.Window), strings.Join(pairs, ", or ")),
 		},
 	}

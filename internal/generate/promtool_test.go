@@ -30,6 +30,7 @@ func runPromtool(t *testing.T, dir string, args ...string) string {
 	if err != nil {
 		t.Fatalf("promtool %v: %v\n%s", args, err, out)
 	}
+	t.Logf("promtool %v:\n%s", args, out)
 	return string(out)
 }
 
