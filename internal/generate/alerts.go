@@ -161,7 +161,7 @@ func burnAlert(p Pipeline, s Sink, o SLO, severity string) Rule {
 		},
 		Annotations: map[string]string{
 			"summary": fmt.Sprintf("Pipeline %s sink %s is burning its %s error budget %s", p.Name, s.Name, o.Kind, speed),
-			"description": fmt.Sprintf("The %s SLO of sink %s of pipeline %s (objective %s over %s) is burning its error budget at more than %s, the rate that spends exactly the budget in a window. Check the pipeline's row of the Switchyard dashboard: consumer lag, freshness, dead letters by reason, sink_up.",
+			"description": fmt.Sprintf("The %s SLO of sink %s of pipeline %s (objective %s over %s) is burning its error budget at more than %s, the rate that spends exactly the budget in a window. Check the pipeline's row of the Switchyard dashboard (lag, freshness, dead letters by reason) and switchyard_sink_up.",
 				what, s.Name, p.Name, percent(o.Objective), promDuration(o.Window), strings.Join(pairs, ", or ")),
 		},
 	}
