@@ -1,4 +1,5 @@
-// Package app implements the switchyard command line: run, validate, plan, dev and version.
+// Package app implements the switchyard command line: run, validate, plan, dev, generate and
+// version.
 package app
 
 import (
@@ -35,6 +36,8 @@ Commands:
   validate  check a configuration and its contracts, print one line per pipeline
   plan      print, per sink, the schema changes start-up would make, without making them
   dev       run the embedded default: an in-process broker, sample events, configs/dev.yaml
+  generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
+            of a configuration
   version   print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
@@ -56,6 +59,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdPlan(ctx, rest, stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
+	case "generate":
+		return cmdGenerate(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version())
 		return 0
