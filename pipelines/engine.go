@@ -16,6 +16,7 @@ import (
 
 	"switchyard/contract"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines/source"
@@ -272,13 +273,13 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		LagInterval:    src.LagInterval,
 		StallAfter:     src.StallAfter,
 		OnLag:          l.onLag,
-		OnAssigned: func(ctx context.Context, tps []sinks.TopicPartition) error {
+		OnAssigned: func(ctx context.Context, tps []event.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)
 			}
 			return nil
 		},
-		OnRevoked: func(ctx context.Context, tps []sinks.TopicPartition) {
+		OnRevoked: func(ctx context.Context, tps []event.TopicPartition) {
 			if listener != nil {
 				listener.Revoked(ctx, tps)
 			}

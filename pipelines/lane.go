@@ -11,11 +11,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/contract"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
 	"switchyard/routing"
@@ -58,9 +58,9 @@ type lane struct {
 type laneState struct {
 	decoders map[*contract.Contract]*contract.Decoder
 	act      routing.Activation
-	recs     []sinks.Record
-	ptrs     []*sinks.Record
-	headers  []sinks.Header
+	recs     []event.Record
+	ptrs     []*event.Record
+	headers  []event.Header
 	dead     []deadLetter
 	outs     []protoreflect.Message // transform results, reused
 	// retry is a transient failure of the batch being processed (the schema registry
@@ -110,7 +110,7 @@ func (l *lane) handle(msg *message.Message) error {
 	}()
 	n := len(b.Records)
 	if cap(st.recs) < n {
-		st.recs = make([]sinks.Record, n)
+		st.recs = make([]event.Record, n)
 	}
 	recs := st.recs[:n]
 	st.headers = st.headers[:0]
@@ -153,7 +153,7 @@ func (l *lane) handle(msg *message.Message) error {
 
 // indexOf finds the batch index of a record given to the runner. Routed records point into
 // recs, or are copies (one event, several routes) that carry the same offset.
-func indexOf(recs []sinks.Record, r *sinks.Record) (int, bool) {
+func indexOf(recs []event.Record, r *event.Record) (int, bool) {
 	if i := int(r.Offset - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == r.Offset {
 		return i, true
 	}
@@ -176,13 +176,13 @@ func decodeReason(err error) Reason {
 
 // process decodes, validates and routes one record. A panic in any of it dead-letters the
 // record instead of stalling the partition.
-func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
+func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 	defer func() {
 		if v := recover(); v != nil {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: fmt.Errorf("panic while processing: %v", v), sink: l.sink})
 		}
 	}()
-	*rec = sinks.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value}
+	*rec = event.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value}
 	if limit := l.p.cp.Config.MaxEventBytes; limit > 0 && int64(len(kr.Value)) > int64(limit) {
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, cause: CauseTooLarge,
@@ -235,7 +235,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 	if len(kr.Headers) > 0 {
 		start := len(st.headers)
 		for _, h := range kr.Headers {
-			st.headers = append(st.headers, sinks.Header{Key: h.Key, Value: h.Value})
+			st.headers = append(st.headers, event.Header{Key: h.Key, Value: h.Value})
 		}
 		rec.Headers = st.headers[start:len(st.headers):len(st.headers)]
 	}
@@ -298,7 +298,7 @@ func (l *lane) matchesOther(act *routing.Activation) bool {
 // observer feeds runner telemetry into the lane's metrics.
 type observer struct{ l *lane }
 
-func (o observer) Landed(recs []*sinks.Record, took time.Duration) {
+func (o observer) Landed(recs []*event.Record, took time.Duration) {
 	l := o.l
 	n := len(recs)
 	l.landed.Add(float64(n))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
 	"switchyard/sinks"
@@ -15,8 +16,8 @@ import (
 // offset after it commit in one Kafka transaction, or none of them does. A failed attempt is
 // aborted and retried with backoff (like the runner's retries); a partition that is no longer
 // ours hands the batch back at once (its new owner starts from the last committed offset).
-func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, recs []sinks.Record) error {
-	refused := map[*sinks.Record]error{} // records the sink refused permanently, dead-lettered
+func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, recs []event.Record) error {
+	refused := map[*event.Record]error{} // records the sink refused permanently, dead-lettered
 	for attempt := 1; ; {
 		start := time.Now()
 		landed, dead, err := l.transactOnce(ctx, b, st, recs, refused)
@@ -51,11 +52,11 @@ var errRefused = errors.New("records refused")
 
 // transactOnce runs one transaction. It returns the records that landed and the dead letters
 // written, once the transaction committed.
-func (l *lane) transactOnce(ctx context.Context, b *source.Batch, st *laneState, recs []sinks.Record, refused map[*sinks.Record]error) ([]*sinks.Record, []deadLetter, error) {
+func (l *lane) transactOnce(ctx context.Context, b *source.Batch, st *laneState, recs []event.Record, refused map[*event.Record]error) ([]*event.Record, []deadLetter, error) {
 	l.txnMu.Lock()
 	defer l.txnMu.Unlock()
 	dead := append([]deadLetter(nil), st.dead...)
-	var out []*sinks.Record
+	var out []*event.Record
 	for _, r := range st.ptrs {
 		if err, ok := refused[r]; ok {
 			i, found := indexOf(recs, r)
@@ -75,7 +76,7 @@ func (l *lane) transactOnce(ctx context.Context, b *source.Batch, st *laneState,
 	if err := l.txn.Begin(); err != nil {
 		return nil, nil, err
 	}
-	abort := func(err error) ([]*sinks.Record, []deadLetter, error) {
+	abort := func(err error) ([]*event.Record, []deadLetter, error) {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if aerr := l.txn.Abort(actx); aerr != nil {

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // Variables visible to route conditions (and to transform expressions).
@@ -115,7 +115,7 @@ func SafeEvalError(err error) string {
 // goroutine: set its fields and evaluate; nothing is allocated until a variable is read.
 type Activation struct {
 	Event  protoreflect.Message
-	Record *sinks.Record
+	Record *event.Record
 }
 
 // ResolveName implements interpreter.Activation.

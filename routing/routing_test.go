@@ -12,8 +12,8 @@ import (
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/routing"
-	"switchyard/sinks"
 )
 
 func registry(t *testing.T) *contract.Registry {
@@ -42,8 +42,8 @@ func TestMatch(t *testing.T) {
 	}
 	units := ev.Get(ev.Descriptor().Fields().ByName("amount")).Message()
 	amount := units.Get(units.Descriptor().Fields().ByName("units")).Int()
-	rec := &sinks.Record{Topic: "auctions.bids", Partition: 3, Offset: 42, Key: []byte("k1"),
-		Timestamp: time.Unix(1700000000, 0), Headers: []sinks.Header{{Key: "region", Value: []byte("eu")}}}
+	rec := &event.Record{Topic: "auctions.bids", Partition: 3, Offset: 42, Key: []byte("k1"),
+		Timestamp: time.Unix(1700000000, 0), Headers: []event.Header{{Key: "region", Value: []byte("eu")}}}
 	for _, tc := range []struct {
 		when    string
 		match   bool

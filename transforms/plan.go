@@ -12,8 +12,8 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"switchyard/internal/event"
 	"switchyard/routing"
-	"switchyard/sinks"
 )
 
 // This file is the per-event half: plans resolved once by Compile (output field
@@ -228,7 +228,7 @@ func (g *getter) value(ctx *evalCtx) (protoreflect.Value, bool, error) {
 type evalCtx struct {
 	chain   *Chain
 	in      protoreflect.Message
-	rec     *sinks.Record
+	rec     *event.Record
 	elem    protoreflect.Value // current element of the exploded list
 	hasElem bool
 	elemCEL any // elem as expressions see it (only when one reads it)
@@ -245,7 +245,7 @@ func (ctx *evalCtx) reset() {
 func (ctx *evalCtx) ResolveName(name string) (any, bool) {
 	r := ctx.rec
 	if r == nil {
-		r = &sinks.Record{}
+		r = &event.Record{}
 	}
 	switch name {
 	case routing.VarEvent:

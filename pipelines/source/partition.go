@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // Redelivery backoff after a nack: doubling per consecutive nack of the partition, jittered.
@@ -27,7 +27,7 @@ const (
 type partition struct {
 	s        *Source
 	cl       pauser
-	tp       sinks.TopicPartition
+	tp       event.TopicPartition
 	seq      uint64             // distinguishes assignments of the same partition in message ids
 	pauseArg map[string][]int32 // this partition, as Pause/ResumeFetchPartitions want it
 
@@ -89,7 +89,7 @@ func (s *Source) newPartition(cl pauser, topic string, n int32, seq uint64, read
 	p := &partition{
 		s:           s,
 		cl:          cl,
-		tp:          sinks.TopicPartition{Topic: topic, Partition: n},
+		tp:          event.TopicPartition{Topic: topic, Partition: n},
 		seq:         seq,
 		pauseArg:    map[string][]int32{topic: {n}},
 		notify:      make(chan struct{}, 1),

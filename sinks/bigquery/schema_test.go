@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 )
@@ -235,8 +236,8 @@ func TestSchema_round_trip(t *testing.T) {
 	}`), m); err != nil {
 		t.Fatalf("build event: %v", err)
 	}
-	rec := &sinks.Record{Topic: "kinds", Partition: 3, Offset: 77, Timestamp: time.Unix(1, 0), Message: m, Contract: string(md.FullName())}
-	if err := s.Write(context.Background(), []*sinks.Record{rec}); err != nil {
+	rec := &event.Record{Topic: "kinds", Partition: 3, Offset: 77, Timestamp: time.Unix(1, 0), Message: m, Contract: string(md.FullName())}
+	if err := s.Write(context.Background(), []*event.Record{rec}); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	rows, err := e.fake.Rows(testProject, testDataset, table)

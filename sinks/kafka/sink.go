@@ -16,6 +16,7 @@ import (
 
 	"switchyard/contract"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 )
@@ -40,7 +41,7 @@ type Sink struct {
 	prod     *kafkaconn.Producer
 	keyPath  []protoreflect.FieldDescriptor // nil: source key or none
 	keyPaths sync.Map                       // protoreflect.MessageDescriptor -> []protoreflect.FieldDescriptor
-	encode   func(r *sinks.Record) ([]byte, error)
+	encode   func(r *event.Record) ([]byte, error)
 	schemaID uint32
 }
 
@@ -89,10 +90,10 @@ func (s *Sink) plan() error {
 		s.keyPath = path
 	}
 	in := s.opt.Input
-	marshal := func(r *sinks.Record) ([]byte, error) { return proto.Marshal(r.Message.Interface()) }
+	marshal := func(r *event.Record) ([]byte, error) { return proto.Marshal(r.Message.Interface()) }
 	switch s.cfg.Encoding {
 	case "", "protobuf":
-		s.encode = func(r *sinks.Record) ([]byte, error) {
+		s.encode = func(r *event.Record) ([]byte, error) {
 			switch {
 			case r.Transformed || in == contract.JSON:
 				return marshal(r)
@@ -106,7 +107,7 @@ func (s *Sink) plan() error {
 		if in != contract.Confluent && s.cfg.SchemaID <= 0 {
 			return errors.New("schema_id is required when encoding is confluent and the input is not Confluent-framed")
 		}
-		s.encode = func(r *sinks.Record) ([]byte, error) {
+		s.encode = func(r *event.Record) ([]byte, error) {
 			if in == contract.Confluent && !r.Transformed {
 				return r.Value, nil
 			}
@@ -124,7 +125,7 @@ func (s *Sink) plan() error {
 			return contract.FrameConfluent(make([]byte, 0, len(body)+6), s.schemaID, []int{0}, body), nil
 		}
 	case "json":
-		s.encode = func(r *sinks.Record) ([]byte, error) {
+		s.encode = func(r *event.Record) ([]byte, error) {
 			if in == contract.JSON && !r.Transformed {
 				return r.Value, nil
 			}
@@ -197,7 +198,7 @@ func (s *Sink) keyFields(md protoreflect.MessageDescriptor) []protoreflect.Field
 	return p
 }
 
-func (s *Sink) key(r *sinks.Record) []byte {
+func (s *Sink) key(r *event.Record) []byte {
 	switch {
 	case s.keyPath != nil:
 		path := s.keyFields(r.Message.Descriptor())
@@ -227,7 +228,7 @@ func (s *Sink) key(r *sinks.Record) []byte {
 // Write produces every record. A record that cannot be encoded, or that is too large for the
 // producer or the topic, fails alone (permanently, wrapping sinks.ErrTooLarge for the size);
 // any other produce error is transient and only that record is retried.
-func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
+func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
