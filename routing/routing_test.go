@@ -16,7 +16,7 @@ import (
 	"switchyard/routing"
 )
 
-func registry(t *testing.T) *contract.Registry {
+func registry(t testing.TB) *contract.Registry {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	reg, err := contract.Load(filepath.Join(filepath.Dir(filepath.Dir(file)), "contracts"))
