@@ -16,9 +16,9 @@ import (
 	"switchyard/contract"
 	"switchyard/internal/config"
 	"switchyard/internal/event"
+	"switchyard/internal/expr"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
-	"switchyard/routing"
 	"switchyard/sinks"
 )
 
@@ -57,7 +57,7 @@ type lane struct {
 // laneState is reused across batches by one handler goroutine at a time.
 type laneState struct {
 	decoders map[*contract.Contract]*contract.Decoder
-	act      routing.Activation
+	act      expr.Activation
 	recs     []event.Record
 	ptrs     []*event.Record
 	headers  []event.Header
@@ -239,7 +239,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		}
 		rec.Headers = st.headers[start:len(st.headers):len(st.headers)]
 	}
-	st.act.Event, st.act.Record = msg, rec
+	st.act.Reset(msg, rec)
 	matched := false
 	for _, r := range l.routes {
 		ok, err := r.Match(&st.act)
@@ -286,7 +286,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 
 // matchesOther reports whether a route of another sink matches (an evaluation error counts as
 // a match: that lane dead-letters it).
-func (l *lane) matchesOther(act *routing.Activation) bool {
+func (l *lane) matchesOther(act *expr.Activation) bool {
 	for _, r := range l.others {
 		if ok, err := r.Match(act); ok || err != nil {
 			return true

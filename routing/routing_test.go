@@ -13,6 +13,7 @@ import (
 	"switchyard/contract/eventgen"
 	"switchyard/internal/config"
 	"switchyard/internal/event"
+	"switchyard/internal/expr"
 	"switchyard/routing"
 )
 
@@ -63,7 +64,7 @@ func TestMatch(t *testing.T) {
 		if len(errs) > 0 {
 			t.Fatalf("%q: %v", tc.when, errs)
 		}
-		got, err := routes[0].Match(&routing.Activation{Event: ev, Record: rec})
+		got, err := routes[0].Match(&expr.Activation{Event: ev, Record: rec})
 		if (err != nil) != tc.evalErr || got != tc.match {
 			t.Errorf("%q: match=%v err=%v, want match=%v err=%v", tc.when, got, err, tc.match, tc.evalErr)
 		}

@@ -269,7 +269,7 @@ func (c *Chain) Apply(in protoreflect.Message, rec *event.Record, dst []protoref
 		}
 	}()
 	ctx := c.ctxs.Get().(*evalCtx)
-	ctx.in, ctx.rec = in, rec
+	ctx.Reset(in, rec)
 	defer func() {
 		ctx.reset()
 		c.ctxs.Put(ctx)
@@ -290,13 +290,13 @@ func (c *Chain) Apply(in protoreflect.Message, rec *event.Record, dst []protoref
 	}
 	list := lv.List()
 	for i := range list.Len() {
-		ctx.elem, ctx.hasElem = list.Get(i), true
+		ctx.elem, ctx.HasElement = list.Get(i), true
 		if c.usesElement {
 			v, err := c.elemWriter.elemValue(ctx.elem)
 			if err != nil {
 				return dst[:n], c.wrap(err)
 			}
-			ctx.elemCEL = celValue(c.elemType, v)
+			ctx.Element = celValue(c.elemType, v)
 		}
 		ok, err := keep(ctx, c.rowFilters)
 		if err != nil {
