@@ -20,8 +20,8 @@ import (
 	"switchyard/internal/config"
 	"switchyard/routing"
 	"switchyard/sinks/bigquery"
-	"switchyard/sinks/clickhouse"
 	sinkkafka "switchyard/sinks/kafka"
+	sinktable "switchyard/sinks/table"
 	"switchyard/transforms"
 )
 
@@ -165,10 +165,10 @@ func (cp *CompiledPipeline) checkSink(sc *config.Sink, cfg *config.Config, enc c
 	// Tables are named after the contract, not after a route's transformed shape.
 	if len(msgs) > 0 {
 		if sc.ClickHouse != nil && sc.ClickHouse.Table == "" {
-			sc.ClickHouse.Table = clickhouse.TableName(string(msgs[0].FullName()))
+			sc.ClickHouse.Table = sinktable.Name(msgs[0].FullName())
 		}
 		if sc.BigQuery != nil && sc.BigQuery.Table == "" {
-			sc.BigQuery.Table = bigquery.TableName(msgs[0].FullName())
+			sc.BigQuery.Table = sinktable.Name(msgs[0].FullName())
 		}
 	}
 	var schema protoreflect.MessageDescriptor

@@ -14,6 +14,7 @@ import (
 
 	"switchyard/internal/event"
 	"switchyard/sinks"
+	sinktable "switchyard/sinks/table"
 )
 
 // maxRuns bounds the runs of landed offsets kept per partition; older ones are forgotten
@@ -537,7 +538,7 @@ func markOf(hw map[int32]int64, partition int32) int64 {
 // highWater reads the highest _offset per partition of topic in the table.
 func (s *Sink) highWater(ctx context.Context, topic string) (map[int32]int64, error) {
 	q := s.bq.Query(fmt.Sprintf("SELECT %s, MAX(%s) FROM `%s` WHERE %s = @topic GROUP BY %s",
-		ColPartition, ColOffset, s.ref(), ColTopic, ColPartition))
+		sinktable.ColPartition, sinktable.ColOffset, s.ref(), sinktable.ColTopic, sinktable.ColPartition))
 	q.Parameters = []bigquery.QueryParameter{{Name: "topic", Value: topic}}
 	out := map[int32]int64{}
 	err := s.readRows(ctx, q, func(row []bigquery.Value) error {
@@ -558,7 +559,7 @@ func (s *Sink) highWater(ctx context.Context, topic string) (map[int32]int64, er
 // landedOffsets reads which offsets in [lo, hi] of a partition are in the table.
 func (s *Sink) landedOffsets(ctx context.Context, tp event.TopicPartition, lo, hi int64) ([]int64, error) {
 	q := s.bq.Query(fmt.Sprintf("SELECT %s FROM `%s` WHERE %s = @topic AND %s = @partition AND %s BETWEEN @lo AND @hi",
-		ColOffset, s.ref(), ColTopic, ColPartition, ColOffset))
+		sinktable.ColOffset, s.ref(), sinktable.ColTopic, sinktable.ColPartition, sinktable.ColOffset))
 	q.Parameters = []bigquery.QueryParameter{
 		{Name: "topic", Value: tp.Topic}, {Name: "partition", Value: int64(tp.Partition)},
 		{Name: "lo", Value: lo}, {Name: "hi", Value: hi},

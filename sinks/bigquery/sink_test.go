@@ -16,6 +16,7 @@ import (
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 	"switchyard/sinks/sinktest"
+	sinktable "switchyard/sinks/table"
 )
 
 const (
@@ -66,7 +67,7 @@ func (e *fakeEnv) config(table string) config.BigQuery {
 		CreateTable:          true,
 		AddColumns:           true,
 		EventTimeField:       "occurred_at",
-		PartitionField:       ColEventTime,
+		PartitionField:       sinktable.ColEventTime,
 		PartitionGranularity: "day",
 		AppendsInFlight:      1000,
 		MaxRequestBytes:      8 << 20,

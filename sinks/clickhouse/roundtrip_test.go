@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/event"
+	sinktable "switchyard/sinks/table"
 )
 
 // allKindsJSON sets every field of kinds.v1.AllKinds, with edge values where a kind has them.
@@ -160,7 +161,7 @@ func TestSink_round_trips_every_kind(t *testing.T) {
 					}
 				}
 			}
-			delete(types, colLandedAt)
+			delete(types, sinktable.ColLandedAt)
 			for name, typ := range types {
 				t.Errorf("unexpected column %s %s", name, typ)
 			}

@@ -35,6 +35,7 @@ import (
 	"switchyard/internal/config"
 	"switchyard/internal/event"
 	"switchyard/sinks"
+	sinktable "switchyard/sinks/table"
 )
 
 // Sink writes records to one ClickHouse table. Create it with New; the engine calls Open (or
@@ -80,7 +81,7 @@ func New(cfg *config.ClickHouse, deps sinks.Deps) (*Sink, error) {
 	}
 	table := c.Table
 	if table == "" {
-		table = TableName(string(deps.Schema.FullName()))
+		table = sinktable.Name(deps.Schema.FullName())
 	}
 	log := deps.Logger
 	if log == nil {
