@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/contract"
+	"switchyard/internal/backoff"
 	"switchyard/internal/config"
 	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
@@ -186,7 +187,7 @@ func (e *Engine) retryLane(p *pipeline, l *lane, sc *config.Sink) {
 		select {
 		case <-e.stopping:
 			return
-		case <-time.After(sinks.Backoff(attempt, time.Second, 2*time.Minute)):
+		case <-time.After(backoff.Wait(attempt, time.Second, 2*time.Minute)):
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := e.startLane(ctx, p, l, sc)

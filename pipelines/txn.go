@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"switchyard/internal/backoff"
 	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
@@ -38,7 +39,7 @@ func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, rec
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
 		select {
-		case <-time.After(sinks.Backoff(attempt, l.retry.InitialBackoff, l.retry.MaxBackoff)):
+		case <-time.After(backoff.Wait(attempt, l.retry.InitialBackoff, l.retry.MaxBackoff)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
 
+	"switchyard/internal/backoff"
 	"switchyard/internal/event"
 )
 
@@ -271,7 +271,7 @@ func (r *Runner) write(b batch) {
 			r.opt.Logger.Warn("sink write failed, retrying", "records", len(recs), "attempt", attempt, "error", err)
 		}
 		select {
-		case <-time.After(Backoff(attempt, r.opt.InitialBackoff, r.opt.MaxBackoff)):
+		case <-time.After(backoff.Wait(attempt, r.opt.InitialBackoff, r.opt.MaxBackoff)):
 		case <-r.closing:
 			// Shutting down: hand the records back instead of waiting out the backoff.
 			resolveAll(recs, owners, fmt.Errorf("write %d records: shutting down: %w", len(recs), err))
@@ -314,16 +314,6 @@ func resolveAll(recs []*event.Record, owners []*request, err error) {
 	if last != nil {
 		last.resolve(n, nil, err)
 	}
-}
-
-// Backoff returns the wait before attempt+1: exponential from initial, capped at max,
-// with full jitter.
-func Backoff(attempt int, initial, max time.Duration) time.Duration {
-	d := initial << min(attempt-1, 30)
-	if d <= 0 || d > max {
-		d = max
-	}
-	return time.Duration(rand.Int64N(int64(d)/2+1)) + d/2
 }
 
 // Close flushes pending records, waits for writes in flight, and closes the sink.

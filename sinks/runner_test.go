@@ -243,20 +243,6 @@ func TestRunner_close_flushes_pending(t *testing.T) {
 	}
 }
 
-func TestBackoff_is_bounded_and_jittered(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for attempt := 1; attempt < 40; attempt++ {
-		d := sinks.Backoff(attempt, 100*time.Millisecond, 2*time.Second)
-		if d > 2*time.Second || d < 50*time.Millisecond {
-			t.Fatalf("attempt %d: backoff %v out of bounds", attempt, d)
-		}
-		seen[d] = true
-	}
-	if len(seen) < 10 {
-		t.Fatalf("backoff is not jittered: %v", seen)
-	}
-}
-
 func TestRunner_retries_only_records_that_failed_transiently(t *testing.T) {
 	partial := func(recs []*event.Record) error {
 		return &sinks.BatchError{Retry: map[int]error{0: errors.New("not leader"), 4: errors.New("not leader")}, Landed: true}

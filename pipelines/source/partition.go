@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"switchyard/internal/backoff"
 	"switchyard/internal/event"
 )
 
@@ -336,15 +336,9 @@ func nacked(msg *message.Message) bool {
 // kill stops the tracker without waiting for more acks.
 func (p *partition) kill() { p.killOnce.Do(func() { close(p.killCh) }) }
 
-// nackBackoff is the jittered wait before the n-th consecutive redelivery (n >= 1): half of
-// the doubling step plus a random part of the other half.
-func nackBackoff(n int) time.Duration {
-	d := nackBackoffMax
-	if n <= 16 {
-		d = min(nackBackoffMin<<(n-1), nackBackoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+// nackBackoff is the wait before the n-th consecutive redelivery (n >= 1): the daemon's one
+// backoff (backoff.Wait) with the source's bounds.
+func nackBackoff(n int) time.Duration { return backoff.Wait(n, nackBackoffMin, nackBackoffMax) }
 
 // fifo is a slice-backed queue that reuses its array.
 type fifo[T any] struct {
