@@ -66,6 +66,9 @@ type laneState struct {
 	// retry is a transient failure of the batch being processed (the schema registry
 	// could not be asked): the batch is nacked, not dead-lettered.
 	retry error
+	// attempt is which delivery of the batch this is (source.AttemptOf), for the
+	// switchyard.attempts header of its dead letters.
+	attempt int
 }
 
 func (l *lane) newState() *laneState {
@@ -108,6 +111,7 @@ func (l *lane) handle(msg *message.Message) error {
 		st.dead = st.dead[:0]
 		l.state.Put(st)
 	}()
+	st.attempt = max(source.AttemptOf(msg), 1)
 	n := len(b.Records)
 	if cap(st.recs) < n {
 		st.recs = make([]event.Record, n)
@@ -120,6 +124,9 @@ func (l *lane) handle(msg *message.Message) error {
 			st.retry = nil
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
+	}
+	for i := range st.dead {
+		st.dead[i].attempts = st.attempt
 	}
 	if l.primary {
 		l.consumed.Add(float64(n))
@@ -142,7 +149,7 @@ func (l *lane) handle(msg *message.Message) error {
 				return fmt.Errorf("pipeline %q sink %q: failed record %s/%d@%d is not in its batch", l.p.name, l.sink, f.Record.Topic, f.Record.Partition, f.Record.Offset)
 			}
 			st.dead = append(st.dead, deadLetter{rec: b.Records[i], reason: ReasonSink,
-				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: "", attempts: 1})
+				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: f.Record.Route, attempts: st.attempt})
 		}
 	}
 	if err := l.p.dlq.write(ctx, st.dead); err != nil {
@@ -260,6 +267,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 				cp.Target = r.Target
 				out = &cp
 			}
+			out.Route = r.Name
 			matched = true
 			st.ptrs = append(st.ptrs, out)
 			continue
@@ -274,7 +282,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		}
 		for _, m := range outs {
 			cp := *rec
-			cp.Target, cp.Message, cp.Transformed = r.Target, m, true
+			cp.Target, cp.Message, cp.Transformed, cp.Route = r.Target, m, true, r.Name
 			st.ptrs = append(st.ptrs, &cp)
 		}
 		clear(outs)

@@ -64,7 +64,7 @@ func (l *lane) transactOnce(ctx context.Context, b *source.Batch, st *laneState,
 			if !found {
 				return nil, nil, fmt.Errorf("refused record %s/%d@%d is not in its batch", r.Topic, r.Partition, r.Offset)
 			}
-			dead = append(dead, deadLetter{rec: b.Records[i], reason: ReasonSink, err: err, contract: r.Contract, sink: l.sink, attempts: 1})
+			dead = append(dead, deadLetter{rec: b.Records[i], reason: ReasonSink, err: err, contract: r.Contract, sink: l.sink, route: r.Route, attempts: st.attempt})
 			continue
 		}
 		out = append(out, r)

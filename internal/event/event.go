@@ -39,6 +39,9 @@ type Record struct {
 	// Target is the route-specific destination (for the kafka sink, the topic), or "" for the
 	// sink's default.
 	Target string
+	// Route is the name of the route that sent the record to its sink (routing.Route.Name),
+	// set by the engine so that a failure the sink reports can name it in the dead letter.
+	Route string
 }
 
 // TopicPartition names one source partition.
