@@ -153,21 +153,13 @@ func (c *Contract) Validate(msg protoreflect.Message) error {
 }
 
 // Encode serializes msg in enc: protobuf binary (Raw), protobuf binary framed with
-// schemaID and the contract's message indexes (Confluent), or protojson (JSON).
-// schemaID is ignored for Raw and JSON. Encode is safe for concurrent use.
+// schemaID and the contract's message indexes (Confluent), or protojson (JSON, resolving Any
+// against the contract's registry). schemaID is ignored for Raw and JSON. It is
+// c.Encoder(enc, schemaID).Encode(msg), and safe for concurrent use.
 func (c *Contract) Encode(msg protoreflect.Message, enc Encoding, schemaID uint32) ([]byte, error) {
-	switch enc {
-	case Raw:
-		return MarshalBinary(msg)
-	case JSON:
-		return c.marshalJSON(msg)
-	case Confluent:
-		body, err := MarshalBinary(msg)
-		if err != nil {
-			return nil, err
-		}
-		return FrameConfluent(make([]byte, 0, len(body)+6+2*len(c.indexes)), schemaID, c.indexes, body), nil
-	default:
-		return nil, fmt.Errorf("encode %s: unknown encoding %d", c.desc.FullName(), enc)
+	e, err := c.Encoder(enc, schemaID)
+	if err != nil {
+		return nil, err
 	}
+	return e.Encode(msg)
 }

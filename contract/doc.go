@@ -11,7 +11,7 @@
 //	    for each record {
 //	        msg, err := dec.Decode(record.Value)         // *DecodeError: dead-letter ("framing" or "decode");
 //	                                                     // *RegistryError: retry the batch later
-//	        err = c.Validate(msg)                        // *ValidationError: dead-letter, reason "validation"
+//	        err = c.Validate(msg)                        // *ValidationError: dead-letter, reason "validate"
 //	        ... route msg, write it to sinks ...
 //	    }
 //	    dec.Release()                                    // every msg of the batch is now invalid

@@ -173,11 +173,3 @@ func MarshalJSON(msg protoreflect.Message) ([]byte, error) {
 	}
 	return b, nil
 }
-
-func (c *Contract) marshalJSON(msg protoreflect.Message) ([]byte, error) {
-	b, err := protojson.MarshalOptions{Resolver: c.registry.types}.Marshal(msg.Interface())
-	if err != nil {
-		return nil, fmt.Errorf("marshal %s as json: %w", msg.Descriptor().FullName(), err)
-	}
-	return b, nil
-}

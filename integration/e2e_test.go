@@ -18,6 +18,7 @@ import (
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 	"switchyard/sinks"
@@ -242,7 +243,7 @@ type outageSink struct {
 	down *atomic.Bool
 }
 
-func (s outageSink) Write(ctx context.Context, recs []*sinks.Record) error {
+func (s outageSink) Write(ctx context.Context, recs []*event.Record) error {
 	if s.down.Load() {
 		return errors.New("injected outage: connection refused")
 	}

@@ -15,7 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/contract"
+	"switchyard/internal/backoff"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines/source"
@@ -174,7 +176,7 @@ func (e *Engine) retryLane(p *pipeline, l *lane, sc *config.Sink) {
 		select {
 		case <-e.stopping:
 			return
-		case <-time.After(sinks.Backoff(attempt, time.Second, 2*time.Minute)):
+		case <-time.After(backoff.Wait(attempt, time.Second, 2*time.Minute)):
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := e.startLane(ctx, p, l, sc)
@@ -261,13 +263,13 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		LagInterval:    src.LagInterval,
 		StallAfter:     src.StallAfter,
 		OnLag:          l.onLag,
-		OnAssigned: func(ctx context.Context, tps []sinks.TopicPartition) error {
+		OnAssigned: func(ctx context.Context, tps []event.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)
 			}
 			return nil
 		},
-		OnRevoked: func(ctx context.Context, tps []sinks.TopicPartition) {
+		OnRevoked: func(ctx context.Context, tps []event.TopicPartition) {
 			if listener != nil {
 				listener.Revoked(ctx, tps)
 			}

@@ -10,15 +10,15 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"switchyard/internal/event"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines/source"
-	"switchyard/sinks"
 )
 
 // laneHealth is what a lane knows of its partitions' progress, for /readyz and shutdown.
 type laneHealth struct {
 	mu      sync.Mutex
-	stalled map[sinks.TopicPartition]source.PartitionLag
+	stalled map[event.TopicPartition]source.PartitionLag
 }
 
 // onLag is the source's OnLag: it sets the lag gauges and reports partitions becoming stalled
@@ -38,7 +38,7 @@ func (l *lane) onLag(pl source.PartitionLag) {
 	switch {
 	case pl.Stalled && !wasStalled:
 		if h.stalled == nil {
-			h.stalled = make(map[sinks.TopicPartition]source.PartitionLag)
+			h.stalled = make(map[event.TopicPartition]source.PartitionLag)
 		}
 		h.stalled[pl.TopicPartition] = pl
 		telemetry.PartitionStalled(l.p.e.log, m, p, l.sink, pl.Topic, pl.Partition, pl.Committed, pl.Lag, pl.Since)

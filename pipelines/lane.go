@@ -11,14 +11,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/contract"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
+	"switchyard/internal/expr"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
-	"switchyard/routing"
 	"switchyard/sinks"
 )
 
@@ -57,15 +57,18 @@ type lane struct {
 // laneState is reused across batches by one handler goroutine at a time.
 type laneState struct {
 	decoders map[*contract.Contract]*contract.Decoder
-	act      routing.Activation
-	recs     []sinks.Record
-	ptrs     []*sinks.Record
-	headers  []sinks.Header
+	act      expr.Activation
+	recs     []event.Record
+	ptrs     []*event.Record
+	headers  []event.Header
 	dead     []deadLetter
 	outs     []protoreflect.Message // transform results, reused
 	// retry is a transient failure of the batch being processed (the schema registry
 	// could not be asked): the batch is nacked, not dead-lettered.
 	retry error
+	// attempt is which delivery of the batch this is (source.AttemptOf), for the
+	// switchyard.attempts header of its dead letters.
+	attempt int
 }
 
 func (l *lane) newState() *laneState {
@@ -108,9 +111,10 @@ func (l *lane) handle(msg *message.Message) error {
 		st.dead = st.dead[:0]
 		l.state.Put(st)
 	}()
+	st.attempt = max(source.AttemptOf(msg), 1)
 	n := len(b.Records)
 	if cap(st.recs) < n {
-		st.recs = make([]sinks.Record, n)
+		st.recs = make([]event.Record, n)
 	}
 	recs := st.recs[:n]
 	st.headers = st.headers[:0]
@@ -120,6 +124,9 @@ func (l *lane) handle(msg *message.Message) error {
 			st.retry = nil
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
+	}
+	for i := range st.dead {
+		st.dead[i].attempts = st.attempt
 	}
 	if l.primary {
 		l.consumed.Add(float64(n))
@@ -142,7 +149,7 @@ func (l *lane) handle(msg *message.Message) error {
 				return fmt.Errorf("pipeline %q sink %q: failed record %s/%d@%d is not in its batch", l.p.name, l.sink, f.Record.Topic, f.Record.Partition, f.Record.Offset)
 			}
 			st.dead = append(st.dead, deadLetter{rec: b.Records[i], reason: ReasonSink,
-				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: "", attempts: 1})
+				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: f.Record.Route, attempts: st.attempt})
 		}
 	}
 	if err := l.p.dlq.write(ctx, st.dead); err != nil {
@@ -153,7 +160,7 @@ func (l *lane) handle(msg *message.Message) error {
 
 // indexOf finds the batch index of a record given to the runner. Routed records point into
 // recs, or are copies (one event, several routes) that carry the same offset.
-func indexOf(recs []sinks.Record, r *sinks.Record) (int, bool) {
+func indexOf(recs []event.Record, r *event.Record) (int, bool) {
 	if i := int(r.Offset - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == r.Offset {
 		return i, true
 	}
@@ -176,13 +183,13 @@ func decodeReason(err error) Reason {
 
 // process decodes, validates and routes one record. A panic in any of it dead-letters the
 // record instead of stalling the partition.
-func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
+func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 	defer func() {
 		if v := recover(); v != nil {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, err: fmt.Errorf("panic while processing: %v", v), sink: l.sink})
 		}
 	}()
-	*rec = sinks.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value}
+	*rec = event.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value}
 	if limit := l.p.cp.Config.MaxEventBytes; limit > 0 && int64(len(kr.Value)) > int64(limit) {
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonDecode, cause: CauseTooLarge,
@@ -235,11 +242,11 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 	if len(kr.Headers) > 0 {
 		start := len(st.headers)
 		for _, h := range kr.Headers {
-			st.headers = append(st.headers, sinks.Header{Key: h.Key, Value: h.Value})
+			st.headers = append(st.headers, event.Header{Key: h.Key, Value: h.Value})
 		}
 		rec.Headers = st.headers[start:len(st.headers):len(st.headers)]
 	}
-	st.act.Event, st.act.Record = msg, rec
+	st.act.Reset(msg, rec)
 	matched := false
 	for _, r := range l.routes {
 		ok, err := r.Match(&st.act)
@@ -260,6 +267,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 				cp.Target = r.Target
 				out = &cp
 			}
+			out.Route = r.Name
 			matched = true
 			st.ptrs = append(st.ptrs, out)
 			continue
@@ -274,7 +282,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 		}
 		for _, m := range outs {
 			cp := *rec
-			cp.Target, cp.Message, cp.Transformed = r.Target, m, true
+			cp.Target, cp.Message, cp.Transformed, cp.Route = r.Target, m, true, r.Name
 			st.ptrs = append(st.ptrs, &cp)
 		}
 		clear(outs)
@@ -286,7 +294,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *sinks.Record) {
 
 // matchesOther reports whether a route of another sink matches (an evaluation error counts as
 // a match: that lane dead-letters it).
-func (l *lane) matchesOther(act *routing.Activation) bool {
+func (l *lane) matchesOther(act *expr.Activation) bool {
 	for _, r := range l.others {
 		if ok, err := r.Match(act); ok || err != nil {
 			return true
@@ -298,7 +306,7 @@ func (l *lane) matchesOther(act *routing.Activation) bool {
 // observer feeds runner telemetry into the lane's metrics.
 type observer struct{ l *lane }
 
-func (o observer) Landed(recs []*sinks.Record, took time.Duration) {
+func (o observer) Landed(recs []*event.Record, took time.Duration) {
 	l := o.l
 	n := len(recs)
 	l.landed.Add(float64(n))

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"switchyard/internal/backoff"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/pipelines/source"
 	"switchyard/sinks"
@@ -20,8 +22,8 @@ import (
 // Batches of other partitions waiting at the same time share the transaction (group
 // commit): a lane runs one transaction at a time, and each carries every batch that was
 // ready when it began.
-func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, recs []sinks.Record) error {
-	job := &txnJob{b: b, st: st, recs: recs, refused: map[*sinks.Record]error{}}
+func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, recs []event.Record) error {
+	job := &txnJob{b: b, st: st, recs: recs, refused: map[*event.Record]error{}}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := l.txns.run(ctx, l, job)
@@ -40,7 +42,7 @@ func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, rec
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
 		select {
-		case <-time.After(sinks.Backoff(attempt, l.retry.InitialBackoff, l.retry.MaxBackoff)):
+		case <-time.After(backoff.Wait(attempt, l.retry.InitialBackoff, l.retry.MaxBackoff)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -51,13 +53,13 @@ func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, rec
 type txnJob struct {
 	b       *source.Batch
 	st      *laneState
-	recs    []sinks.Record
-	refused map[*sinks.Record]error // records the sink refused permanently: dead-lettered
+	recs    []event.Record
+	refused map[*event.Record]error // records the sink refused permanently: dead-lettered
 
 	// Set by the transaction that took the job.
-	out    []*sinks.Record // records given to the sink
+	out    []*event.Record // records given to the sink
 	dead   []deadLetter    // dead letters written
-	landed []*sinks.Record
+	landed []*event.Record
 	err    error
 	done   chan struct{}
 }
@@ -113,8 +115,8 @@ func (l *lane) transactJobs(parent context.Context, jobs []*txnJob) {
 		}
 	}
 	for len(jobs) > 0 {
-		var out []*sinks.Record
-		owner := map[*sinks.Record]*txnJob{}
+		var out []*event.Record
+		owner := map[*event.Record]*txnJob{}
 		var empty, busy []*txnJob
 		for _, j := range jobs {
 			if err := j.prepare(l); err != nil {
@@ -186,7 +188,7 @@ func (j *txnJob) prepare(l *lane) error {
 			if !found {
 				return fmt.Errorf("refused record %s/%d@%d is not in its batch", r.Topic, r.Partition, r.Offset)
 			}
-			j.dead = append(j.dead, deadLetter{rec: j.b.Records[i], reason: ReasonSink, err: err, contract: r.Contract, sink: l.sink, attempts: 1})
+			j.dead = append(j.dead, deadLetter{rec: j.b.Records[i], reason: ReasonSink, err: err, contract: r.Contract, sink: l.sink, route: r.Route, attempts: j.st.attempt})
 			continue
 		}
 		j.out = append(j.out, r)
@@ -201,7 +203,7 @@ var errRefused = errors.New("records refused")
 // transactOnce runs one transaction over jobs (out are their records for the sink, owner
 // maps each to its job). On source.ErrNotOwned it returns the jobs that are still owned, to
 // be retried without the others.
-func (l *lane) transactOnce(ctx context.Context, jobs []*txnJob, out []*sinks.Record, owner map[*sinks.Record]*txnJob) ([]*txnJob, error) {
+func (l *lane) transactOnce(ctx context.Context, jobs []*txnJob, out []*event.Record, owner map[*event.Record]*txnJob) ([]*txnJob, error) {
 	if err := l.txn.Begin(); err != nil {
 		return nil, err
 	}

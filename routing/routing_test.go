@@ -12,11 +12,12 @@ import (
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
 	"switchyard/internal/config"
+	"switchyard/internal/event"
+	"switchyard/internal/expr"
 	"switchyard/routing"
-	"switchyard/sinks"
 )
 
-func registry(t *testing.T) *contract.Registry {
+func registry(t testing.TB) *contract.Registry {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	reg, err := contract.Load(filepath.Join(filepath.Dir(filepath.Dir(file)), "contracts"))
@@ -42,8 +43,8 @@ func TestMatch(t *testing.T) {
 	}
 	units := ev.Get(ev.Descriptor().Fields().ByName("amount")).Message()
 	amount := units.Get(units.Descriptor().Fields().ByName("units")).Int()
-	rec := &sinks.Record{Topic: "auctions.bids", Partition: 3, Offset: 42, Key: []byte("k1"),
-		Timestamp: time.Unix(1700000000, 0), Headers: []sinks.Header{{Key: "region", Value: []byte("eu")}}}
+	rec := &event.Record{Topic: "auctions.bids", Partition: 3, Offset: 42, Key: []byte("k1"),
+		Timestamp: time.Unix(1700000000, 0), Headers: []event.Header{{Key: "region", Value: []byte("eu")}}}
 	for _, tc := range []struct {
 		when    string
 		match   bool
@@ -63,7 +64,7 @@ func TestMatch(t *testing.T) {
 		if len(errs) > 0 {
 			t.Fatalf("%q: %v", tc.when, errs)
 		}
-		got, err := routes[0].Match(&routing.Activation{Event: ev, Record: rec})
+		got, err := routes[0].Match(&expr.Activation{Event: ev, Record: rec})
 		if (err != nil) != tc.evalErr || got != tc.match {
 			t.Errorf("%q: match=%v err=%v, want match=%v err=%v", tc.when, got, err, tc.match, tc.evalErr)
 		}

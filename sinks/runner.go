@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"switchyard/internal/backoff"
+	"switchyard/internal/event"
 )
 
 // RunnerOptions configures the engine-side machinery wrapped around one sink.
@@ -28,14 +30,14 @@ type RunnerOptions struct {
 // Observer receives the runner's telemetry. Implementations must be goroutine-safe.
 type Observer interface {
 	// Landed is called after records landed in one write attempt.
-	Landed(records []*Record, took time.Duration)
+	Landed(records []*event.Record, took time.Duration)
 	// WriteFailed is called after an attempt failed with a transient error.
 	WriteFailed(n int, attempt int, err error)
 }
 
 // Failure is a record that can never land, and why.
 type Failure struct {
-	Record *Record
+	Record *event.Record
 	Err    error
 }
 
@@ -57,7 +59,7 @@ type Runner struct {
 
 type request struct {
 	ctx     context.Context
-	records []*Record
+	records []*event.Record
 	bytes   int64
 
 	mu        sync.Mutex
@@ -123,7 +125,7 @@ var ErrClosed = errors.New("sink runner closed")
 // It returns the records that can never land (the caller dead-letters them), or an error if
 // some records could not be written after every attempt (the caller must not commit them;
 // some of the others may have landed). Records must not be modified until Write returns.
-func (r *Runner) Write(ctx context.Context, records []*Record) ([]Failure, error) {
+func (r *Runner) Write(ctx context.Context, records []*event.Record) ([]Failure, error) {
 	if len(records) == 0 {
 		return nil, nil
 	}
@@ -148,7 +150,7 @@ func (r *Runner) Write(ctx context.Context, records []*Record) ([]Failure, error
 
 // batch is records on their way to one Write, with the request each came from.
 type batch struct {
-	records []*Record
+	records []*event.Record
 	owners  []*request
 	bytes   int64
 }
@@ -219,9 +221,9 @@ func (r *Runner) write(b batch) {
 		switch {
 		case errors.As(err, &be):
 			failed := make(map[*request][]Failure)
-			var keepR []*Record
+			var keepR []*event.Record
 			var keepO []*request
-			var landed []*Record
+			var landed []*event.Record
 			for i, rec := range recs {
 				if ferr, bad := be.Failed[i]; bad {
 					failed[owners[i]] = append(failed[owners[i]], Failure{Record: rec, Err: ferr})
@@ -269,7 +271,7 @@ func (r *Runner) write(b batch) {
 			r.opt.Logger.Warn("sink write failed, retrying", "records", len(recs), "attempt", attempt, "error", err)
 		}
 		select {
-		case <-time.After(Backoff(attempt, r.opt.InitialBackoff, r.opt.MaxBackoff)):
+		case <-time.After(backoff.Wait(attempt, r.opt.InitialBackoff, r.opt.MaxBackoff)):
 		case <-r.closing:
 			// Shutting down: hand the records back instead of waiting out the backoff.
 			resolveAll(recs, owners, fmt.Errorf("write %d records: shutting down: %w", len(recs), err))
@@ -280,7 +282,7 @@ func (r *Runner) write(b batch) {
 
 // safeWrite calls the sink, turning a panic into a permanent error: the batch is
 // dead-lettered with the reason instead of the process crashing.
-func (r *Runner) safeWrite(ctx context.Context, recs []*Record) (err error) {
+func (r *Runner) safeWrite(ctx context.Context, recs []*event.Record) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.opt.Logger.Error("sink panicked; dead-lettering its batch", "records", len(recs), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -290,14 +292,14 @@ func (r *Runner) safeWrite(ctx context.Context, recs []*Record) (err error) {
 	return r.sink.Write(ctx, recs)
 }
 
-func (r *Runner) observeLanded(recs []*Record, took time.Duration) {
+func (r *Runner) observeLanded(recs []*event.Record, took time.Duration) {
 	if r.opt.Observer != nil {
 		r.opt.Observer.Landed(recs, took)
 	}
 }
 
 // resolveAll resolves every record with err, counting records per owner once.
-func resolveAll(recs []*Record, owners []*request, err error) {
+func resolveAll(recs []*event.Record, owners []*request, err error) {
 	var last *request
 	n := 0
 	for i := range recs {
@@ -312,16 +314,6 @@ func resolveAll(recs []*Record, owners []*request, err error) {
 	if last != nil {
 		last.resolve(n, nil, err)
 	}
-}
-
-// Backoff returns the wait before attempt+1: exponential from initial, capped at max,
-// with full jitter.
-func Backoff(attempt int, initial, max time.Duration) time.Duration {
-	d := initial << min(attempt-1, 30)
-	if d <= 0 || d > max {
-		d = max
-	}
-	return time.Duration(rand.Int64N(int64(d)/2+1)) + d/2
 }
 
 // Close flushes pending records, waits for writes in flight, and closes the sink.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 )
 
@@ -15,14 +16,14 @@ import (
 type scriptSink struct {
 	mu       sync.Mutex
 	batches  [][]int64 // offsets per successful write
-	script   []func(recs []*sinks.Record) error
+	script   []func(recs []*event.Record) error
 	calls    int
 	inFlight atomic.Int32
 	maxSeen  atomic.Int32
 	delay    time.Duration
 }
 
-func (s *scriptSink) Write(_ context.Context, recs []*sinks.Record) error {
+func (s *scriptSink) Write(_ context.Context, recs []*event.Record) error {
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
 	for {
@@ -57,7 +58,7 @@ func (s *scriptSink) Write(_ context.Context, recs []*sinks.Record) error {
 	return nil
 }
 
-func (s *scriptSink) record(recs []*sinks.Record, skip map[int]error) {
+func (s *scriptSink) record(recs []*event.Record, skip map[int]error) {
 	var offs []int64
 	for i, r := range recs {
 		if _, bad := skip[i]; !bad {
@@ -81,10 +82,10 @@ func (s *scriptSink) landed() map[int64]int {
 	return out
 }
 
-func records(from, n int) []*sinks.Record {
-	out := make([]*sinks.Record, n)
+func records(from, n int) []*event.Record {
+	out := make([]*event.Record, n)
 	for i := range out {
-		out[i] = &sinks.Record{Topic: "t", Offset: int64(from + i), Value: make([]byte, 10)}
+		out[i] = &event.Record{Topic: "t", Offset: int64(from + i), Value: make([]byte, 10)}
 	}
 	return out
 }
@@ -143,8 +144,8 @@ func TestRunner_splits_large_requests_and_bytes(t *testing.T) {
 }
 
 func TestRunner_retries_transient_errors(t *testing.T) {
-	fail := func([]*sinks.Record) error { return errors.New("connection refused") }
-	s := &scriptSink{script: []func([]*sinks.Record) error{fail, fail}}
+	fail := func([]*event.Record) error { return errors.New("connection refused") }
+	s := &scriptSink{script: []func([]*event.Record) error{fail, fail}}
 	r := sinks.NewRunner(s, fast(sinks.RunnerOptions{MaxRows: 10, Interval: time.Millisecond}))
 	defer r.Close(context.Background())
 	fails, err := r.Write(context.Background(), records(0, 10))
@@ -157,8 +158,8 @@ func TestRunner_retries_transient_errors(t *testing.T) {
 }
 
 func TestRunner_gives_up_after_max_attempts(t *testing.T) {
-	fail := func([]*sinks.Record) error { return errors.New("timeout") }
-	s := &scriptSink{script: []func([]*sinks.Record) error{fail, fail, fail}}
+	fail := func([]*event.Record) error { return errors.New("timeout") }
+	s := &scriptSink{script: []func([]*event.Record) error{fail, fail, fail}}
 	r := sinks.NewRunner(s, fast(sinks.RunnerOptions{MaxRows: 10, Interval: time.Millisecond, MaxAttempts: 3}))
 	defer r.Close(context.Background())
 	_, err := r.Write(context.Background(), records(0, 10))
@@ -171,8 +172,8 @@ func TestRunner_gives_up_after_max_attempts(t *testing.T) {
 }
 
 func TestRunner_permanent_error_fails_every_record(t *testing.T) {
-	perm := func([]*sinks.Record) error { return sinks.Permanent(errors.New("table schema mismatch")) }
-	s := &scriptSink{script: []func([]*sinks.Record) error{perm}}
+	perm := func([]*event.Record) error { return sinks.Permanent(errors.New("table schema mismatch")) }
+	s := &scriptSink{script: []func([]*event.Record) error{perm}}
 	r := sinks.NewRunner(s, fast(sinks.RunnerOptions{MaxRows: 5, Interval: time.Millisecond}))
 	defer r.Close(context.Background())
 	fails, err := r.Write(context.Background(), records(0, 5))
@@ -183,10 +184,10 @@ func TestRunner_permanent_error_fails_every_record(t *testing.T) {
 
 func TestRunner_batch_error_fails_only_those_rows(t *testing.T) {
 	for _, landed := range []bool{true, false} {
-		rowErr := func(recs []*sinks.Record) error {
+		rowErr := func(recs []*event.Record) error {
 			return &sinks.BatchError{Failed: map[int]error{1: errors.New("out of range"), 3: errors.New("bad")}, Landed: landed}
 		}
-		s := &scriptSink{script: []func([]*sinks.Record) error{rowErr}}
+		s := &scriptSink{script: []func([]*event.Record) error{rowErr}}
 		r := sinks.NewRunner(s, fast(sinks.RunnerOptions{MaxRows: 5, Interval: time.Millisecond}))
 		fails, err := r.Write(context.Background(), records(0, 5))
 		r.Close(context.Background())
@@ -242,25 +243,11 @@ func TestRunner_close_flushes_pending(t *testing.T) {
 	}
 }
 
-func TestBackoff_is_bounded_and_jittered(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for attempt := 1; attempt < 40; attempt++ {
-		d := sinks.Backoff(attempt, 100*time.Millisecond, 2*time.Second)
-		if d > 2*time.Second || d < 50*time.Millisecond {
-			t.Fatalf("attempt %d: backoff %v out of bounds", attempt, d)
-		}
-		seen[d] = true
-	}
-	if len(seen) < 10 {
-		t.Fatalf("backoff is not jittered: %v", seen)
-	}
-}
-
 func TestRunner_retries_only_records_that_failed_transiently(t *testing.T) {
-	partial := func(recs []*sinks.Record) error {
+	partial := func(recs []*event.Record) error {
 		return &sinks.BatchError{Retry: map[int]error{0: errors.New("not leader"), 4: errors.New("not leader")}, Landed: true}
 	}
-	s := &scriptSink{script: []func([]*sinks.Record) error{partial}}
+	s := &scriptSink{script: []func([]*event.Record) error{partial}}
 	r := sinks.NewRunner(s, fast(sinks.RunnerOptions{MaxRows: 5, Interval: time.Millisecond}))
 	defer r.Close(context.Background())
 	fails, err := r.Write(context.Background(), records(0, 5))

@@ -10,42 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"switchyard/internal/event"
 )
-
-// Header is one Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
-
-// Record is one event on its way to a sink. Records are read-only for sinks: the engine may
-// hand the same Record to several routes.
-type Record struct {
-	// Source coordinates.
-	Topic     string
-	Partition int32
-	Offset    int64
-	Timestamp time.Time // Kafka record timestamp
-	Key       []byte
-	Value     []byte // the payload exactly as it was read from Kafka
-	Headers   []Header
-
-	// Message is the decoded event. Its descriptor is the sink's Schema (Deps.Schema).
-	// It is read-only: it may be backed by an immutable fast-path message type.
-	Message protoreflect.Message
-	// Contract is the full name of the contract message the event was decoded with.
-	Contract string
-	// Transformed is set when a route's transforms (or PII guardrails) derived Message from
-	// the decoded event: Value still holds the original payload, so it must not be written
-	// in place of Message.
-	Transformed bool
-	// Target is the route-specific destination (for the kafka sink, the topic), or "" for the
-	// sink's default.
-	Target string
-}
 
 // Sink writes batches of records to one destination.
 //
@@ -62,7 +31,7 @@ type Record struct {
 //     every record is dead-lettered.
 //   - any other error is transient: the engine retries the whole batch with backoff.
 type Sink interface {
-	Write(ctx context.Context, records []*Record) error
+	Write(ctx context.Context, records []*event.Record) error
 	// Close flushes and releases resources. It is called once, after the last Write returned.
 	Close(ctx context.Context) error
 }
@@ -81,31 +50,25 @@ type Planner interface {
 }
 
 // PayloadWriter is implemented by sinks that, for records no transform changed, write
-// Record.Value as it is and never read Record.Message. The engine then frees each decoded
-// message as soon as it is routed, instead of holding it until the batch is written.
+// event.Record.Value as it is and never read event.Record.Message. The engine then frees each
+// decoded message as soon as it is routed, instead of holding it until the batch is written.
 type PayloadWriter interface {
 	WritesPayload() bool
-}
-
-// TopicPartition names one source partition.
-type TopicPartition struct {
-	Topic     string
-	Partition int32
 }
 
 // AssignmentListener is implemented by sinks that keep per-partition state (e.g. the highest
 // offset already landed, for de-duplication). Assigned is called after the source gains
 // partitions and before any record of them is written; Revoked after the last Write of them.
 type AssignmentListener interface {
-	Assigned(ctx context.Context, partitions []TopicPartition) error
-	Revoked(ctx context.Context, partitions []TopicPartition)
+	Assigned(ctx context.Context, partitions []event.TopicPartition) error
+	Revoked(ctx context.Context, partitions []event.TopicPartition)
 }
 
 // Deps is what the engine gives a sink constructor.
 type Deps struct {
 	Pipeline string
 	Sink     string
-	// Schema describes Record.Message for every record this sink receives: the contract
+	// Schema describes event.Record.Message for every record this sink receives: the contract
 	// message, or the output of the route's transforms.
 	Schema protoreflect.MessageDescriptor
 	Logger *slog.Logger

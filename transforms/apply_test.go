@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 	"switchyard/transforms"
 )
 
@@ -101,7 +101,7 @@ func runCase(t *testing.T, tc applyCase) {
 	}
 	c := lookup(t, tc.Contract)
 	dyn, hyper := decodeJSON(t, c, js)
-	rec := &sinks.Record{Topic: tc.Meta.Topic, Partition: tc.Meta.Partition, Offset: tc.Meta.Offset, Key: []byte(tc.Meta.Key), Timestamp: tc.Meta.Timestamp}
+	rec := &event.Record{Topic: tc.Meta.Topic, Partition: tc.Meta.Partition, Offset: tc.Meta.Offset, Key: []byte(tc.Meta.Key), Timestamp: tc.Meta.Timestamp}
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
 		for k := range tc.Meta.Headers {
 			if !yield(k) {
@@ -109,7 +109,7 @@ func runCase(t *testing.T, tc applyCase) {
 			}
 		}
 	}) {
-		rec.Headers = append(rec.Headers, sinks.Header{Key: k, Value: []byte(tc.Meta.Headers[k])})
+		rec.Headers = append(rec.Headers, event.Header{Key: k, Value: []byte(tc.Meta.Headers[k])})
 	}
 	want := make([]any, len(tc.Output))
 	for i, n := range tc.Output {

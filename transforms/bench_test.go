@@ -9,7 +9,7 @@ import (
 
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
-	"switchyard/sinks"
+	"switchyard/internal/event"
 	"switchyard/transforms"
 )
 
@@ -65,7 +65,7 @@ func run(b *testing.B, chain *transforms.Chain, c *contract.Contract, name strin
 			b.Fatal(err)
 		}
 	}
-	rec := &sinks.Record{Topic: "auctions.bids", Partition: 1, Offset: 42}
+	rec := &event.Record{Topic: "auctions.bids", Partition: 1, Offset: 42}
 	dst := make([]protoreflect.Message, 0, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -102,7 +102,7 @@ func TestApply_concurrent(t *testing.T) {
 		}
 		payloads = append(payloads, ev.Payload)
 	}
-	rec := &sinks.Record{Headers: []sinks.Header{{Key: "h", Value: []byte("v")}}}
+	rec := &event.Record{Headers: []event.Header{{Key: "h", Value: []byte("v")}}}
 	render := func(dec *contract.Decoder, p []byte) string {
 		in, err := dec.Decode(p)
 		if err != nil {

@@ -17,11 +17,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"switchyard/routing"
+	"switchyard/internal/expr"
 )
-
-// VarElement is the CEL variable holding the current element after an explode step.
-const VarElement = "element"
 
 // program is one compiled CEL expression of a set or filter step.
 type program struct {
@@ -36,7 +33,7 @@ type program struct {
 // CEL error is deliberately not wrapped, since its text can quote event data and anything
 // that unwraps or formats the chain would show it.
 func (p *program) eval(ctx *evalCtx) (ref.Val, error) {
-	v, _, err := p.prg.Eval(ctx)
+	v, _, err := p.prg.Eval(&ctx.Activation)
 	if err != nil {
 		return nil, errors.New("evaluate expression: " + SafeCELError(err))
 	}
@@ -61,7 +58,7 @@ func (b *builder) env() (*cel.Env, error) {
 			if err != nil {
 				return nil, err
 			}
-			env, err := routing.NewEnv(b.input, cel.Variable(VarElement, t))
+			env, err := expr.NewEnv(b.input, expr.Element(t))
 			if err != nil {
 				return nil, err
 			}
@@ -70,7 +67,7 @@ func (b *builder) env() (*cel.Env, error) {
 		return b.elemEnv, nil
 	}
 	if b.eventEnv == nil {
-		env, err := routing.NewEnv(b.input)
+		env, err := expr.NewEnv(b.input)
 		if err != nil {
 			return nil, err
 		}
@@ -147,38 +144,35 @@ func celValue(t *vtype, v protoreflect.Value) any {
 
 // compileExpr compiles expr for a set (want nil) or filter (want bool) step. It returns the
 // program, its checked AST and one message per problem.
-func (b *builder) compileExpr(expr string, want *cel.Type, step string) (*program, *cel.Ast, []string) {
+func (b *builder) compileExpr(src string, want *cel.Type, step string) (*program, *cel.Ast, []string) {
 	env, err := b.env()
 	if err != nil {
 		return nil, nil, []string{fmt.Sprintf("build expression environment: %v", err)}
 	}
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
+	ast, prg, err := expr.Compile(env, src, want)
+	if ce := (*expr.CompileError)(nil); errors.As(err, &ce) {
+		// Positions are relative to the expression: the step's path locates it in the file.
 		var out []string
-		for _, e := range iss.Errors() {
-			msg := e.Message
-			if l := e.Location; l != nil && l.Line() > 0 {
-				if strings.Contains(expr, "\n") {
-					msg += fmt.Sprintf(" (expression line %d, column %d)", l.Line(), l.Column()+1)
+		for _, is := range ce.List() {
+			msg := is.Message
+			if is.Line > 0 {
+				if strings.Contains(src, "\n") {
+					msg += fmt.Sprintf(" (expression line %d, column %d)", is.Line, is.Column)
 				} else {
-					msg += fmt.Sprintf(" (expression column %d)", l.Column()+1)
+					msg += fmt.Sprintf(" (expression column %d)", is.Column)
 				}
 			}
 			out = append(out, msg)
 		}
 		return nil, nil, out
 	}
-	if want != nil && !ast.OutputType().IsExactType(want) && ast.OutputType().Kind() != types.DynKind {
-		return nil, nil, []string{fmt.Sprintf("expression yields %s, want %s", ast.OutputType(), want)}
-	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
-		return nil, nil, []string{fmt.Sprintf("plan expression: %v", err)}
+		return nil, nil, []string{err.Error()}
 	}
 	p := &program{prg: prg, step: step}
 	if b.exploded {
 		for _, e := range celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.IdentKind)) {
-			if e.AsIdent() == VarElement {
+			if e.AsIdent() == expr.VarElement {
 				p.usesElement = true
 			}
 		}

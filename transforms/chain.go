@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // Options are what Compile needs besides the route and its contract.
@@ -252,7 +252,7 @@ func (e *Error) Error() string {
 // itself. They may share read-only sub-messages and bytes with in, so they are valid as long
 // as in is (for hyperpb messages: until the decoder's Release). Apply is safe for concurrent
 // use and never panics; on error it returns dst unchanged and an *Error.
-func (c *Chain) Apply(in protoreflect.Message, rec *sinks.Record, dst []protoreflect.Message) (out []protoreflect.Message, err error) {
+func (c *Chain) Apply(in protoreflect.Message, rec *event.Record, dst []protoreflect.Message) (out []protoreflect.Message, err error) {
 	if c.identity {
 		return append(dst, in), nil
 	}
@@ -269,7 +269,7 @@ func (c *Chain) Apply(in protoreflect.Message, rec *sinks.Record, dst []protoref
 		}
 	}()
 	ctx := c.ctxs.Get().(*evalCtx)
-	ctx.in, ctx.rec = in, rec
+	ctx.Reset(in, rec)
 	defer func() {
 		ctx.reset()
 		c.ctxs.Put(ctx)
@@ -290,13 +290,13 @@ func (c *Chain) Apply(in protoreflect.Message, rec *sinks.Record, dst []protoref
 	}
 	list := lv.List()
 	for i := range list.Len() {
-		ctx.elem, ctx.hasElem = list.Get(i), true
+		ctx.elem, ctx.HasElement = list.Get(i), true
 		if c.usesElement {
 			v, err := c.elemWriter.elemValue(ctx.elem)
 			if err != nil {
 				return dst[:n], c.wrap(err)
 			}
-			ctx.elemCEL = celValue(c.elemType, v)
+			ctx.Element = celValue(c.elemType, v)
 		}
 		ok, err := keep(ctx, c.rowFilters)
 		if err != nil {

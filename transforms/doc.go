@@ -53,7 +53,7 @@
 //	outs, err := chain.Apply(msg, rec, outs[:0])
 //	// err (a *transforms.Error): dead-letter the record with reason "transform" and
 //	//   err.Error() as the message; the text holds no event values.
-//	// otherwise one sinks.Record per result: a copy of rec with Message set to it.
+//	// otherwise one event.Record per result: a copy of rec with Message set to it.
 //
 // When !chain.Identity() a sink must encode Record.Message and never pass Record.Value (the
 // original payload, with raw PII) through.

@@ -9,7 +9,7 @@ import (
 
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
-	"switchyard/sinks"
+	"switchyard/internal/event"
 	"switchyard/transforms"
 )
 
@@ -93,7 +93,7 @@ func FuzzApply(f *testing.F) {
 		}
 		all = append(all, cc)
 	}
-	rec := &sinks.Record{Topic: "t", Key: []byte{0xff, 'k'}, Headers: []sinks.Header{{Key: "h", Value: []byte{0xc3, 0x28}}}}
+	rec := &event.Record{Topic: "t", Key: []byte{0xff, 'k'}, Headers: []event.Header{{Key: "h", Value: []byte{0xc3, 0x28}}}}
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		cc := all[int(which)%len(all)]
 		in, err := cc.c.NewDecoder(contract.Raw).Decode(payload)

@@ -16,7 +16,7 @@ import (
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
 	"switchyard/internal/config"
-	"switchyard/sinks"
+	"switchyard/internal/event"
 	"switchyard/transforms"
 )
 
@@ -87,7 +87,7 @@ func TestPII_hash_field_never_appears_raw(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, err := chain.Apply(in, &sinks.Record{Topic: "auctions.bids"}, nil)
+				out, err := chain.Apply(in, &event.Record{Topic: "auctions.bids"}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

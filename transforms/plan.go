@@ -7,13 +7,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"cel.dev/cel-go/interpreter"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/routing"
-	"switchyard/sinks"
+	"switchyard/internal/expr"
 )
 
 // This file is the per-event half: plans resolved once by Compile (output field
@@ -195,7 +193,7 @@ func (g *getter) value(ctx *evalCtx) (protoreflect.Value, bool, error) {
 	var m protoreflect.Message
 	switch g.base {
 	case baseEvent:
-		m = ctx.in
+		m = ctx.Event
 	case baseElement:
 		if len(g.steps) == 0 && g.field == nil {
 			return ctx.elem, true, nil
@@ -224,60 +222,19 @@ func (g *getter) value(ctx *evalCtx) (protoreflect.Value, bool, error) {
 	return v, ok, nil
 }
 
-// evalCtx is the state of one Apply call; it is the CEL activation too. Chains pool them.
+// evalCtx is the state of one Apply call. Its Activation is what expressions see (the
+// event, its record and the current element); the rest is transforms' own. Chains pool them.
 type evalCtx struct {
-	chain   *Chain
-	in      protoreflect.Message
-	rec     *sinks.Record
-	elem    protoreflect.Value // current element of the exploded list
-	hasElem bool
-	elemCEL any // elem as expressions see it (only when one reads it)
-	now     time.Time
-	headers map[string]string
+	expr.Activation
+	chain *Chain
+	elem  protoreflect.Value // current element of the exploded list
+	now   time.Time
 }
 
 func (ctx *evalCtx) reset() {
-	*ctx = evalCtx{chain: ctx.chain}
+	ctx.Reset(nil, nil)
+	ctx.elem, ctx.now = protoreflect.Value{}, time.Time{}
 }
-
-// ResolveName implements interpreter.Activation with the variables of routing.NewEnv plus
-// element.
-func (ctx *evalCtx) ResolveName(name string) (any, bool) {
-	r := ctx.rec
-	if r == nil {
-		r = &sinks.Record{}
-	}
-	switch name {
-	case routing.VarEvent:
-		return ctx.in.Interface(), true
-	case VarElement:
-		return ctx.elemCEL, ctx.hasElem
-	case routing.VarTopic:
-		return r.Topic, true
-	case routing.VarPartition:
-		return int64(r.Partition), true
-	case routing.VarOffset:
-		return r.Offset, true
-	case routing.VarKey:
-		return string(r.Key), true
-	case routing.VarTimestamp:
-		return r.Timestamp, true
-	case routing.VarHeaders:
-		if ctx.headers == nil {
-			ctx.headers = make(map[string]string, len(r.Headers))
-			for _, h := range r.Headers {
-				ctx.headers[h.Key] = string(h.Value)
-			}
-		}
-		return ctx.headers, true
-	}
-	return nil, false
-}
-
-// Parent implements interpreter.Activation.
-func (ctx *evalCtx) Parent() interpreter.Activation { return nil }
-
-var _ interpreter.Activation = (*evalCtx)(nil)
 
 // elemValue converts an element with the conversions the explode step saw (not with casts
 // added later, which CEL's type for element does not know about).
@@ -293,7 +250,7 @@ func (w *writer) elemValue(v protoreflect.Value) (protoreflect.Value, error) {
 
 // meta reads Kafka metadata.
 func (ctx *evalCtx) meta(g *getter) (protoreflect.Value, bool, error) {
-	r := ctx.rec
+	r := ctx.Record
 	switch g.meta {
 	case metaIngestion:
 		if ctx.now.IsZero() {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"switchyard/routing"
+	"switchyard/internal/expr"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -129,6 +129,5 @@ func writeValue(sb *strings.Builder, fd protoreflect.FieldDescriptor, v protoref
 	}
 }
 
-// SafeCELError renders a CEL evaluation error without event values; see
-// routing.SafeEvalError.
-func SafeCELError(err error) string { return routing.SafeEvalError(err) }
+// SafeCELError renders a CEL evaluation error without event values; see expr.SafeError.
+func SafeCELError(err error) string { return expr.SafeError(err) }

@@ -9,10 +9,13 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"switchyard/internal/chserver"
 	"switchyard/internal/config"
 	"switchyard/pipelines"
 	"switchyard/sinks/clickhouse"
+	sinktable "switchyard/sinks/table"
 )
 
 // devClickHouseEnv holds the native address of the ClickHouse server that configs/dev.yaml's
@@ -120,7 +123,7 @@ func chTables(c *pipelines.Compiled) []string {
 			}
 			table := ch.Table
 			if table == "" {
-				table = clickhouse.TableName(p.Config.Contract.Message)
+				table = sinktable.Name(protoreflect.FullName(p.Config.Contract.Message))
 			}
 			out = append(out, ch.Database+"."+table)
 		}

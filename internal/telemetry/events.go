@@ -7,7 +7,9 @@ import (
 )
 
 // DeadLettered logs and counts one event written to the dead-letter topic. message must not
-// contain payload values (use contract.SafeMessage).
+// contain payload values: pass what the dead letter's switchyard.error.message header holds
+// (the engine's safeMessage of a contract, expr or sink error, which name fields and rules,
+// never values).
 func DeadLettered(log *slog.Logger, m *Metrics, pipeline, reason, topic string, partition int32, offset int64, contract, sink, message string) {
 	if m != nil {
 		m.DeadLettered.WithLabelValues(pipeline, reason).Inc()

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // TestSource_lost_partitions_not_committed: when the group session fails (the broker answers a
@@ -36,7 +36,7 @@ func TestSource_lost_partitions_not_committed(t *testing.T) {
 	})
 	var (
 		mu      sync.Mutex
-		revoked []sinks.TopicPartition
+		revoked []event.TopicPartition
 	)
 	cfg := Config{
 		Kafka:          seeds(brokers, kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(time.Second)),
@@ -44,7 +44,7 @@ func TestSource_lost_partitions_not_committed(t *testing.T) {
 		Topics:         []string{topic},
 		MaxBatch:       1,
 		CommitInterval: time.Hour,
-		OnRevoked: func(_ context.Context, tps []sinks.TopicPartition) {
+		OnRevoked: func(_ context.Context, tps []event.TopicPartition) {
 			mu.Lock()
 			revoked = append(revoked, tps...)
 			mu.Unlock()
@@ -86,7 +86,7 @@ func TestSource_lost_partitions_not_committed(t *testing.T) {
 		t.Errorf("%d offset commits sent, want none", n)
 	}
 	mu.Lock()
-	if len(revoked) != 1 || revoked[0] != (sinks.TopicPartition{Topic: topic, Partition: 0}) {
+	if len(revoked) != 1 || revoked[0] != (event.TopicPartition{Topic: topic, Partition: 0}) {
 		t.Errorf("OnRevoked got %v, want the lost partition", revoked)
 	}
 	mu.Unlock()

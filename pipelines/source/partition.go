@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -10,7 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/sinks"
+	"switchyard/internal/backoff"
+	"switchyard/internal/event"
 )
 
 // Redelivery backoff after a nack: doubling per consecutive nack of the partition, jittered.
@@ -27,7 +27,7 @@ const (
 type partition struct {
 	s        *Source
 	cl       pauser
-	tp       sinks.TopicPartition
+	tp       event.TopicPartition
 	seq      uint64             // distinguishes assignments of the same partition in message ids
 	pauseArg map[string][]int32 // this partition, as Pause/ResumeFetchPartitions want it
 
@@ -89,7 +89,7 @@ func (s *Source) newPartition(cl pauser, topic string, n int32, seq uint64, read
 	p := &partition{
 		s:           s,
 		cl:          cl,
-		tp:          sinks.TopicPartition{Topic: topic, Partition: n},
+		tp:          event.TopicPartition{Topic: topic, Partition: n},
 		seq:         seq,
 		pauseArg:    map[string][]int32{topic: {n}},
 		notify:      make(chan struct{}, 1),
@@ -336,15 +336,9 @@ func nacked(msg *message.Message) bool {
 // kill stops the tracker without waiting for more acks.
 func (p *partition) kill() { p.killOnce.Do(func() { close(p.killCh) }) }
 
-// nackBackoff is the jittered wait before the n-th consecutive redelivery (n >= 1): half of
-// the doubling step plus a random part of the other half.
-func nackBackoff(n int) time.Duration {
-	d := nackBackoffMax
-	if n <= 16 {
-		d = min(nackBackoffMin<<(n-1), nackBackoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+// nackBackoff is the wait before the n-th consecutive redelivery (n >= 1): the daemon's one
+// backoff (backoff.Wait) with the source's bounds.
+func nackBackoff(n int) time.Duration { return backoff.Wait(n, nackBackoffMin, nackBackoffMax) }
 
 // fifo is a slice-backed queue that reuses its array.
 type fifo[T any] struct {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // onAssigned is franz-go's OnPartitionsAssigned, called before fetching of the new partitions
@@ -148,7 +148,7 @@ func (s *Source) release(parts []*partition, commit bool) []Unfinished {
 				}
 			}
 		}
-		var gone []sinks.TopicPartition
+		var gone []event.TopicPartition
 		for _, p := range mine {
 			p.mu.Lock()
 			if p.hooked {
@@ -276,7 +276,7 @@ func (s *Source) runHook(r *hookRun) {
 		if len(live) == 0 {
 			return
 		}
-		tps := make([]sinks.TopicPartition, len(live))
+		tps := make([]event.TopicPartition, len(live))
 		for i, p := range live {
 			tps[i] = p.tp
 		}

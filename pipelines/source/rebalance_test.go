@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // TestSource_revoke_second_member: while member a works on four partitions, with batches in
@@ -103,7 +103,7 @@ func TestSource_revoke_second_member(t *testing.T) {
 			MaxBatch:       5,
 			DrainTimeout:   5 * time.Second,
 			CommitInterval: 50 * time.Millisecond,
-			OnAssigned: func(_ context.Context, tps []sinks.TopicPartition) error {
+			OnAssigned: func(_ context.Context, tps []event.TopicPartition) error {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, tp := range tps {
@@ -111,7 +111,7 @@ func TestSource_revoke_second_member(t *testing.T) {
 				}
 				return nil
 			},
-			OnRevoked: func(_ context.Context, tps []sinks.TopicPartition) {
+			OnRevoked: func(_ context.Context, tps []event.TopicPartition) {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, tp := range tps {

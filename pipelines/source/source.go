@@ -25,7 +25,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // Defaults for the zero values of Config.
@@ -85,13 +85,13 @@ type Config struct {
 	// backoff (100ms doubling to 5s) until it succeeds or the partitions are revoked. Its
 	// context is canceled when one of the partitions is revoked or the source closes; a revoke
 	// waits for the call to return, so it must honor the context.
-	OnAssigned func(ctx context.Context, partitions []sinks.TopicPartition) error
+	OnAssigned func(ctx context.Context, partitions []event.TopicPartition) error
 	// OnRevoked, if set, is called once partitions for which OnAssigned succeeded (all
 	// partitions, without OnAssigned) are gone: after a revoke has drained and committed them,
 	// after they were lost (without a commit), or at Close. No message of those partitions is
 	// emitted afterwards; messages still unacked after a drain timeout or a loss may still be
 	// in a handler, with their contexts canceled.
-	OnRevoked func(ctx context.Context, partitions []sinks.TopicPartition)
+	OnRevoked func(ctx context.Context, partitions []event.TopicPartition)
 	// LagInterval is how often OnLag reports every owned partition. Each report asks the
 	// brokers for the partitions' high watermarks (one ListOffsets request per broker), so the
 	// lag stays fresh while fetching is paused at MaxInFlight or by a failing OnAssigned.
@@ -116,7 +116,7 @@ type Config struct {
 
 // PartitionLag is one report of how far a partition is behind.
 type PartitionLag struct {
-	sinks.TopicPartition
+	event.TopicPartition
 	// HighWatermark is the partition's end offset, as the broker reported it for this report.
 	HighWatermark int64
 	// Committed is where a restart would resume: the offset this source last committed, or
@@ -417,7 +417,7 @@ func (s *Source) shutdown() {
 // Unfinished is a partition whose emitted records were not all committed when the Source
 // closed: the drain timed out, a batch was nacked, or the final commit failed.
 type Unfinished struct {
-	sinks.TopicPartition
+	event.TopicPartition
 	// Committed is the offset the next owner resumes from; -1 if this source committed none.
 	Committed int64
 	// Records counts the emitted records past Committed: they will be consumed again.

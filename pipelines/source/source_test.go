@@ -15,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // TestCheckpoint: of five records, 1, 2 and 4 are acked and 3 nacked. 3 is redelivered while
@@ -256,11 +256,11 @@ func TestSource_assign_hook(t *testing.T) {
 		calls    atomic.Int32
 		hooked   atomic.Bool
 		mu       sync.Mutex
-		assigned []sinks.TopicPartition
-		revoked  []sinks.TopicPartition
+		assigned []event.TopicPartition
+		revoked  []event.TopicPartition
 	)
 	cfg := Config{Kafka: seeds(brokers), Group: "g-hook", Topics: []string{topic},
-		OnAssigned: func(_ context.Context, tps []sinks.TopicPartition) error {
+		OnAssigned: func(_ context.Context, tps []event.TopicPartition) error {
 			if calls.Add(1) < 3 {
 				return errors.New("sink not ready")
 			}
@@ -270,7 +270,7 @@ func TestSource_assign_hook(t *testing.T) {
 			hooked.Store(true)
 			return nil
 		},
-		OnRevoked: func(_ context.Context, tps []sinks.TopicPartition) {
+		OnRevoked: func(_ context.Context, tps []event.TopicPartition) {
 			mu.Lock()
 			revoked = append(revoked, tps...)
 			mu.Unlock()
@@ -296,7 +296,7 @@ func TestSource_assign_hook(t *testing.T) {
 	defer mu.Unlock()
 	sortTPs(assigned)
 	sortTPs(revoked)
-	want := []sinks.TopicPartition{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}
+	want := []event.TopicPartition{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}
 	if !slices.Equal(assigned, want) || !slices.Equal(revoked, want) {
 		t.Errorf("assigned %v, revoked %v; want %v for both", assigned, revoked, want)
 	}
@@ -514,8 +514,8 @@ func TestFifo(t *testing.T) {
 	}
 }
 
-func sortTPs(tps []sinks.TopicPartition) {
-	slices.SortFunc(tps, func(a, b sinks.TopicPartition) int {
+func sortTPs(tps []event.TopicPartition) {
+	slices.SortFunc(tps, func(a, b event.TopicPartition) int {
 		if a.Topic != b.Topic {
 			if a.Topic < b.Topic {
 				return -1

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 )
 
@@ -36,9 +37,9 @@ message OrderPaid {
   uint64 stream_id = 10;
 }`
 
-func benchRecords(b *testing.B, n int) []*sinks.Record {
+func benchRecords(b *testing.B, n int) []*event.Record {
 	md := compileProto(b, "bench.v1.OrderPaid", map[string]string{"bench/v1/order.proto": benchProto})
-	recs := make([]*sinks.Record, n)
+	recs := make([]*event.Record, n)
 	for i := range recs {
 		m := dynamicpb.NewMessage(md)
 		js := fmt.Sprintf(`{"orderId": "ord-%08d", "buyerId": "buyer-%d", "sellerId": "seller-%d",
@@ -52,7 +53,7 @@ func benchRecords(b *testing.B, n int) []*sinks.Record {
 			b.Fatal(err)
 		}
 		v, _ := proto.Marshal(m)
-		recs[i] = &sinks.Record{Topic: "orders.paid", Partition: int32(i % 4), Offset: int64(i / 4),
+		recs[i] = &event.Record{Topic: "orders.paid", Partition: int32(i % 4), Offset: int64(i / 4),
 			Timestamp: time.Now(), Value: v, Message: m, Contract: string(md.FullName())}
 	}
 	return recs

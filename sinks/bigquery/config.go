@@ -16,13 +16,12 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/option"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/internal/config"
+	sinktable "switchyard/sinks/table"
 )
 
 // Config is the bigquery sink's section of a sink: it writes to BigQuery with the Storage
@@ -67,29 +66,6 @@ const (
 	requestLimit = 10_000_000
 )
 
-// TableName derives a table name from a contract's full name:
-// orders.v1.OrderPaid -> orders_v1_order_paid.
-func TableName(contract protoreflect.FullName) string {
-	var b strings.Builder
-	for i, part := range strings.Split(string(contract), ".") {
-		if i > 0 {
-			b.WriteByte('_')
-		}
-		runes := []rune(part)
-		for j, r := range runes {
-			if unicode.IsUpper(r) {
-				if j > 0 && (unicode.IsLower(runes[j-1]) || unicode.IsDigit(runes[j-1]) ||
-					(j+1 < len(runes) && unicode.IsLower(runes[j+1]))) {
-					b.WriteByte('_')
-				}
-				r = unicode.ToLower(r)
-			}
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 var (
 	tableRe   = regexp.MustCompile(`^[\p{L}\p{M}\p{N}\p{Pc}\p{Pd}\p{Zs}]+$`)
 	datasetRe = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
@@ -125,7 +101,7 @@ func check(cfg Config, lay *layout) (*settings, error) {
 		problems = append(problems, fmt.Sprintf("dataset %q: use letters, digits and underscores", cfg.Dataset))
 	}
 	if s.table == "" {
-		s.table = TableName(lay.contract.FullName())
+		s.table = sinktable.Name(lay.contract.FullName())
 	}
 	if !tableRe.MatchString(s.table) || len(s.table) > 1024 {
 		problems = append(problems, fmt.Sprintf("table %q is not a valid BigQuery table name", s.table))
@@ -153,7 +129,7 @@ func check(cfg Config, lay *layout) (*settings, error) {
 	if gran != "none" {
 		field := cfg.PartitionField
 		if field == "" {
-			field = ColEventTime
+			field = sinktable.ColEventTime
 		}
 		col := lay.column(field)
 		switch {

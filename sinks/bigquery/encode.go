@@ -12,13 +12,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // appendRow appends the serialized row of r (a message of the writer descriptor) to b.
 // r.Message must be a message of l.contract (the same descriptor). On error b is returned
 // unchanged in length; the error says why this event cannot be a row.
-func (l *layout) appendRow(b []byte, r *sinks.Record, landedMicros int64) ([]byte, error) {
+func (l *layout) appendRow(b []byte, r *event.Record, landedMicros int64) ([]byte, error) {
 	start := len(b)
 	if r.Message == nil {
 		return b, errors.New("record has no decoded message")
@@ -52,7 +52,7 @@ func (l *layout) appendRow(b []byte, r *sinks.Record, landedMicros int64) ([]byt
 
 // eventMicros is the _event_time of r: event_time_field when set, else the Kafka timestamp,
 // else the landing time.
-func (l *layout) eventMicros(r *sinks.Record, landedMicros int64) (int64, error) {
+func (l *layout) eventMicros(r *event.Record, landedMicros int64) (int64, error) {
 	if l.eventTime != nil && r.Message.Has(l.eventTime) {
 		ts := r.Message.Get(l.eventTime).Message()
 		return timestampMicros(ts.Get(l.evSec).Int(), ts.Get(l.evNanos).Int())

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 )
@@ -60,13 +61,13 @@ func evoSchema(t testing.TB, src string) protoreflect.MessageDescriptor {
 	return compileProto(t, "evo.v1.Order", map[string]string{"evo/v1/order.proto": src})
 }
 
-func evoRecord(t testing.TB, md protoreflect.MessageDescriptor, offset int64, js string) *sinks.Record {
+func evoRecord(t testing.TB, md protoreflect.MessageDescriptor, offset int64, js string) *event.Record {
 	t.Helper()
 	m := dynamicpb.NewMessage(md)
 	if err := protojson.Unmarshal([]byte(js), m); err != nil {
 		t.Fatalf("build event: %v", err)
 	}
-	return &sinks.Record{Topic: "orders", Offset: offset, Timestamp: time.Now(), Message: m, Contract: string(md.FullName())}
+	return &event.Record{Topic: "orders", Offset: offset, Timestamp: time.Now(), Message: m, Contract: string(md.FullName())}
 }
 
 // newSink builds a sink on table of the fake (closed at the end of the test); edit changes
@@ -101,7 +102,7 @@ func TestSink_schema_evolution(t *testing.T) {
 	if err := s1.Open(ctx); err != nil {
 		t.Fatalf("open v1: %v", err)
 	}
-	if err := s1.Write(ctx, []*sinks.Record{evoRecord(t, v1, 0, `{"id": "o1", "amount": "5", "shipTo": {"city": "Oslo"}}`)}); err != nil {
+	if err := s1.Write(ctx, []*event.Record{evoRecord(t, v1, 0, `{"id": "o1", "amount": "5", "shipTo": {"city": "Oslo"}}`)}); err != nil {
 		t.Fatalf("write v1: %v", err)
 	}
 
@@ -141,7 +142,7 @@ func TestSink_schema_evolution(t *testing.T) {
 			t.Errorf("column %s: got %q, want %q", col, modes[col], w)
 		}
 	}
-	if err := s2.Write(ctx, []*sinks.Record{evoRecord(t, v2, 1, `{"id": "o2", "amount": "7", "currency": "NOK", "tags": ["a"], "shipTo": {"city": "Bergen", "zip": "5003"}}`)}); err != nil {
+	if err := s2.Write(ctx, []*event.Record{evoRecord(t, v2, 1, `{"id": "o2", "amount": "7", "currency": "NOK", "tags": ["a"], "shipTo": {"city": "Bergen", "zip": "5003"}}`)}); err != nil {
 		t.Fatalf("write v2: %v", err)
 	}
 	rows, err := e.fake.Rows(testProject, testDataset, table)
@@ -161,7 +162,7 @@ func TestSink_schema_evolution(t *testing.T) {
 	if plan, err := s1again.Plan(ctx); err != nil || len(plan) != 0 {
 		t.Fatalf("plan for v1 on the evolved table: got %q, %v", plan, err)
 	}
-	if err := s1again.Write(ctx, []*sinks.Record{evoRecord(t, v1, 2, `{"id": "o3"}`)}); err != nil {
+	if err := s1again.Write(ctx, []*event.Record{evoRecord(t, v1, 2, `{"id": "o3"}`)}); err != nil {
 		t.Fatalf("write v1 to the evolved table: %v", err)
 	}
 

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
+	sinktable "switchyard/sinks/table"
 )
 
 // maxRuns bounds the runs of landed offsets kept per partition; older ones are forgotten
@@ -40,7 +42,7 @@ const maxRuns = 20000
 type exactly struct {
 	s     *Sink
 	mu    sync.Mutex
-	parts map[sinks.TopicPartition]*partState
+	parts map[event.TopicPartition]*partState
 }
 
 // partState is one source partition's write state.
@@ -69,10 +71,10 @@ type item struct {
 }
 
 func newExactly(s *Sink) *exactly {
-	return &exactly{s: s, parts: map[sinks.TopicPartition]*partState{}}
+	return &exactly{s: s, parts: map[event.TopicPartition]*partState{}}
 }
 
-func (e *exactly) part(tp sinks.TopicPartition) *partState {
+func (e *exactly) part(tp event.TopicPartition) *partState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.parts[tp]
@@ -106,12 +108,12 @@ func (p *partState) setMark(mark int64) {
 }
 
 // write appends b's rows, partition by partition (partitions concurrently).
-func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) error {
-	groups := map[sinks.TopicPartition][]item{}
-	var order []sinks.TopicPartition
+func (e *exactly) write(ctx context.Context, records []*event.Record, b *batch) error {
+	groups := map[event.TopicPartition][]item{}
+	var order []event.TopicPartition
 	for k, ri := range b.idx {
 		r := records[ri]
-		tp := sinks.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		tp := event.TopicPartition{Topic: r.Topic, Partition: r.Partition}
 		if _, ok := groups[tp]; !ok {
 			order = append(order, tp)
 		}
@@ -121,7 +123,7 @@ func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) 
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	run := func(tp sinks.TopicPartition) {
+	run := func(tp event.TopicPartition) {
 		failed, unlanded, err := e.writePartition(ctx, tp, groups[tp])
 		mu.Lock()
 		defer mu.Unlock()
@@ -145,7 +147,7 @@ func (e *exactly) write(ctx context.Context, records []*sinks.Record, b *batch) 
 
 // writePartition appends one partition's items. It returns the records that can never land,
 // and, with the transient error that kept them out, the records that did not land.
-func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, items []item) (failed map[int]error, unlanded []int, err error) {
+func (e *exactly) writePartition(ctx context.Context, tp event.TopicPartition, items []item) (failed map[int]error, unlanded []int, err error) {
 	p := e.part(tp)
 	if err := p.acquire(ctx); err != nil {
 		for _, it := range items {
@@ -169,7 +171,7 @@ func (e *exactly) writePartition(ctx context.Context, tp sinks.TopicPartition, i
 }
 
 // appendPartition appends one partition's items; the caller holds the partition's lock.
-func (e *exactly) appendPartition(ctx context.Context, tp sinks.TopicPartition, p *partState, items []item) (map[int]error, error) {
+func (e *exactly) appendPartition(ctx context.Context, tp event.TopicPartition, p *partState, items []item) (map[int]error, error) {
 	s := e.s
 	where := fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)
 	if !p.known {
@@ -351,7 +353,7 @@ func (e *exactly) drain(actxs []context.Context, results []*managedwriter.Append
 
 // doubt records that the appends of spans (at stream offsets offs) have an unknown outcome
 // and returns the transient error to report.
-func (e *exactly) doubt(tp sinks.TopicPartition, p *partState, todo []item, spans []span, offs []int64, err error) error {
+func (e *exactly) doubt(tp event.TopicPartition, p *partState, todo []item, spans []span, offs []int64, err error) error {
 	p.broken = true
 	for k, sp := range spans {
 		d := doubtful{off: offs[k], src: make([]int64, 0, sp.hi-sp.lo)}
@@ -368,7 +370,7 @@ func (e *exactly) doubt(tp sinks.TopicPartition, p *partState, todo []item, span
 // resolve settles the appends of unknown outcome: it finalizes the stream, whose row count
 // says which doubtful rows landed, and drops it (a new one is created for the next append).
 // When the stream cannot be finalized (it expired, say) it looks the rows up in the table.
-func (e *exactly) resolve(ctx context.Context, tp sinks.TopicPartition, p *partState) error {
+func (e *exactly) resolve(ctx context.Context, tp event.TopicPartition, p *partState) error {
 	rowCount := int64(-1)
 	if p.stream != nil {
 		n, err := bounded(ctx, e.s, func(ctx context.Context) (int64, error) { return p.stream.Finalize(ctx) })
@@ -450,7 +452,7 @@ func (e *exactly) newStream(ctx context.Context, p *partState) error {
 
 // finalize finalizes and drops the partition's stream, so that nothing still in flight on it
 // can land later.
-func (e *exactly) finalize(ctx context.Context, tp sinks.TopicPartition, p *partState) {
+func (e *exactly) finalize(ctx context.Context, tp event.TopicPartition, p *partState) {
 	if p.stream == nil {
 		return
 	}
@@ -462,8 +464,8 @@ func (e *exactly) finalize(ctx context.Context, tp sinks.TopicPartition, p *part
 
 // assigned starts newly assigned partitions afresh and reads their high-water marks (one
 // query per topic). A failed read is logged and retried by the first Write.
-func (e *exactly) assigned(ctx context.Context, tps []sinks.TopicPartition) {
-	byTopic := map[string][]sinks.TopicPartition{}
+func (e *exactly) assigned(ctx context.Context, tps []event.TopicPartition) {
+	byTopic := map[string][]event.TopicPartition{}
 	var topics []string
 	for _, tp := range tps {
 		if _, ok := byTopic[tp.Topic]; !ok {
@@ -495,7 +497,7 @@ func (e *exactly) assigned(ctx context.Context, tps []sinks.TopicPartition) {
 }
 
 // revoked finalizes and forgets partitions.
-func (e *exactly) revoked(ctx context.Context, tps []sinks.TopicPartition) {
+func (e *exactly) revoked(ctx context.Context, tps []event.TopicPartition) {
 	for _, tp := range tps {
 		p := e.part(tp)
 		if p.acquire(ctx) != nil {
@@ -512,7 +514,7 @@ func (e *exactly) revoked(ctx context.Context, tps []sinks.TopicPartition) {
 // closeAll finalizes every stream.
 func (e *exactly) closeAll(ctx context.Context) {
 	e.mu.Lock()
-	parts := make(map[sinks.TopicPartition]*partState, len(e.parts))
+	parts := make(map[event.TopicPartition]*partState, len(e.parts))
 	for tp, p := range e.parts {
 		parts[tp] = p
 	}
@@ -536,7 +538,7 @@ func markOf(hw map[int32]int64, partition int32) int64 {
 // highWater reads the highest _offset per partition of topic in the table.
 func (s *Sink) highWater(ctx context.Context, topic string) (map[int32]int64, error) {
 	q := s.bq.Query(fmt.Sprintf("SELECT %s, MAX(%s) FROM `%s` WHERE %s = @topic GROUP BY %s",
-		ColPartition, ColOffset, s.ref(), ColTopic, ColPartition))
+		sinktable.ColPartition, sinktable.ColOffset, s.ref(), sinktable.ColTopic, sinktable.ColPartition))
 	q.Parameters = []bigquery.QueryParameter{{Name: "topic", Value: topic}}
 	out := map[int32]int64{}
 	err := s.readRows(ctx, q, func(row []bigquery.Value) error {
@@ -555,9 +557,9 @@ func (s *Sink) highWater(ctx context.Context, topic string) (map[int32]int64, er
 }
 
 // landedOffsets reads which offsets in [lo, hi] of a partition are in the table.
-func (s *Sink) landedOffsets(ctx context.Context, tp sinks.TopicPartition, lo, hi int64) ([]int64, error) {
+func (s *Sink) landedOffsets(ctx context.Context, tp event.TopicPartition, lo, hi int64) ([]int64, error) {
 	q := s.bq.Query(fmt.Sprintf("SELECT %s FROM `%s` WHERE %s = @topic AND %s = @partition AND %s BETWEEN @lo AND @hi",
-		ColOffset, s.ref(), ColTopic, ColPartition, ColOffset))
+		sinktable.ColOffset, s.ref(), sinktable.ColTopic, sinktable.ColPartition, sinktable.ColOffset))
 	q.Parameters = []bigquery.QueryParameter{
 		{Name: "topic", Value: tp.Topic}, {Name: "partition", Value: int64(tp.Partition)},
 		{Name: "lo", Value: lo}, {Name: "hi", Value: hi},

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 	"switchyard/sinks/sinktest"
@@ -37,9 +38,9 @@ func openMode(t *testing.T, e *fakeEnv, exactlyOnce bool, topic string, partitio
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var tps []sinks.TopicPartition
+	var tps []event.TopicPartition
 	for p := range partitions {
-		tps = append(tps, sinks.TopicPartition{Topic: topic, Partition: int32(p)})
+		tps = append(tps, event.TopicPartition{Topic: topic, Partition: int32(p)})
 	}
 	if err := s.Assigned(context.Background(), tps); err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func openMode(t *testing.T, e *fakeEnv, exactlyOnce bool, topic string, partitio
 // records in a BatchError's Failed are dropped (dead-lettered), those in Retry (and, when
 // Landed is false, all others) are written again. It returns the dead-lettered records' ids
 // and the number of attempts.
-func deliver(t *testing.T, s *Sink, recs []*sinks.Record) (dead []string, attempts int) {
+func deliver(t *testing.T, s *Sink, recs []*event.Record) (dead []string, attempts int) {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
 	pending := recs
@@ -68,7 +69,7 @@ func deliver(t *testing.T, s *Sink, recs []*sinks.Record) (dead []string, attemp
 		case err == nil:
 			return dead, attempts
 		case errors.As(err, &be):
-			var rest []*sinks.Record
+			var rest []*event.Record
 			for i, r := range pending {
 				if _, ok := be.Failed[i]; ok {
 					dead = append(dead, sinktest.ID(r))
@@ -87,7 +88,7 @@ func deliver(t *testing.T, s *Sink, recs []*sinks.Record) (dead []string, attemp
 	return dead, attempts
 }
 
-func idsOf(recs []*sinks.Record) []string {
+func idsOf(recs []*event.Record) []string {
 	out := make([]string, len(recs))
 	for i, r := range recs {
 		out[i] = sinktest.ID(r)
@@ -311,7 +312,7 @@ func TestSink_exactly_once_resumes_after_restart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A rebalance takes partition 0 away from a: its stream is finalized.
-	a.Revoked(ctx, []sinks.TopicPartition{{Topic: "src-restart", Partition: 0}})
+	a.Revoked(ctx, []event.TopicPartition{{Topic: "src-restart", Partition: 0}})
 	streams := e.fake.Streams(testProject, testDataset, table)
 	finalized := 0
 	for _, name := range streams {
@@ -330,7 +331,7 @@ func TestSink_exactly_once_resumes_after_restart(t *testing.T) {
 		t.Fatal(err)
 	}
 	queries := e.fake.Queries()
-	if err := b.Assigned(ctx, []sinks.TopicPartition{{Topic: "src-restart", Partition: 0}, {Topic: "src-restart", Partition: 1}}); err != nil {
+	if err := b.Assigned(ctx, []event.TopicPartition{{Topic: "src-restart", Partition: 0}, {Topic: "src-restart", Partition: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if e.fake.Queries() != queries+1 {
@@ -373,7 +374,7 @@ func TestSink_exactly_once_out_of_order_batches(t *testing.T) {
 	if err := b.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Assigned(ctx, []sinks.TopicPartition{{Topic: "src-ooo", Partition: 0}}); err != nil {
+	if err := b.Assigned(ctx, []event.TopicPartition{{Topic: "src-ooo", Partition: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	if dead, _ := deliver(t, b, recs); len(dead) > 0 {
@@ -394,7 +395,7 @@ func TestSink_partial_failure_retries_only_unlanded_rows(t *testing.T) {
 	if !errors.As(err, &be) || !be.Landed || len(be.Failed) != 0 || len(be.Retry) == 0 || len(be.Retry) == len(recs) {
 		t.Fatalf("write: got %v, want a BatchError with some records to retry and the rest landed", err)
 	}
-	var again []*sinks.Record
+	var again []*event.Record
 	for i := range be.Retry {
 		again = append(again, recs[i])
 	}

@@ -7,6 +7,7 @@ import (
 
 	"switchyard/sinks"
 	"switchyard/sinks/registry"
+	"switchyard/sinks/table"
 )
 
 func init() {
@@ -15,7 +16,7 @@ func init() {
 		Doc:  "Write to BigQuery tables with the Storage Write API.",
 		Table: func(c *Config, contract protoreflect.MessageDescriptor) {
 			if c.Table == "" {
-				c.Table = TableName(contract.FullName())
+				c.Table = table.Name(contract.FullName())
 			}
 		},
 		Check: func(c *Config, s registry.Schemas) []string {

@@ -9,16 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
-)
 
-// Metadata column names. Every row carries them, as in the ClickHouse sink.
-const (
-	ColTopic     = "_topic"      // STRING: source Kafka topic
-	ColPartition = "_partition"  // INTEGER: source partition
-	ColOffset    = "_offset"     // INTEGER: source offset
-	ColEventTime = "_event_time" // TIMESTAMP: event_time_field, or the Kafka record timestamp
-	ColLandedAt  = "_landed_at"  // TIMESTAMP: when the sink serialized the row
-	ColSchema    = "_schema"     // STRING: full name of the contract the event was decoded with
+	sinktable "switchyard/sinks/table"
 )
 
 // maxDepth is BigQuery's limit on nested RECORD levels.
@@ -157,21 +149,21 @@ type layout struct {
 	skipped   []string // fields that have no column (messages without fields)
 }
 
-var metaColumns = []struct {
+// metaColumns are the metadata columns (sinktable.Metadata) with their BigQuery types.
+var metaColumns = [len(sinktable.Metadata)]struct {
 	name string
 	typ  bigquery.FieldType
 }{
-	{ColTopic, bigquery.StringFieldType},
-	{ColPartition, bigquery.IntegerFieldType},
-	{ColOffset, bigquery.IntegerFieldType},
-	{ColEventTime, bigquery.TimestampFieldType},
-	{ColLandedAt, bigquery.TimestampFieldType},
-	{ColSchema, bigquery.StringFieldType},
+	sinktable.Topic:     {sinktable.ColTopic, bigquery.StringFieldType},
+	sinktable.Partition: {sinktable.ColPartition, bigquery.IntegerFieldType},
+	sinktable.Offset:    {sinktable.ColOffset, bigquery.IntegerFieldType},
+	sinktable.EventTime: {sinktable.ColEventTime, bigquery.TimestampFieldType},
+	sinktable.LandedAt:  {sinktable.ColLandedAt, bigquery.TimestampFieldType},
+	sinktable.Schema:    {sinktable.ColSchema, bigquery.StringFieldType},
 }
 
-// compile derives the layout of contract md. eventTimeField names a top-level Timestamp field
-// copied into _event_time; when empty, occurred_at or event_time is used if the contract has
-// such a field.
+// compile derives the layout of contract md. eventTimeField is the configured
+// event_time_field; sinktable.EventTimeField says which field fills _event_time.
 func compile(md protoreflect.MessageDescriptor, eventTimeField string) (*layout, error) {
 	c := &compiler{
 		root:       &descriptorpb.DescriptorProto{Name: proto.String("Row")},
@@ -199,27 +191,15 @@ func compile(md protoreflect.MessageDescriptor, eventTimeField string) (*layout,
 		next++
 	}
 	l.columns = cols
-	if eventTimeField == "" { // the same defaults as the ClickHouse sink
-		for _, name := range []protoreflect.Name{"occurred_at", "event_time"} {
-			if fd := md.Fields().ByName(name); fd != nil && isTimestamp(fd) {
-				eventTimeField = string(name)
-				break
-			}
-		}
+	fd, err := sinktable.EventTimeField(md, eventTimeField)
+	if err != nil {
+		return nil, err
 	}
-	if eventTimeField != "" {
-		fd := md.Fields().ByName(protoreflect.Name(eventTimeField))
-		if fd == nil || !isTimestamp(fd) {
-			return nil, fmt.Errorf("event_time_field %q is not a top-level google.protobuf.Timestamp field of %s", eventTimeField, md.FullName())
-		}
+	if fd != nil {
 		l.eventTime = fd
 		l.evSec, l.evNanos = fd.Message().Fields().ByNumber(1), fd.Message().Fields().ByNumber(2)
 	}
 	return l, nil
-}
-
-func isTimestamp(fd protoreflect.FieldDescriptor) bool {
-	return !fd.IsList() && !fd.IsMap() && fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "google.protobuf.Timestamp"
 }
 
 type compiler struct {

@@ -14,8 +14,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
+	sinktable "switchyard/sinks/table"
 )
 
 // compileProto compiles .proto sources (imports resolve among them and to the well-known
@@ -168,8 +170,8 @@ func TestSchema_every_kind(t *testing.T) {
 		"m_bool_enum":    "ARRAY<STRUCT<`key` BOOL, `value` STRING>>",
 		"o_int64":        "INT64", "o_string": "STRING",
 		"c_text": "STRING", "c_number": "INT64",
-		ColTopic: "STRING NOT NULL", ColPartition: "INT64 NOT NULL", ColOffset: "INT64 NOT NULL",
-		ColEventTime: "TIMESTAMP NOT NULL", ColLandedAt: "TIMESTAMP NOT NULL", ColSchema: "STRING NOT NULL",
+		sinktable.ColTopic: "STRING NOT NULL", sinktable.ColPartition: "INT64 NOT NULL", sinktable.ColOffset: "INT64 NOT NULL",
+		sinktable.ColEventTime: "TIMESTAMP NOT NULL", sinktable.ColLandedAt: "TIMESTAMP NOT NULL", sinktable.ColSchema: "STRING NOT NULL",
 	}
 	got := map[string]string{}
 	for _, c := range lay.columns {
@@ -198,7 +200,7 @@ func TestSchema_round_trip(t *testing.T) {
 	table := e.table("kinds")
 	cfg := e.config(table)
 	cfg.EventTimeField = "f_timestamp"
-	cfg.Clustering = []string{ColTopic, "f_enum"}
+	cfg.Clustering = []string{sinktable.ColTopic, "f_enum"}
 	s := e.open(t, cfg, md)
 
 	m := dynamicpb.NewMessage(md)
@@ -234,8 +236,8 @@ func TestSchema_round_trip(t *testing.T) {
 	}`), m); err != nil {
 		t.Fatalf("build event: %v", err)
 	}
-	rec := &sinks.Record{Topic: "kinds", Partition: 3, Offset: 77, Timestamp: time.Unix(1, 0), Message: m, Contract: string(md.FullName())}
-	if err := s.Write(context.Background(), []*sinks.Record{rec}); err != nil {
+	rec := &event.Record{Topic: "kinds", Partition: 3, Offset: 77, Timestamp: time.Unix(1, 0), Message: m, Contract: string(md.FullName())}
+	if err := s.Write(context.Background(), []*event.Record{rec}); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	rows, err := e.fake.Rows(testProject, testDataset, table)
@@ -259,31 +261,31 @@ func TestSchema_round_trip(t *testing.T) {
 		"f_duration":  "0-0 0 -1:02:05.500000",
 		"w_double":    0.0, "w_float": 2.5, "w_int64": int64(0), "w_uint64": "18446744073709551615", "w_int32": int64(-1),
 		"w_uint32": int64(5), "w_bool": false, "w_string": "", "w_bytes": []byte{},
-		"f_struct":       `{"a":1,"b":[true,null]}`,
-		"f_value":        `"text"`,
-		"f_list_value":   `[1,"two"]`,
-		"f_any":          bqfake.Row{"type_url": "type.googleapis.com/google.protobuf.Int64Value", "value": []byte{8, 5}},
-		"r_int64":        []any{int64(1), int64(-2), int64(3)},
-		"r_double":       []any{0.5, -1.0},
-		"r_string":       []any{"x", ""},
-		"r_enum":         []any{"COLOR_RED", "COLOR_UNSPECIFIED"},
-		"r_message":      []any{bqfake.Row{"name": "first", "count": int64(0)}, bqfake.Row{"name": "", "count": int64(2)}},
-		"r_timestamp":    []any{time.Unix(0, 0).UTC(), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)},
-		"r_bool":         []any{true, false},
-		"r_uint64":       []any{"18446744073709551615"},
-		"m_string_int64": []any{bqfake.Row{"key": "k", "value": int64(7)}},
-		"m_int32_inner":  []any{bqfake.Row{"key": int64(-1), "value": bqfake.Row{"name": "neg", "count": int64(0)}}},
-		"m_bool_enum":    []any{bqfake.Row{"key": true, "value": "COLOR_RED"}},
-		"o_int64":        int64(0),
-		"c_number":       int64(99),
-		ColTopic:         "kinds", ColPartition: int64(3), ColOffset: int64(77),
-		ColEventTime: ts, ColSchema: "kinds.v1.AllKinds",
+		"f_struct":         `{"a":1,"b":[true,null]}`,
+		"f_value":          `"text"`,
+		"f_list_value":     `[1,"two"]`,
+		"f_any":            bqfake.Row{"type_url": "type.googleapis.com/google.protobuf.Int64Value", "value": []byte{8, 5}},
+		"r_int64":          []any{int64(1), int64(-2), int64(3)},
+		"r_double":         []any{0.5, -1.0},
+		"r_string":         []any{"x", ""},
+		"r_enum":           []any{"COLOR_RED", "COLOR_UNSPECIFIED"},
+		"r_message":        []any{bqfake.Row{"name": "first", "count": int64(0)}, bqfake.Row{"name": "", "count": int64(2)}},
+		"r_timestamp":      []any{time.Unix(0, 0).UTC(), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"r_bool":           []any{true, false},
+		"r_uint64":         []any{"18446744073709551615"},
+		"m_string_int64":   []any{bqfake.Row{"key": "k", "value": int64(7)}},
+		"m_int32_inner":    []any{bqfake.Row{"key": int64(-1), "value": bqfake.Row{"name": "neg", "count": int64(0)}}},
+		"m_bool_enum":      []any{bqfake.Row{"key": true, "value": "COLOR_RED"}},
+		"o_int64":          int64(0),
+		"c_number":         int64(99),
+		sinktable.ColTopic: "kinds", sinktable.ColPartition: int64(3), sinktable.ColOffset: int64(77),
+		sinktable.ColEventTime: ts, sinktable.ColSchema: "kinds.v1.AllKinds",
 	}
-	landed, ok := row[ColLandedAt].(time.Time)
+	landed, ok := row[sinktable.ColLandedAt].(time.Time)
 	if !ok || time.Since(landed) > time.Minute {
-		t.Errorf("_landed_at: got %v", row[ColLandedAt])
+		t.Errorf("_landed_at: got %v", row[sinktable.ColLandedAt])
 	}
-	delete(row, ColLandedAt)
+	delete(row, sinktable.ColLandedAt)
 	for _, k := range []string{"f_struct", "f_value", "f_list_value"} { // JSON: compare values, not spacing
 		var g, w any
 		gs, _ := row[k].(string)
@@ -308,10 +310,10 @@ func TestSchema_round_trip(t *testing.T) {
 		}
 	}
 	meta := e.fake.Table(testProject, testDataset, table)
-	if meta.TimePartitioning == nil || meta.TimePartitioning.Field != ColEventTime || meta.TimePartitioning.Type != "DAY" {
-		t.Errorf("time partitioning: got %+v, want DAY on %s", meta.TimePartitioning, ColEventTime)
+	if meta.TimePartitioning == nil || meta.TimePartitioning.Field != sinktable.ColEventTime || meta.TimePartitioning.Type != "DAY" {
+		t.Errorf("time partitioning: got %+v, want DAY on %s", meta.TimePartitioning, sinktable.ColEventTime)
 	}
-	if meta.Clustering == nil || !reflect.DeepEqual(meta.Clustering.Fields, []string{ColTopic, "f_enum"}) {
+	if meta.Clustering == nil || !reflect.DeepEqual(meta.Clustering.Fields, []string{sinktable.ColTopic, "f_enum"}) {
 		t.Errorf("clustering: got %+v", meta.Clustering)
 	}
 }
@@ -362,7 +364,7 @@ func TestConfig_checks(t *testing.T) {
 		{"request_too_big", func(c *Config) { c.MaxRequestBytes = 20 << 20 }, "10MB request limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{Project: "p", Dataset: "d", PartitionGranularity: "day", PartitionField: ColEventTime}
+			cfg := Config{Project: "p", Dataset: "d", PartitionGranularity: "day", PartitionField: sinktable.ColEventTime}
 			tc.edit(&cfg)
 			problems := ValidateConfig(cfg, md)
 			if len(problems) != 1 || !strings.Contains(problems[0], tc.want) {
@@ -372,19 +374,5 @@ func TestConfig_checks(t *testing.T) {
 	}
 	if p := ValidateConfig(Config{Project: "p", Dataset: "d"}, md); p != nil {
 		t.Errorf("zero-value options: got %q, want no problems", p)
-	}
-}
-
-func TestTableName(t *testing.T) {
-	for in, want := range map[protoreflect.FullName]string{
-		"orders.v1.OrderPaid":       "orders_v1_order_paid",
-		"auctions.v1.BidPlaced":     "auctions_v1_bid_placed",
-		"livestream.v1.ViewStarted": "livestream_v1_view_started",
-		"a.HTTPRequest":             "a_http_request",
-		"x.v2.Event":                "x_v2_event",
-	} {
-		if got := TableName(in); got != want {
-			t.Errorf("TableName(%s) = %s, want %s", in, got, want)
-		}
 	}
 }

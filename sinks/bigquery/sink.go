@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 )
 
@@ -328,7 +329,7 @@ func (s *Sink) Close(ctx context.Context) error {
 // Assigned starts, for exactly_once, the partitions afresh from the table: it reads their
 // highest landed offsets (one query per topic). A failure is logged and retried by the first
 // Write of the partition. It always returns nil.
-func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) error {
+func (s *Sink) Assigned(ctx context.Context, partitions []event.TopicPartition) error {
 	if s.eo != nil {
 		s.eo.assigned(ctx, partitions)
 	}
@@ -337,7 +338,7 @@ func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) 
 
 // Revoked finalizes the partitions' write streams (exactly_once), so that no append still in
 // flight can land after another owner has read the table's high-water mark.
-func (s *Sink) Revoked(ctx context.Context, partitions []sinks.TopicPartition) {
+func (s *Sink) Revoked(ctx context.Context, partitions []event.TopicPartition) {
 	if s.eo != nil {
 		s.eo.revoked(ctx, partitions)
 	}
@@ -354,7 +355,7 @@ func (s *Sink) Revoked(ctx context.Context, partitions []sinks.TopicPartition) {
 // call at most request_timeout; an expiry is such a transient error, naming the setting.
 // With exactly_once, records already in the table count as landed and are not appended
 // again.
-func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
+func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -418,7 +419,7 @@ func (b *batch) result() error {
 }
 
 // encode serializes records into one buffer, in order.
-func (s *Sink) encode(records []*sinks.Record) *batch {
+func (s *Sink) encode(records []*event.Record) *batch {
 	size := 0
 	for _, r := range records {
 		size += len(r.Value) + len(r.Topic) + 64
@@ -452,7 +453,7 @@ func (s *Sink) encode(records []*sinks.Record) *batch {
 
 // layoutFor returns the layout for r's message descriptor: the sink's, or one compiled for
 // another descriptor of the same message when its writer descriptor is identical.
-func (s *Sink) layoutFor(r *sinks.Record) (*layout, error) {
+func (s *Sink) layoutFor(r *event.Record) (*layout, error) {
 	if r.Message == nil {
 		return s.lay, nil // appendRow reports it
 	}

@@ -15,6 +15,7 @@ import (
 	"switchyard/sinks"
 	"switchyard/sinks/bigquery/bqfake"
 	"switchyard/sinks/sinktest"
+	sinktable "switchyard/sinks/table"
 )
 
 const (
@@ -65,7 +66,7 @@ func (e *fakeEnv) config(table string) Config {
 		CreateTable:          true,
 		AddColumns:           true,
 		EventTimeField:       "occurred_at",
-		PartitionField:       ColEventTime,
+		PartitionField:       sinktable.ColEventTime,
 		PartitionGranularity: "day",
 		AppendsInFlight:      1000,
 		MaxRequestBytes:      8 << 20,

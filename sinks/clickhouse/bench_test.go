@@ -16,7 +16,7 @@ import (
 	"github.com/bufbuild/protocompile"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 const benchBatch = 5000
@@ -33,9 +33,9 @@ func bidPlaced(b testing.TB) protoreflect.MessageDescriptor {
 
 // bidRecords returns n BidPlaced records as the engine hands them: hyperpb messages decoded
 // from the wire, spread over 4 partitions.
-func bidRecords(b testing.TB, md protoreflect.MessageDescriptor, n int) []*sinks.Record {
+func bidRecords(b testing.TB, md protoreflect.MessageDescriptor, n int) []*event.Record {
 	base := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
-	recs := make([]*sinks.Record, n)
+	recs := make([]*event.Record, n)
 	for i := range recs {
 		js := fmt.Sprintf(`{"event_id": "8f0c6d3e-0d5b-4b8e-9a51-%012d", "occurred_at": %q,
 			"auction_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "lot_id": "6fa459ea-ee8a-3ca4-894e-db77e160355e",

@@ -148,20 +148,6 @@ func TestParseType(t *testing.T) {
 	}
 }
 
-func TestTableName(t *testing.T) {
-	for in, want := range map[string]string{
-		"auctions.v1.BidPlaced":     "auctions_v1_bid_placed",
-		"livestream.v1.ViewStarted": "livestream_v1_view_started",
-		"a.HTTPRequest":             "a_http_request",
-		"a.V2Event":                 "a_v2_event",
-		"orders.v1.OrderPaid":       "orders_v1_order_paid",
-	} {
-		if got := TableName(in); got != want {
-			t.Errorf("TableName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestQuote(t *testing.T) {
 	if got := quoteString("it's a \\ test\n"); got != `'it\'s a \\ test\n'` {
 		t.Errorf("quoteString = %s", got)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
@@ -128,27 +127,4 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	return c, nil
-}
-
-// TableName is the default table of a contract: its full name in snake case with dots as
-// underscores (auctions.v1.BidPlaced -> auctions_v1_bid_placed).
-func TableName(contract string) string {
-	var b strings.Builder
-	rs := []rune(contract)
-	for i, r := range rs {
-		switch {
-		case r == '.':
-			b.WriteByte('_')
-		case unicode.IsUpper(r):
-			prevLower := i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1]))
-			nextLower := i > 0 && unicode.IsUpper(rs[i-1]) && i+1 < len(rs) && unicode.IsLower(rs[i+1])
-			if prevLower || nextLower {
-				b.WriteByte('_')
-			}
-			b.WriteRune(unicode.ToLower(r))
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // De-duplication.
@@ -31,12 +31,12 @@ type partState struct {
 
 type dedup struct {
 	mu    sync.Mutex
-	parts map[sinks.TopicPartition]*partState
+	parts map[event.TopicPartition]*partState
 }
 
 // batchPart is what one Write holds for one partition.
 type batchPart struct {
-	tp        sinks.TopicPartition
+	tp        event.TopicPartition
 	state     *partState
 	last      int64 // last offset seen in the batch, to notice repeats
 	lo, hi    int64 // offsets <= state.checkTo seen in the batch: they need a lookup
@@ -48,7 +48,7 @@ type batchPart struct {
 // Assigned reads, for each partition, the highest offset already in the table; records at or
 // below it are looked up before they are written. It is goroutine-safe and must be called
 // after Open.
-func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) error {
+func (s *Sink) Assigned(ctx context.Context, partitions []event.TopicPartition) error {
 	if len(partitions) == 0 {
 		return nil
 	}
@@ -59,7 +59,7 @@ func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) 
 	s.dedup.mu.Lock()
 	defer s.dedup.mu.Unlock()
 	if s.dedup.parts == nil {
-		s.dedup.parts = map[sinks.TopicPartition]*partState{}
+		s.dedup.parts = map[event.TopicPartition]*partState{}
 	}
 	for _, tp := range partitions {
 		s.dedup.parts[tp] = &partState{checkTo: max[tp]}
@@ -69,7 +69,7 @@ func (s *Sink) Assigned(ctx context.Context, partitions []sinks.TopicPartition) 
 }
 
 // Revoked forgets the state of the partitions.
-func (s *Sink) Revoked(_ context.Context, partitions []sinks.TopicPartition) {
+func (s *Sink) Revoked(_ context.Context, partitions []event.TopicPartition) {
 	s.dedup.mu.Lock()
 	defer s.dedup.mu.Unlock()
 	for _, tp := range partitions {
@@ -78,14 +78,14 @@ func (s *Sink) Revoked(_ context.Context, partitions []sinks.TopicPartition) {
 }
 
 // maxOffsets returns max(_offset) per partition, -1 for partitions without rows.
-func (s *Sink) maxOffsets(ctx context.Context, partitions []sinks.TopicPartition) (map[sinks.TopicPartition]int64, error) {
+func (s *Sink) maxOffsets(ctx context.Context, partitions []event.TopicPartition) (map[event.TopicPartition]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	conn, _, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[sinks.TopicPartition]int64, len(partitions))
+	out := make(map[event.TopicPartition]int64, len(partitions))
 	tuples := make([]string, len(partitions))
 	for i, tp := range partitions {
 		out[tp] = -1
@@ -99,7 +99,7 @@ func (s *Sink) maxOffsets(ctx context.Context, partitions []sinks.TopicPartition
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var tp sinks.TopicPartition
+		var tp event.TopicPartition
 		var off int64
 		if err := rows.Scan(&tp.Topic, &tp.Partition, &off); err != nil {
 			return nil, fmt.Errorf("read landed offsets from %s: %w", s.fqtn, err)
@@ -117,7 +117,7 @@ func (s *Sink) maxOffsets(ctx context.Context, partitions []sinks.TopicPartition
 // the batch's partitions. It queries the table only for records at or below their
 // partition's checkTo. Partitions the engine did not announce with Assigned are initialised
 // here the same way.
-func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool, rp []*batchPart) ([]*batchPart, error) {
+func (s *Sink) landed(ctx context.Context, records []*event.Record, skip []bool, rp []*batchPart) ([]*batchPart, error) {
 	var parts []*batchPart
 	var cur *batchPart
 	for i, r := range records {
@@ -130,7 +130,7 @@ func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool,
 				}
 			}
 			if cur == nil {
-				cur = &batchPart{tp: sinks.TopicPartition{Topic: r.Topic, Partition: r.Partition}, last: -1, written: -1}
+				cur = &batchPart{tp: event.TopicPartition{Topic: r.Topic, Partition: r.Partition}, last: -1, written: -1}
 				parts = append(parts, cur)
 			}
 		}
@@ -142,7 +142,7 @@ func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool,
 	}
 
 	// Attach the partition states, loading unknown partitions.
-	var unknown []sinks.TopicPartition
+	var unknown []event.TopicPartition
 	s.dedup.mu.Lock()
 	for _, p := range parts {
 		if p.state = s.dedup.parts[p.tp]; p.state == nil {
@@ -157,7 +157,7 @@ func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool,
 		}
 		s.dedup.mu.Lock()
 		if s.dedup.parts == nil {
-			s.dedup.parts = map[sinks.TopicPartition]*partState{}
+			s.dedup.parts = map[event.TopicPartition]*partState{}
 		}
 		for _, p := range parts {
 			if p.state == nil {
@@ -184,7 +184,7 @@ func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool,
 	}
 	s.dedup.mu.Unlock()
 
-	var found map[sinks.TopicPartition]map[int64]bool
+	var found map[event.TopicPartition]map[int64]bool
 	var conds []string
 	for _, p := range parts {
 		if p.needCheck {
@@ -223,7 +223,7 @@ func (s *Sink) landed(ctx context.Context, records []*sinks.Record, skip []bool,
 }
 
 // existingOffsets returns the offsets of the table's rows that match any of conds.
-func (s *Sink) existingOffsets(ctx context.Context, conds []string) (map[sinks.TopicPartition]map[int64]bool, error) {
+func (s *Sink) existingOffsets(ctx context.Context, conds []string) (map[event.TopicPartition]map[int64]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	conn, _, err := s.connect(ctx)
@@ -236,9 +236,9 @@ func (s *Sink) existingOffsets(ctx context.Context, conds []string) (map[sinks.T
 		return nil, fmt.Errorf("look up landed offsets in %s: %w", s.fqtn, err)
 	}
 	defer rows.Close()
-	out := map[sinks.TopicPartition]map[int64]bool{}
+	out := map[event.TopicPartition]map[int64]bool{}
 	for rows.Next() {
-		var tp sinks.TopicPartition
+		var tp event.TopicPartition
 		var off int64
 		if err := rows.Scan(&tp.Topic, &tp.Partition, &off); err != nil {
 			return nil, fmt.Errorf("look up landed offsets in %s: %w", s.fqtn, err)

@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 	"switchyard/sinks/sinktest"
 )
 
 func assign(t testing.TB, s *Sink, topic string, partitions ...int32) {
 	t.Helper()
-	var tps []sinks.TopicPartition
+	var tps []event.TopicPartition
 	for _, p := range partitions {
-		tps = append(tps, sinks.TopicPartition{Topic: topic, Partition: p})
+		tps = append(tps, event.TopicPartition{Topic: topic, Partition: p})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -24,8 +24,8 @@ func assign(t testing.TB, s *Sink, topic string, partitions ...int32) {
 }
 
 // byOffset returns the records of partition p with offsets in [lo, hi].
-func byOffset(recs []*sinks.Record, p int32, lo, hi int64) []*sinks.Record {
-	var out []*sinks.Record
+func byOffset(recs []*event.Record, p int32, lo, hi int64) []*event.Record {
+	var out []*event.Record
 	for _, r := range recs {
 		if r.Partition == p && r.Offset >= lo && r.Offset <= hi {
 			out = append(out, r)
@@ -65,7 +65,7 @@ func TestSink_dedup_after_restart(t *testing.T) {
 				assign(t, b, "src", 0, 1)
 			}
 			// Redelivery from the committed offset (0) in batches that straddle what landed.
-			for _, batch := range [][]*sinks.Record{
+			for _, batch := range [][]*event.Record{
 				append(byOffset(recs, 0, 0, 149), byOffset(recs, 1, 0, 24)...),
 				append(byOffset(recs, 0, 150, 199), byOffset(recs, 1, 25, 199)...),
 			} {
@@ -105,7 +105,7 @@ func TestSink_dedup_within_batch(t *testing.T) {
 	recs := sinktest.Records("src", "repeat", 10, 1)
 	s := openSink(t, testConfig(table), testDeps(t, sinktest.Schema))
 	assign(t, s, "src", 0)
-	batch := append(append([]*sinks.Record{}, recs...), recs[3], recs[0], recs[9])
+	batch := append(append([]*event.Record{}, recs...), recs[3], recs[0], recs[9])
 	if err := write(t, s, batch...); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestSink_dedup_after_failed_insert(t *testing.T) {
 	if err := write(t, other, recs...); err != nil {
 		t.Fatal(err)
 	}
-	s.attempted([]*batchPart{{state: s.dedup.parts[sinks.TopicPartition{Topic: "src", Partition: 0}], written: 49}})
+	s.attempted([]*batchPart{{state: s.dedup.parts[event.TopicPartition{Topic: "src", Partition: 0}], written: 49}})
 	if err := write(t, s, recs...); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // This file turns protobuf values into the Go values clickhouse-go's columns take, for the
@@ -28,7 +28,7 @@ var errRange = errors.New("value out of range")
 
 // row is one record being converted.
 type row struct {
-	rec *sinks.Record
+	rec *event.Record
 	msg protoreflect.Message // rec.Message, or its conversion to the sink schema
 	now time.Time            // landing time of the batch
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 )
 
@@ -61,7 +62,7 @@ func TestSink_evolves_additively(t *testing.T) {
 	if err := s2.Open(ctx); err != nil {
 		t.Fatalf("open v2: %v", err)
 	}
-	if err := s2.Assigned(ctx, []sinks.TopicPartition{{Topic: "orders", Partition: 0}}); err != nil {
+	if err := s2.Assigned(ctx, []event.TopicPartition{{Topic: "orders", Partition: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := write(t, s2,

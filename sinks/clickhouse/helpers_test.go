@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 )
 
@@ -72,9 +73,9 @@ func asHyper(t testing.TB, m proto.Message) protoreflect.Message {
 }
 
 // record wraps a message as the engine would.
-func record(topic string, partition int32, offset int64, ts time.Time, m protoreflect.Message) *sinks.Record {
+func record(topic string, partition int32, offset int64, ts time.Time, m protoreflect.Message) *event.Record {
 	value, _ := proto.Marshal(m.Interface())
-	return &sinks.Record{
+	return &event.Record{
 		Topic:     topic,
 		Partition: partition,
 		Offset:    offset,
@@ -89,7 +90,7 @@ func testDeps(t testing.TB, md protoreflect.MessageDescriptor) sinks.Deps {
 	return sinks.Deps{Pipeline: "test", Sink: "olap", Schema: md, Logger: testLogger(t)}
 }
 
-func write(t testing.TB, s *Sink, recs ...*sinks.Record) error {
+func write(t testing.TB, s *Sink, recs ...*event.Record) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -276,7 +276,7 @@ func fieldGetter(lc *logicalColumn) func(*row) (protoreflect.Value, bool) {
 }
 
 // eventTime returns the _event_time of a row: the top-level Timestamp field lc.fd (see
-// eventTimeFields) when set and valid, else the Kafka record timestamp, else the landing time.
+// sinktable.EventTimeField) when set and valid, else the Kafka record timestamp, else the landing time.
 func eventTime(lc *logicalColumn) func(*row) time.Time {
 	fd := lc.fd
 	var ts *wkt
@@ -294,17 +294,6 @@ func eventTime(lc *logicalColumn) func(*row) time.Time {
 		}
 		return r.now
 	}
-}
-
-// eventTimeField returns the Timestamp field _event_time comes from, or nil.
-func eventTimeField(md protoreflect.MessageDescriptor) protoreflect.FieldDescriptor {
-	for _, name := range eventTimeFields {
-		fd := md.Fields().ByName(name)
-		if fd != nil && !fd.IsList() && fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Timestamp" {
-			return fd
-		}
-	}
-	return nil
 }
 
 // createTable is the CREATE TABLE statement for cols.

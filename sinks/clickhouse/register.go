@@ -7,6 +7,7 @@ import (
 
 	"switchyard/sinks"
 	"switchyard/sinks/registry"
+	sinktable "switchyard/sinks/table"
 )
 
 func init() {
@@ -15,7 +16,7 @@ func init() {
 		Doc:  "Write to ClickHouse tables.",
 		Table: func(c *Config, contract protoreflect.MessageDescriptor) {
 			if c.Table == "" {
-				c.Table = TableName(string(contract.FullName()))
+				c.Table = sinktable.Name(contract.FullName())
 			}
 		},
 		New: func(_ context.Context, c *Config, deps registry.Deps) (sinks.Sink, error) {

@@ -7,7 +7,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
+	sinktable "switchyard/sinks/table"
 )
 
 // allKindsJSON sets every field of kinds.v1.AllKinds, with edge values where a kind has them.
@@ -130,7 +131,7 @@ func TestSink_round_trips_every_kind(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			table := newTable(t)
 			s := openSink(t, testConfig(table), testDeps(t, md))
-			recs := []*sinks.Record{
+			recs := []*event.Record{
 				record("kinds", 3, 41, kafkaTime, tc.msg(allKindsJSON)),
 				record("kinds", 3, 42, kafkaTime, tc.msg(`{}`)),
 			}
@@ -160,7 +161,7 @@ func TestSink_round_trips_every_kind(t *testing.T) {
 					}
 				}
 			}
-			delete(types, colLandedAt)
+			delete(types, sinktable.ColLandedAt)
 			for name, typ := range types {
 				t.Errorf("unexpected column %s %s", name, typ)
 			}

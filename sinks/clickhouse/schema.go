@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	sinktable "switchyard/sinks/table"
 )
 
 // This file maps a contract (a protobuf message descriptor) to table columns. The mapping
@@ -58,8 +60,11 @@ const (
 	leafMap                       // a scalar-valued map as Map(K, V)
 )
 
-// metaKind names the metadata columns; metaNone is a contract field.
+// metaKind names the metadata columns (sinktable.Metadata, in that order); metaNone is a
+// contract field.
 type metaKind int
+
+func metaOf(m sinktable.Meta) metaKind { return metaKind(m) + 1 }
 
 const (
 	metaNone metaKind = iota
@@ -70,20 +75,6 @@ const (
 	metaLandedAt
 	metaSchema
 )
-
-// Metadata column names.
-const (
-	colTopic     = "_topic"
-	colPartition = "_partition"
-	colOffset    = "_offset"
-	colEventTime = "_event_time"
-	colLandedAt  = "_landed_at"
-	colSchema    = "_schema"
-)
-
-// eventTimeFields are the top-level Timestamp fields that _event_time is taken from, in order
-// of preference; the Kafka record timestamp is used when none is set.
-var eventTimeFields = []protoreflect.Name{"occurred_at", "event_time"}
 
 // logicalColumn is one column the contract needs, before it is matched to the table.
 type logicalColumn struct {
@@ -245,22 +236,10 @@ type schemaBuilder struct {
 func contractColumns(md protoreflect.MessageDescriptor, f features, has func(string) bool) ([]*logicalColumn, error) {
 	b := &schemaBuilder{f: f, has: has}
 	b.message(md, "", "", nil, 0, []protoreflect.FullName{md.FullName()})
-	meta := []struct {
-		name string
-		kind metaKind
-		src  string
-	}{
-		{colTopic, metaTopic, "source topic"},
-		{colPartition, metaPartition, "source partition"},
-		{colOffset, metaOffset, "source offset"},
-		{colEventTime, metaEventTime, "event time"},
-		{colLandedAt, metaLandedAt, "landing time"},
-		{colSchema, metaSchema, "contract name"},
-	}
-	for _, m := range meta {
-		lc := &logicalColumn{name: m.name, meta: m.kind, source: "metadata (" + m.src + ")"}
-		if m.kind == metaEventTime {
-			lc.fd = eventTimeField(md)
+	for _, m := range sinktable.Metadata {
+		lc := &logicalColumn{name: m.Column(), meta: metaOf(m), source: "metadata (" + m.Doc() + ")"}
+		if m == sinktable.EventTime {
+			lc.fd, _ = sinktable.EventTimeField(md, "") // no event_time_field: the defaults, never an error
 		}
 		b.cols = append(b.cols, lc)
 	}

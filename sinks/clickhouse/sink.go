@@ -32,7 +32,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
+	sinktable "switchyard/sinks/table"
 )
 
 // Sink writes records to one ClickHouse table. Create it with New; the engine calls Open (or
@@ -78,7 +80,7 @@ func New(cfg *Config, deps sinks.Deps) (*Sink, error) {
 	}
 	table := c.Table
 	if table == "" {
-		table = TableName(string(deps.Schema.FullName()))
+		table = sinktable.Name(deps.Schema.FullName())
 	}
 	log := deps.Logger
 	if log == nil {
@@ -283,7 +285,7 @@ func (b *builder) reset(n int) {
 // type) fails alone: Write returns a *sinks.BatchError with Landed true after inserting the
 // rest. Errors wrapped with sinks.Permanent mean the table no longer fits the contract; any
 // other error (server down, timeout) is transient and the whole batch may be retried.
-func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
+func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -337,7 +339,7 @@ func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
 }
 
 // add converts one record into a row of every column, or into none.
-func (b *builder) add(s *Sink, r *sinks.Record, now time.Time) (err error) {
+func (b *builder) add(s *Sink, r *event.Record, now time.Time) (err error) {
 	n := b.rows
 	col := -1
 	defer func() {
@@ -374,7 +376,7 @@ func (b *builder) add(s *Sink, r *sinks.Record, now time.Time) (err error) {
 
 // message returns the record's message as one of the sink's schema. A message built from
 // another descriptor of the same type is converted through its wire form.
-func (s *Sink) message(r *sinks.Record) (protoreflect.Message, error) {
+func (s *Sink) message(r *event.Record) (protoreflect.Message, error) {
 	m := r.Message
 	if m == nil {
 		return nil, errors.New("record has no decoded message")

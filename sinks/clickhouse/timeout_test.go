@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 	"switchyard/sinks/sinktest"
 )
@@ -130,7 +131,7 @@ func TestSink_retries_on_timeout(t *testing.T) {
 	proxy.Stall()
 	for _, tc := range []struct {
 		what string
-		recs []*sinks.Record
+		recs []*event.Record
 	}{
 		{"redelivered records (offset look-up)", recs[25:100]},
 		{"fresh records (insert)", recs[100:]},
@@ -154,7 +155,7 @@ func TestSink_retries_on_timeout(t *testing.T) {
 	proxy.Resume()
 
 	deadline := time.Now().Add(time.Minute)
-	for _, batch := range [][]*sinks.Record{recs[25:100], recs[100:]} {
+	for _, batch := range [][]*event.Record{recs[25:100], recs[100:]} {
 		for {
 			err := write(t, s, batch...)
 			if err == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"switchyard/integration/harness"
+	"switchyard/internal/event"
 	"switchyard/sinks"
 	"switchyard/sinks/sinktest"
 )
@@ -21,7 +22,7 @@ func TestSink_dead_letters_only_unwritable_records(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		create string // %s is the table
-		recs   func() []*sinks.Record
+		recs   func() []*event.Record
 		failed map[int]string // record index -> part of the reason
 		check  map[string]string
 	}{
@@ -30,8 +31,8 @@ func TestSink_dead_letters_only_unwritable_records(t *testing.T) {
 			create: "CREATE TABLE default.%s (order_id String, cents Int16, occurred_at DateTime, " +
 				"_topic String, _partition UInt16, _offset UInt64, _event_time DateTime, _landed_at DateTime, _schema String, " +
 				"note String DEFAULT 'manual') ENGINE = MergeTree() ORDER BY (_topic, _partition, _offset)",
-			recs: func() []*sinks.Record {
-				return []*sinks.Record{
+			recs: func() []*event.Record {
+				return []*event.Record{
 					record("o", 0, 0, orderTime, fromJSON(t, v1, `{"order_id": "ok", "cents": "100", "occurred_at": "2026-01-01T00:00:00Z"}`)),
 					record("o", 0, 1, orderTime, fromJSON(t, v1, `{"order_id": "too-big", "cents": "70000"}`)),
 					record("o", 0, 2, orderTime, fromJSON(t, v1, `{"order_id": "too-old", "cents": "-5", "occurred_at": "1969-12-31T23:59:59Z"}`)),
@@ -61,8 +62,8 @@ func TestSink_dead_letters_only_unwritable_records(t *testing.T) {
 			create: "CREATE TABLE default.%s (color Enum8('COLOR_UNSPECIFIED' = 0, 'COLOR_RED' = 1), i32 Int8, " +
 				"r_color Array(Enum8('COLOR_UNSPECIFIED' = 0, 'COLOR_RED' = 1)), " +
 				"_topic String, _partition Int32, _offset Int64) ENGINE = MergeTree() ORDER BY (_topic, _partition, _offset)",
-			recs: func() []*sinks.Record {
-				return []*sinks.Record{
+			recs: func() []*event.Record {
+				return []*event.Record{
 					record("k", 1, 0, orderTime, fromJSON(t, kinds, `{"color": "COLOR_RED", "i32": -128}`)),
 					record("k", 1, 1, orderTime, fromJSON(t, kinds, `{"color": "COLOR_GREEN"}`)),
 					record("k", 1, 2, orderTime, fromJSON(t, kinds, `{"i32": 128}`)),

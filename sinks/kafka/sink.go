@@ -10,11 +10,10 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"switchyard/contract"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 )
@@ -39,7 +38,7 @@ type Sink struct {
 	prod     *kafkaconn.Producer
 	keyPath  []protoreflect.FieldDescriptor // nil: source key or none
 	keyPaths sync.Map                       // protoreflect.MessageDescriptor -> []protoreflect.FieldDescriptor
-	encode   func(r *sinks.Record) ([]byte, error)
+	encode   func(r *event.Record) ([]byte, error)
 	schemaID uint32
 }
 
@@ -88,49 +87,35 @@ func (s *Sink) plan() error {
 		s.keyPath = path
 	}
 	in := s.opt.Input
-	marshal := func(r *sinks.Record) ([]byte, error) { return proto.Marshal(r.Message.Interface()) }
+	var out contract.Encoding
 	switch s.cfg.Encoding {
 	case "", "protobuf":
-		s.encode = func(r *sinks.Record) ([]byte, error) {
-			switch {
-			case r.Transformed || in == contract.JSON:
-				return marshal(r)
-			case in == contract.Confluent:
-				_, _, body, err := contract.SplitConfluent(r.Value)
-				return body, err
-			}
-			return r.Value, nil
-		}
+		out = contract.Raw
 	case "confluent":
 		if in != contract.Confluent && s.cfg.SchemaID <= 0 {
 			return errors.New("schema_id is required when encoding is confluent and the input is not Confluent-framed")
 		}
-		s.encode = func(r *sinks.Record) ([]byte, error) {
-			if in == contract.Confluent && !r.Transformed {
-				return r.Value, nil
-			}
-			body := r.Value
-			if in != contract.Raw || r.Transformed {
-				var err error
-				if body, err = marshal(r); err != nil {
-					return nil, err
-				}
-			}
-			if s.schemaID == 0 {
-				// Compile refuses this configuration; never frame a new shape with the input's id.
-				return nil, errors.New("schema_id is required to frame transformed events")
-			}
-			return contract.FrameConfluent(make([]byte, 0, len(body)+6), s.schemaID, []int{0}, body), nil
-		}
+		out = contract.Confluent
 	case "json":
-		s.encode = func(r *sinks.Record) ([]byte, error) {
-			if in == contract.JSON && !r.Transformed {
-				return r.Value, nil
-			}
-			return protojson.Marshal(r.Message.Interface())
-		}
+		out = contract.JSON
 	default:
 		return fmt.Errorf("unknown encoding %q", s.cfg.Encoding)
+	}
+	// nil indexes: the output schema's first message, the event (or the route's output).
+	enc, err := contract.NewEncoder(out, s.schemaID, nil)
+	if err != nil {
+		return err
+	}
+	s.encode = func(r *event.Record) ([]byte, error) {
+		if !r.Transformed {
+			// The original bytes, or their protobuf body, where they already are in out.
+			return enc.Reencode(in, r.Value, r.Message)
+		}
+		if out == contract.Confluent && s.schemaID == 0 {
+			// Compile refuses this configuration; never frame a new shape with the input's id.
+			return nil, errors.New("schema_id is required to frame transformed events")
+		}
+		return enc.Encode(r.Message)
 	}
 	return nil
 }
@@ -196,7 +181,7 @@ func (s *Sink) keyFields(md protoreflect.MessageDescriptor) []protoreflect.Field
 	return p
 }
 
-func (s *Sink) key(r *sinks.Record) []byte {
+func (s *Sink) key(r *event.Record) []byte {
 	switch {
 	case s.keyPath != nil:
 		path := s.keyFields(r.Message.Descriptor())
@@ -226,7 +211,7 @@ func (s *Sink) key(r *sinks.Record) []byte {
 // Write produces every record. A record that cannot be encoded, or that is too large for the
 // producer or the topic, fails alone (permanently, wrapping sinks.ErrTooLarge for the size);
 // any other produce error is transient and only that record is retried.
-func (s *Sink) Write(ctx context.Context, records []*sinks.Record) error {
+func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 	if len(records) == 0 {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 
 	"switchyard/contract"
 	"switchyard/integration/harness"
+	"switchyard/internal/event"
 	"switchyard/internal/kafkaconn"
 	"switchyard/sinks"
 	"switchyard/sinks/kafka"
@@ -124,7 +125,7 @@ func TestSink_encodings_and_keys(t *testing.T) {
 			r := *recs[0]
 			r.Value = tc.value
 			r.Target = topic
-			if err := s.Write(context.Background(), []*sinks.Record{&r}); err != nil {
+			if err := s.Write(context.Background(), []*event.Record{&r}); err != nil {
 				t.Fatal(err)
 			}
 			cl := k.NewClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

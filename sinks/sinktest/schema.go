@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/sinks"
+	"switchyard/internal/event"
 )
 
 // Schema is the message the suite writes: sinktest.v1.Event {string id = 1; int64 seq = 2;
@@ -60,10 +60,10 @@ func buildSchema() protoreflect.MessageDescriptor {
 
 // Records returns n records of Schema with unique ids "<prefix>-<i>", spread over the given
 // number of partitions of topic, offsets counting from 0 per partition.
-func Records(topic, prefix string, n, partitions int) []*sinks.Record {
+func Records(topic, prefix string, n, partitions int) []*event.Record {
 	fields := Schema.Fields()
 	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	out := make([]*sinks.Record, n)
+	out := make([]*event.Record, n)
 	next := make([]int64, partitions)
 	for i := range n {
 		m := dynamicpb.NewMessage(Schema)
@@ -81,14 +81,14 @@ func Records(topic, prefix string, n, partitions int) []*sinks.Record {
 			panic(err)
 		}
 		p := i % partitions
-		out[i] = &sinks.Record{
+		out[i] = &event.Record{
 			Topic:     topic,
 			Partition: int32(p),
 			Offset:    next[p],
 			Timestamp: ts,
 			Key:       []byte(id),
 			Value:     value,
-			Headers:   []sinks.Header{{Key: "trace-id", Value: []byte(id)}},
+			Headers:   []event.Header{{Key: "trace-id", Value: []byte(id)}},
 			Message:   m,
 			Contract:  string(Schema.FullName()),
 		}
@@ -98,6 +98,6 @@ func Records(topic, prefix string, n, partitions int) []*sinks.Record {
 }
 
 // ID returns the id field of a record written by Records.
-func ID(r *sinks.Record) string {
+func ID(r *event.Record) string {
 	return r.Message.Get(Schema.Fields().ByName("id")).String()
 }

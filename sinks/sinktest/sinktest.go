@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/event"
 	"switchyard/sinks"
 )
 
@@ -67,9 +68,9 @@ func Run(t *testing.T, f Features, newEnv func(t *testing.T, deps sinks.Deps) En
 	}
 	assign := func(t *testing.T, s sinks.Sink, topic string, partitions int) {
 		if l, ok := s.(sinks.AssignmentListener); ok {
-			var tps []sinks.TopicPartition
+			var tps []event.TopicPartition
 			for p := range partitions {
-				tps = append(tps, sinks.TopicPartition{Topic: topic, Partition: int32(p)})
+				tps = append(tps, event.TopicPartition{Topic: topic, Partition: int32(p)})
 			}
 			if err := l.Assigned(context.Background(), tps); err != nil {
 				t.Fatalf("assigned: %v", err)
@@ -115,7 +116,7 @@ func Run(t *testing.T, f Features, newEnv func(t *testing.T, deps sinks.Deps) En
 			env := open(t)
 			recs := Records("src-conc", "conc", 400, 4)
 			assign(t, env.Sink, "src-conc", 4)
-			byPart := map[int32][]*sinks.Record{}
+			byPart := map[int32][]*event.Record{}
 			for _, r := range recs {
 				byPart[r.Partition] = append(byPart[r.Partition], r)
 			}
@@ -178,7 +179,7 @@ func Run(t *testing.T, f Features, newEnv func(t *testing.T, deps sinks.Deps) En
 	})
 }
 
-func mustWrite(t *testing.T, s sinks.Sink, recs []*sinks.Record) {
+func mustWrite(t *testing.T, s sinks.Sink, recs []*event.Record) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -187,7 +188,7 @@ func mustWrite(t *testing.T, s sinks.Sink, recs []*sinks.Record) {
 	}
 }
 
-func ids(recs []*sinks.Record) []string {
+func ids(recs []*event.Record) []string {
 	out := make([]string, len(recs))
 	for i, r := range recs {
 		out[i] = ID(r)
