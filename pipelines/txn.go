@@ -26,6 +26,7 @@ func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, rec
 				observer{l}.Landed(landed, time.Since(start))
 			}
 			l.p.dlq.written(dead)
+			l.account(recs, st, landed, dead)
 			return nil
 		case errors.Is(err, errRefused):
 			continue // aborted to write the refused records as dead letters instead

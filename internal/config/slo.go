@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,8 @@ func (p *Pipeline) SLOFor(sc *Sink) SLO {
 type Percent float64
 
 // Ratio is p as a fraction: 0.999 for 99.9%.
-func (p Percent) Ratio() float64 { return float64(p) / 100 }
+// It is rounded to 12 decimals, so that 99.9% is exactly the float64 nearest 0.999.
+func (p Percent) Ratio() float64 { return math.Round(float64(p)*1e10) / 1e12 }
 
 // String formats p as "99.9%", or "" when unset (zero).
 func (p Percent) String() string {
