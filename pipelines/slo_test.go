@@ -16,6 +16,7 @@ import (
 	"switchyard/contract"
 	"switchyard/contract/eventgen"
 	"switchyard/internal/config"
+	"switchyard/internal/status"
 	"switchyard/internal/telemetry"
 	"switchyard/pipelines"
 	"switchyard/sinks"
@@ -198,4 +199,74 @@ func TestCompile_event_time_field_must_be_a_timestamp(t *testing.T) {
 	if s := c.Pipelines[0].Summary(); !strings.Contains(s, "event time occurred_at") {
 		t.Errorf("summary does not say the event time: %s", s)
 	}
+}
+
+const twoSinkConfig = `
+kafka: {brokers: ["${BROKERS}"]}
+contracts: {path: "${CONTRACTS}"}
+pii: {hash_key: test-key}
+admin: {address: ""}
+pipelines:
+  - name: p
+    owner: {team: t, contact: "#c"}
+    source: {topics: [in], group: g, max_batch: 10, lag_interval: 100ms}
+    contract: {message: auctions.v1.BidPlaced}
+    sinks:
+      - name: bus
+        kafka: {topic: out}
+        batch: {interval: 10ms}
+      - name: held
+        kafka: {topic: out2}
+        batch: {interval: 10ms}
+        retry: {initial_backoff: 10ms, max_backoff: 50ms}
+    routes:
+      - sink: bus
+      - sink: held
+    dead_letter: {topic: dlq}
+`
+
+// Status grades a sink that cannot write red with its error while the other sink of the
+// pipeline stays green, and reports owner, contract and lag.
+func TestEngine_status_shows_the_held_sink_red_and_the_other_green(t *testing.T) {
+	e := newEnv(t, true, "in", "out", "out2", "dlq")
+	var closed atomic.Bool
+	closed.Store(true)
+	eng, _ := e.startWith(t, twoSinkConfig, func(ctx context.Context, sc *config.Sink, deps pipelines.SinkDeps) (sinks.Sink, error) {
+		s, err := pipelines.NewSink(ctx, sc, deps)
+		if err != nil || sc.Name != "held" {
+			return s, err
+		}
+		return gatedSink{Sink: s, closed: &closed}, nil
+	})
+	e.produceAt(t, "in", 10, eventgen.Valid, time.Now())
+	waitFor(t, 20*time.Second, "bus landing and held retrying", func() bool {
+		r := eng.Status()
+		s := r.Pipelines[0].Sinks
+		return s[0].LastLanded != nil && s[1].State == status.Retrying && len(s[1].Partitions) > 0
+	})
+	r := eng.Status()
+	p := r.Pipelines[0]
+	bus, held := p.Sinks[0], p.Sinks[1]
+	if r.Version != 1 || r.Overall != status.Red || p.Team != "t" || p.Contact != "#c" ||
+		len(p.Contracts) != 1 || p.Contracts[0].Name != "auctions.v1.BidPlaced" || len(p.Contracts[0].Hash) != 12 {
+		t.Errorf("report: %+v", r)
+	}
+	if bus.Level != status.Green || bus.State != status.Landing {
+		t.Errorf("bus: %+v, want green and landing", bus)
+	}
+	if held.Level != status.Red || !strings.Contains(held.Error, "connection refused") {
+		t.Errorf("held: %+v, want red with its error", held)
+	}
+	var lag int64
+	for _, pt := range held.Partitions {
+		lag += pt.LagRecords
+	}
+	if lag != 10 {
+		t.Errorf("held lag = %d records, want 10", lag)
+	}
+	closed.Store(false)
+	waitFor(t, 20*time.Second, "held landing again", func() bool {
+		s := eng.Status().Pipelines[0].Sinks[1]
+		return s.State == status.Landing && s.Level == status.Green
+	})
 }

@@ -211,7 +211,7 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 				out = append(out, sp.String())
 			}
 			return out
-		}, PProf: c.Config.Admin.PProf}, log)
+		}, PProf: c.Config.Admin.PProf, Status: eng.Status}, log)
 		if err != nil {
 			log.Error("start admin server", "error", err)
 			return 1
