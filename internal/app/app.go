@@ -1,4 +1,4 @@
-// Package app implements the switchyard command line: run, validate, plan, dev and version.
+// Package app implements the switchyard command line: run, validate, plan, dev, status and version.
 package app
 
 import (
@@ -35,6 +35,7 @@ Commands:
   validate  check a configuration and its contracts, print one line per pipeline
   plan      print, per sink, the schema changes start-up would make, without making them
   dev       run the embedded default: an in-process broker, sample events, configs/dev.yaml
+  status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
   version   print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
@@ -56,6 +57,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdPlan(ctx, rest, stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version())
 		return 0
@@ -198,6 +201,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runEngine runs the engine until ctx ends; tick, if set, is called every few seconds.
 func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tick func(*pipelines.Engine)) int {
 	metrics := telemetry.New()
+	if Version != "dev" {
+		metrics.SetVersion(Version)
+	}
 	eng, err := pipelines.New(c, pipelines.Options{Logger: log, Metrics: metrics})
 	if err != nil {
 		log.Error("build pipelines", "error", err)

@@ -184,3 +184,11 @@ func (m *Metrics) DeadLetteredCount(pipeline, reason string) float64 {
 	}
 	return sum
 }
+
+// SetVersion replaces the version label of switchyard_build_info, for a version set at build
+// time (-ldflags) that the module build info does not carry.
+func (m *Metrics) SetVersion(version string) {
+	_, commit, goVersion := buildInfo()
+	m.BuildInfo.Reset()
+	m.BuildInfo.WithLabelValues(version, commit, goVersion).Set(1)
+}
