@@ -164,10 +164,31 @@ func (e *Engine) Start(ctx context.Context) error {
 			}
 		}
 	}
+	e.running.Go(e.summarizeDeadLetters)
 	e.mu.Lock()
 	e.ready = true
 	e.mu.Unlock()
 	return nil
+}
+
+// summarizeDeadLetters logs, every telemetry.LogInterval until Shutdown begins, how many
+// dead-letter lines each pipeline's limiter suppressed (telemetry.DeadLetteredSummary).
+func (e *Engine) summarizeDeadLetters() {
+	t := time.NewTicker(telemetry.LogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopping:
+			for _, p := range e.pipelines {
+				telemetry.DeadLetteredSummary(e.log, p.dlq.limit)
+			}
+			return
+		case <-t.C:
+			for _, p := range e.pipelines {
+				telemetry.DeadLetteredSummary(e.log, p.dlq.limit)
+			}
+		}
+	}
 }
 
 // retryLane starts a lane whose sink failed to start, with backoff, until it starts or the

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,19 @@ func DeadLettered(log *slog.Logger, m *Metrics, lim *Limiter, pipeline, reason, 
 			"offset", offset, "reason", reason, "route", route, "contract", contract, "sink", sink, "error", message,
 			"suppressed", n)
 	}
+}
+
+// DeadLetteredSummary logs, per pipeline and reason whose dead-letter lines lim suppressed
+// and whose interval has passed, one WARN line with the number suppressed. Call it every
+// LogInterval, so a burst that stopped is still accounted for in the log.
+func DeadLetteredSummary(log *slog.Logger, lim *Limiter) {
+	lim.Flush(func(key string, suppressed int) {
+		parts := strings.Split(key, "\x00")
+		if len(parts) != 3 || parts[0] != "deadletter" {
+			return
+		}
+		log.Warn("dead-lettered events suppressed", "pipeline", parts[1], "reason", parts[2], "suppressed", suppressed)
+	})
 }
 
 // OffsetCommitFailed logs and counts a lane's failed offset commit.

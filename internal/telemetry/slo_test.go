@@ -95,8 +95,22 @@ func TestDeadLettered_logs_are_rate_limited_counters_exact(t *testing.T) {
 	if !strings.Contains(buf.String(), "suppressed=4") {
 		t.Errorf("the line after the interval does not report the 4 suppressed:\n%s", buf.String())
 	}
-	if got := m.DeadLetteredCount("p", "validate"); got != 6 {
-		t.Errorf("dead-lettered validate = %v, want 6", got)
+	// A burst that stops is summed up by the next flush after its interval.
+	for range 3 {
+		DeadLettered(log, m, lim, "p", "validate", "", "in", 0, 4, "c", "", "bad")
+	}
+	DeadLetteredSummary(log, lim)
+	if strings.Contains(buf.String(), "dead-lettered events suppressed") {
+		t.Errorf("summary before the interval passed:\n%s", buf.String())
+	}
+	now = now.Add(time.Minute)
+	DeadLetteredSummary(log, lim)
+	DeadLetteredSummary(log, lim) // nothing more to report
+	if got := strings.Count(buf.String(), "msg=\"dead-lettered events suppressed\" pipeline=p reason=validate suppressed=3"); got != 1 {
+		t.Errorf("%d summary lines for the 3 suppressed, want 1:\n%s", got, buf.String())
+	}
+	if got := m.DeadLetteredCount("p", "validate"); got != 9 {
+		t.Errorf("dead-lettered validate = %v, want 9", got)
 	}
 	var d dto.Metric
 	if err := m.DeadLettered.WithLabelValues("p", "route", "r1", "bus").Write(&d); err != nil || d.GetCounter().GetValue() != 1 {
