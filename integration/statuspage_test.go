@@ -157,6 +157,7 @@ func TestStatusPage_turns_a_stopped_clickhouse_sink_red_and_keeps_kafka_green(t 
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true), // the screenshot shows the page, not a scrollbar gutter
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1000, 900),
 	)
