@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"math"
 	"strings"
@@ -115,5 +116,20 @@ func TestDeadLettered_logs_are_rate_limited_counters_exact(t *testing.T) {
 	var d dto.Metric
 	if err := m.DeadLettered.WithLabelValues("p", "route", "r1", "bus").Write(&d); err != nil || d.GetCounter().GetValue() != 1 {
 		t.Errorf("dead-lettered{route=r1,sink=bus} = %v, want 1", d.GetCounter().GetValue())
+	}
+}
+
+func TestOffsetCommitFailed_counts_per_lane_and_logs(t *testing.T) {
+	var buf bytes.Buffer
+	m := New()
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	OffsetCommitFailed(log, m, "p", "bus", errors.New("commit in/0 at 10: OFFSET_METADATA_TOO_LARGE"))
+	OffsetCommitFailed(log, m, "p", "bus", errors.New("again"))
+	var d dto.Metric
+	if err := m.CommitFailures.WithLabelValues("p", "bus").Write(&d); err != nil || d.GetCounter().GetValue() != 2 {
+		t.Errorf("switchyard_offset_commit_failures_total = %v, want 2", d.GetCounter().GetValue())
+	}
+	if got := strings.Count(buf.String(), `level=WARN msg="offset commit failed" pipeline=p sink=bus`); got != 2 {
+		t.Errorf("%d WARN lines, want 2:\n%s", got, buf.String())
 	}
 }
