@@ -354,7 +354,7 @@ func TestEndToEnd_routes_dead_letters_and_survives_a_sink_outage(t *testing.T) {
 	if got := counter(t, m.Consumed.WithLabelValues("bids")); got != n {
 		t.Fatalf("switchyard_events_consumed_total = %v, want %d", got, n)
 	}
-	dead := counter(t, m.DeadLettered.WithLabelValues("bids", "decode")) + counter(t, m.DeadLettered.WithLabelValues("bids", "framing")) + counter(t, m.DeadLettered.WithLabelValues("bids", "validate"))
+	dead := m.DeadLetteredCount("bids", "decode") + m.DeadLetteredCount("bids", "framing") + m.DeadLetteredCount("bids", "validate")
 	if dead != float64(len(p.invalid)) {
 		t.Fatalf("switchyard_events_dead_lettered_total = %v, want %d", dead, len(p.invalid))
 	}

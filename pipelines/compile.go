@@ -46,6 +46,8 @@ type CompiledPipeline struct {
 	Schemas map[string]protoreflect.MessageDescriptor
 	// SchemaIDs is the schema-id policy of Confluent frames (nil: not checked).
 	SchemaIDs *contract.Schemas
+	// eventTimes is the event-time field of each contract message that has one (see EventTime).
+	eventTimes map[protoreflect.FullName]protoreflect.FieldDescriptor
 }
 
 // Route is a compiled route with its transforms, one chain per contract message.
@@ -108,6 +110,7 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 			}
 		}
 		msgs := cp.messages()
+		errs = append(errs, cp.compileEventTimes(pos)...)
 		routes, rerrs := routing.Compile(pc.Routes, msgs, pc.Path, cfg)
 		errs = append(errs, rerrs...)
 		tableSinks := map[string]bool{}
@@ -231,9 +234,9 @@ func (cp *CompiledPipeline) Summary() string {
 	if cp.Encoding == contract.Confluent {
 		enc += " (" + cp.SchemaIDs.String() + ")"
 	}
-	return fmt.Sprintf("pipeline %q (owner %s): %d topic(s) %v, contract %v as %s, %d route(s) to %v, dead letters to %s",
+	return fmt.Sprintf("pipeline %q (owner %s): %d topic(s) %v, contract %v as %s, %s, %d route(s) to %v, dead letters to %s",
 		cp.Config.Name, cp.Config.Owner.Team, len(cp.Config.Source.Topics), cp.Config.Source.Topics, names,
-		enc, len(cp.Routes), sinkNames, cp.Config.DeadLetter.Topic)
+		enc, cp.EventTimeSource(), len(cp.Routes), sinkNames, cp.Config.DeadLetter.Topic)
 }
 
 func sinkKind(s *config.Sink) string {

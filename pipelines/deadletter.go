@@ -89,7 +89,9 @@ type deadLetterer struct {
 	maxBytes int // the producer's max_record_bytes
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
+	limit    *telemetry.Limiter // dead-letter log lines, per reason
 	count    atomic.Int64
+	recent   recentDeadLetters // for the status page
 }
 
 // write produces dls and returns once Kafka acknowledged all of them. On error nothing may
@@ -149,7 +151,8 @@ func (d *deadLetterer) written(dls []deadLetter) {
 	d.count.Add(int64(len(dls)))
 	for i := range dls {
 		dl := &dls[i]
-		telemetry.DeadLettered(d.log, d.metrics, d.pipeline, dl.detail(), dl.rec.Topic, dl.rec.Partition, dl.rec.Offset, dl.contract, dl.sink, safeMessage(dl.err))
+		telemetry.DeadLettered(d.log, d.metrics, d.limit, d.pipeline, dl.detail(), dl.route, dl.rec.Topic, dl.rec.Partition, dl.rec.Offset, dl.contract, dl.sink, safeMessage(dl.err))
+		d.recent.add(dl.detail())
 	}
 }
 

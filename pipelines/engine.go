@@ -116,7 +116,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		}
 		p := &pipeline{e: e, cp: cp, name: cp.Config.Name}
 		p.dlq = &deadLetterer{pipeline: p.name, topic: cp.Config.DeadLetter.Topic, log: e.log, metrics: e.metrics,
-			maxBytes: e.producerOptions("").MaxRecordBytes}
+			maxBytes: e.producerOptions("").MaxRecordBytes, limit: telemetry.NewLimiter(telemetry.LogInterval)}
 		for i := range cp.Config.Sinks {
 			sc := &cp.Config.Sinks[i]
 			l := &lane{p: p, sink: sc.Name, primary: i == 0,
@@ -136,6 +136,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			l.writeSec = m.WriteSeconds.WithLabelValues(p.name, sc.Name)
 			l.landLat = m.LandLatency.WithLabelValues(p.name, sc.Name)
 			l.sinkUp = m.SinkUp.WithLabelValues(p.name, sc.Name)
+			l.slo = newLaneSLO(m, cp.Config, sc)
 			p.lanes = append(p.lanes, l)
 		}
 		e.pipelines = append(e.pipelines, p)
@@ -157,16 +158,39 @@ func (e *Engine) Start(ctx context.Context) error {
 		p.dlq.prod = dlq
 		for i, l := range p.lanes {
 			sc := &p.cp.Config.Sinks[i]
-			if err := e.startLane(ctx, p, l, sc); err != nil {
+			err := e.startLane(ctx, p, l, sc)
+			l.slo.setStarted(err)
+			if err != nil {
 				telemetry.SinkStopped(e.log, e.metrics, p.name, sc.Name, err)
 				e.starting.Go(func() { e.retryLane(p, l, sc) })
 			}
 		}
 	}
+	e.running.Go(e.summarizeDeadLetters)
 	e.mu.Lock()
 	e.ready = true
 	e.mu.Unlock()
 	return nil
+}
+
+// summarizeDeadLetters logs, every telemetry.LogInterval until Shutdown begins, how many
+// dead-letter lines each pipeline's limiter suppressed (telemetry.DeadLetteredSummary).
+func (e *Engine) summarizeDeadLetters() {
+	t := time.NewTicker(telemetry.LogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopping:
+			for _, p := range e.pipelines {
+				telemetry.DeadLetteredSummary(e.log, p.dlq.limit)
+			}
+			return
+		case <-t.C:
+			for _, p := range e.pipelines {
+				telemetry.DeadLetteredSummary(e.log, p.dlq.limit)
+			}
+		}
+	}
 }
 
 // retryLane starts a lane whose sink failed to start, with backoff, until it starts or the
@@ -181,6 +205,7 @@ func (e *Engine) retryLane(p *pipeline, l *lane, sc *config.Sink) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := e.startLane(ctx, p, l, sc)
 		cancel()
+		l.slo.setStarted(err)
 		if err == nil {
 			l.log.Info("sink started after retrying", "attempts", attempt+1)
 			return
@@ -263,6 +288,7 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		LagInterval:    src.LagInterval,
 		StallAfter:     src.StallAfter,
 		OnLag:          l.onLag,
+		OnCommitFailed: func(err error) { telemetry.OffsetCommitFailed(l.log, e.metrics, p.name, sc.Name, err) },
 		OnAssigned: func(ctx context.Context, tps []event.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)

@@ -244,7 +244,7 @@ func TestEngine_route_errors_dead_letter_and_unmatched_are_counted(t *testing.T)
 	if got, want := e.count(t, "out"), int64(33); got != want {
 		t.Fatalf("%d events routed, want %d", got, want)
 	}
-	if got := value(t, m.DeadLettered.WithLabelValues("p", "route")); got != 34 {
+	if got := m.DeadLetteredCount("p", "route"); got != 34 {
 		t.Fatalf("dead-lettered for route errors: %v, want 34", got)
 	}
 	if got := value(t, m.Unrouted.WithLabelValues("p")); got != 33 {
@@ -365,7 +365,7 @@ func TestEngine_applies_transforms_and_dead_letters_their_failures(t *testing.T)
 	const n = 60
 	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
 	waitFor(t, 20*time.Second, "all events handled", func() bool { return e.committed(t, "g.bus", "in") == n })
-	failed := value(t, m.DeadLettered.WithLabelValues("p", "transform"))
+	failed := m.DeadLetteredCount("p", "transform")
 	if failed == 0 {
 		t.Fatal("no event had quantity 1: the transform failure path was not exercised")
 	}
@@ -492,7 +492,7 @@ func TestEngine_picks_the_contract_by_header(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "all events handled", func() bool { return e.committed(t, "g.bus", "in") == 30 })
-	if got := value(t, m.DeadLettered.WithLabelValues("p", "decode")); got != 1 {
+	if got := m.DeadLetteredCount("p", "decode"); got != 1 {
 		t.Fatalf("dead-lettered %v records without a contract, want 1", got)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

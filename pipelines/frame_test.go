@@ -123,7 +123,7 @@ func TestEngine_dead_letters_frames_of_another_message_as_framing(t *testing.T) 
 	if len(got) != len(want) {
 		t.Errorf("dead letters %v, want %v", got, want)
 	}
-	if v := value(t, m.DeadLettered.WithLabelValues("p", "framing")); v != 3 {
+	if v := m.DeadLetteredCount("p", "framing"); v != 3 {
 		t.Errorf("switchyard_events_dead_lettered_total{reason=framing} = %v, want 3", v)
 	}
 	if n := e.count(t, "out"); n != 2 {
@@ -184,7 +184,7 @@ func TestEngine_registry_outage_retries_the_batch_instead_of_dead_lettering(t *t
 	if n := e.count(t, "dlq"); n != 0 {
 		t.Fatalf("%d events dead-lettered", n)
 	}
-	if v := value(t, m.DeadLettered.WithLabelValues("p", "framing")) + value(t, m.DeadLettered.WithLabelValues("p", "decode")); v != 0 {
+	if v := m.DeadLetteredCount("p", "framing") + m.DeadLetteredCount("p", "decode"); v != 0 {
 		t.Fatalf("dead-lettered counter = %v", v)
 	}
 }

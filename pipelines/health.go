@@ -19,6 +19,7 @@ import (
 type laneHealth struct {
 	mu      sync.Mutex
 	stalled map[event.TopicPartition]source.PartitionLag
+	lag     map[event.TopicPartition]source.PartitionLag // last report per partition, for the status page
 }
 
 // onLag is the source's OnLag: it sets the lag gauges and reports partitions becoming stalled
@@ -31,10 +32,15 @@ func (l *lane) onLag(pl source.PartitionLag) {
 	was, wasStalled := h.stalled[pl.TopicPartition]
 	if pl.Released {
 		delete(h.stalled, pl.TopicPartition)
+		delete(h.lag, pl.TopicPartition)
 		telemetry.PartitionGone(m, p, l.sink, pl.Topic, pl.Partition)
 		return
 	}
-	telemetry.PartitionLag(m, p, l.sink, pl.Topic, pl.Partition, pl.Lag, pl.FetchLag)
+	if h.lag == nil {
+		h.lag = make(map[event.TopicPartition]source.PartitionLag)
+	}
+	h.lag[pl.TopicPartition] = pl
+	telemetry.PartitionLag(m, p, l.sink, pl.Topic, pl.Partition, pl.Lag, pl.FetchLag, lagSeconds(pl, time.Now()))
 	switch {
 	case pl.Stalled && !wasStalled:
 		if h.stalled == nil {
@@ -139,4 +145,12 @@ func (e *DrainError) Error() string {
 		n += u.Records
 	}
 	return fmt.Sprintf("drain did not finish: %d records of %d partitions were not committed", n, len(e.Partitions))
+}
+
+// lagSeconds is the age of the partition's oldest record not landed yet, 0 with none.
+func lagSeconds(pl source.PartitionLag, now time.Time) float64 {
+	if pl.Oldest.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(pl.Oldest).Seconds())
 }

@@ -50,6 +50,7 @@ type lane struct {
 	writeSec prometheus.Observer
 	landLat  prometheus.Observer
 	sinkUp   prometheus.Gauge
+	slo      laneSLO
 
 	nLanded, nConsumed atomic.Int64
 }
@@ -69,6 +70,7 @@ type laneState struct {
 	// attempt is which delivery of the batch this is (source.AttemptOf), for the
 	// switchyard.attempts header of its dead letters.
 	attempt int
+	slo     sloScratch
 }
 
 func (l *lane) newState() *laneState {
@@ -118,8 +120,12 @@ func (l *lane) handle(msg *message.Message) error {
 	}
 	recs := st.recs[:n]
 	st.headers = st.headers[:0]
+	st.slo.reset(n)
 	for i, kr := range b.Records {
-		if l.process(st, kr, &recs[i]); st.retry != nil {
+		st.slo.evTime = kr.Timestamp
+		l.process(st, kr, &recs[i])
+		st.slo.times[i] = st.slo.evTime
+		if st.retry != nil {
 			err := st.retry
 			st.retry = nil
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
@@ -136,6 +142,7 @@ func (l *lane) handle(msg *message.Message) error {
 	if l.txn != nil {
 		return l.transact(ctx, b, st, recs)
 	}
+	landed := st.ptrs
 	if len(st.ptrs) > 0 {
 		failures, err := l.runner.Write(ctx, st.ptrs)
 		if err != nil {
@@ -151,10 +158,12 @@ func (l *lane) handle(msg *message.Message) error {
 			st.dead = append(st.dead, deadLetter{rec: b.Records[i], reason: ReasonSink,
 				err: f.Err, contract: f.Record.Contract, sink: l.sink, route: f.Record.Route, attempts: st.attempt})
 		}
+		landed = st.slo.landedNonFailing(st.ptrs, failures)
 	}
 	if err := l.p.dlq.write(ctx, st.dead); err != nil {
 		return &deadLetterWriteError{pipeline: l.p.name, topic: l.p.dlq.topic, n: len(st.dead), err: err}
 	}
+	l.account(recs, st, landed, st.dead)
 	return nil
 }
 
@@ -239,6 +248,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 	}
 	rec.Message = msg
 	rec.Contract = name
+	st.slo.evTime = l.p.cp.EventTime(msg, kr.Timestamp)
 	if len(kr.Headers) > 0 {
 		start := len(st.headers)
 		for _, h := range kr.Headers {
@@ -320,9 +330,11 @@ func (o observer) Landed(recs []*event.Record, took time.Duration) {
 		}
 	}
 	l.sinkUp.Set(1)
+	l.slo.setLanded(now)
 }
 
 func (o observer) WriteFailed(n, attempt int, err error) {
 	l := o.l
+	l.slo.setFailed(err, time.Now())
 	l.p.e.sinkFailing(l.p.name, l.sink, n, attempt, err)
 }

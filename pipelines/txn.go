@@ -33,6 +33,7 @@ func (l *lane) transact(ctx context.Context, b *source.Batch, st *laneState, rec
 				observer{l}.Landed(job.landed, time.Since(start))
 			}
 			l.p.dlq.written(job.dead)
+			l.account(job.recs, job.st, job.landed, job.dead)
 			return nil
 		case errors.Is(err, source.ErrNotOwned), errors.Is(err, kafkaconn.ErrFenced), ctx.Err() != nil:
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)

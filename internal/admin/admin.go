@@ -1,5 +1,5 @@
-// Package admin serves the operator endpoints: /metrics, /healthz, /readyz and, when asked for,
-// /debug/pprof/.
+// Package admin serves the operator endpoints: /metrics, /healthz, /readyz, the status page (/)
+// and /api/status and, when asked for, /debug/pprof/. Nothing on it changes the daemon's state.
 package admin
 
 import (
@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"switchyard/internal/status"
 	"switchyard/internal/telemetry"
 )
 
@@ -31,6 +32,8 @@ type Options struct {
 	Stalled func() []string
 	// PProf serves net/http/pprof under /debug/pprof/.
 	PProf bool
+	// Status, if set, is the report of /api/status and the status page at /.
+	Status func() *status.Report
 }
 
 // Server is the admin HTTP server.
@@ -70,6 +73,10 @@ func Start(opt Options, log *slog.Logger) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if opt.Status != nil {
+		mux.HandleFunc("GET /api/status", statusJSON(opt.Status))
+		mux.HandleFunc("GET /{$}", statusHTML(opt.Status))
+	}
 	if opt.PProf {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

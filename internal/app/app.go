@@ -1,5 +1,5 @@
-// Package app implements the switchyard command line: run, validate, plan, dev, generate and
-// version.
+// Package app implements the switchyard command line: run, validate, plan, dev, generate,
+// status and version.
 package app
 
 import (
@@ -38,6 +38,7 @@ Commands:
   dev       run the embedded default: an in-process broker, sample events, configs/dev.yaml
   generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
             of a configuration
+  status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
   version   print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
@@ -61,6 +62,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDev(ctx, rest, stdout, stderr)
 	case "generate":
 		return cmdGenerate(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version())
 		return 0
@@ -203,6 +206,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runEngine runs the engine until ctx ends; tick, if set, is called every few seconds.
 func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tick func(*pipelines.Engine)) int {
 	metrics := telemetry.New()
+	if Version != "dev" {
+		metrics.SetVersion(Version)
+	}
 	eng, err := pipelines.New(c, pipelines.Options{Logger: log, Metrics: metrics})
 	if err != nil {
 		log.Error("build pipelines", "error", err)
@@ -216,7 +222,7 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 				out = append(out, sp.String())
 			}
 			return out
-		}, PProf: c.Config.Admin.PProf}, log)
+		}, PProf: c.Config.Admin.PProf, Status: eng.Status}, log)
 		if err != nil {
 			log.Error("start admin server", "error", err)
 			return 1

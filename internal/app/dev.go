@@ -91,6 +91,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "switchyard dev: broker %s, %d pipelines from %s, ~%d events/s (%.1f%% invalid); admin on http://%s/metrics; Ctrl-C to stop\n",
 		brokers, len(c.Pipelines), cf.config, *rate, *invalid*100, c.Config.Admin.Address)
 	fmt.Fprintf(stdout, "log: %s (tail -f it to watch each dead-lettered event and its reason)\n", *logFile)
+	if a := c.Config.Admin.Address; a != "" {
+		fmt.Fprintf(stdout, "status page: http://%s/ (or: switchyard status --admin %s)\n", a, a)
+	}
 	ch.printHelp(stdout, c)
 	var last []pipelines.Stats
 	lastAt := time.Now()

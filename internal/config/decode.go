@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"slices"
@@ -417,6 +418,10 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, f *field, label st
 			return
 		}
 		v.SetInt(int64(b))
+	case kindText:
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			d.errorf(n, "invalid %s: %v", label, err)
+		}
 	}
 }
 

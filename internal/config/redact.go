@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"fmt"
 	"reflect"
 	"slices"
@@ -71,6 +72,9 @@ func encodeValue(v reflect.Value, f *field) *yaml.Node {
 			return scalar("!!str", s)
 		}
 		return scalar("!!int", strconv.FormatInt(v.Int(), 10))
+	case kindText:
+		text, _ := v.Interface().(encoding.TextMarshaler).MarshalText()
+		return scalar("!!str", string(text))
 	case kindStrings:
 		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		if v.Len() == 0 {

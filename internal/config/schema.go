@@ -138,6 +138,8 @@ func (g *schemaGen) property(f *field) *obj {
 			newObj().set("type", "string").set("pattern", bytesPattern),
 			interp,
 		})
+	case kindText:
+		p = newObj().set("anyOf", []any{newObj().set("type", "string"), interp})
 	case kindStrings:
 		p = newObj().set("type", "array").set("items", newObj().set("type", "string").set("minLength", 1))
 		if f.Required {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"strings"
@@ -25,6 +26,7 @@ const (
 	kindStruct                // a nested struct
 	kindPtrStruct             // *struct: nil unless the key is present
 	kindStructs               // []struct
+	kindText                  // a scalar type with its own syntax (encoding.TextUnmarshaler: Percent, Period)
 )
 
 // field is one YAML key of a struct, as declared by its Go field and tags.
@@ -59,6 +61,7 @@ type structSpec struct {
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	bytesType    = reflect.TypeFor[Bytes]()
+	textType     = reflect.TypeFor[encoding.TextUnmarshaler]()
 	specs        sync.Map // reflect.Type -> *structSpec
 )
 
@@ -144,6 +147,8 @@ func kindOf(parent reflect.Type, sf reflect.StructField) (kind, *structSpec) {
 		return kindDuration, nil
 	case t == bytesType:
 		return kindBytes, nil
+	case reflect.PointerTo(t).Implements(textType) && t.Kind() != reflect.Struct:
+		return kindText, nil
 	case t.Kind() == reflect.String:
 		return kindString, nil
 	case t.Kind() == reflect.Bool:
@@ -179,6 +184,14 @@ func (f *field) typeName() string {
 		return "duration"
 	case kindBytes:
 		return "size"
+	case kindText:
+		switch f.Type {
+		case reflect.TypeFor[Percent]():
+			return "percentage"
+		case reflect.TypeFor[Period]():
+			return "period"
+		}
+		return "string"
 	case kindStrings:
 		return "list of strings"
 	case kindInts:

@@ -112,6 +112,9 @@ type Pipeline struct {
 	DeadLetter DeadLetter `yaml:"dead_letter" doc:"Where events that cannot be decoded, validated, routed or written go, with the reason." required:"true"`
 	// MaxEventBytes bounds a source record's value.
 	MaxEventBytes Bytes `yaml:"max_event_bytes" doc:"Largest source record value the pipeline accepts; a larger one is dead-lettered without being decoded (class decode, reason too_large). 0 accepts any size." default:"0"`
+	// EventTimeField names the event time the SLOs measure freshness from.
+	EventTimeField string `yaml:"event_time_field" doc:"Top-level google.protobuf.Timestamp field of the contract that is the event's time, for the freshness SLO and switchyard_event_freshness_seconds; when empty, occurred_at or event_time if the contract has one. Events where it is unset use the Kafka record timestamp." example:"occurred_at"`
+	SLO            SLO    `yaml:"slo" doc:"Service-level objectives measured per sink: freshness and completeness (see docs/slo.md)."`
 
 	// File is the configuration file this pipeline was read from.
 	File string `yaml:"-"`
@@ -161,10 +164,11 @@ type HeaderMapping struct {
 // are not declared here: each sink package registers its own (see RegisterSinkKind and
 // switchyard/sinks/registry), and the loader adds a key per registered kind.
 type Sink struct {
-	Name        string `yaml:"name" doc:"Sink name, unique in its pipeline; routes refer to it." required:"true"`
-	Batch       Batch  `yaml:"batch" doc:"When the engine flushes a batch to the sink."`
-	Retry       Retry  `yaml:"retry" doc:"How the engine retries transient write errors."`
-	MaxInFlight int    `yaml:"max_in_flight" doc:"Most batches being written at once." default:"4"`
+	Name        string  `yaml:"name" doc:"Sink name, unique in its pipeline; routes refer to it." required:"true"`
+	Batch       Batch   `yaml:"batch" doc:"When the engine flushes a batch to the sink."`
+	Retry       Retry   `yaml:"retry" doc:"How the engine retries transient write errors."`
+	MaxInFlight int     `yaml:"max_in_flight" doc:"Most batches being written at once." default:"4"`
+	SLO         SinkSLO `yaml:"slo" doc:"Overrides of the pipeline's slo for this sink; keys left out keep the pipeline's."`
 	// Kind is the sink's kind, the key of its kind section (e.g. "kafka"); empty while it
 	// sets none or several.
 	Kind string `yaml:"-"`

@@ -3,19 +3,44 @@ package telemetry
 import (
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// DeadLettered logs and counts one event written to the dead-letter topic. message must not
-// contain payload values: pass what the dead letter's switchyard.error.message header holds
-// (the engine's safeMessage of a contract, expr or sink error, which name fields and rules,
-// never values).
-func DeadLettered(log *slog.Logger, m *Metrics, pipeline, reason, topic string, partition int32, offset int64, contract, sink, message string) {
+// DeadLettered counts one event written to the dead-letter topic and logs it at WARN, rate
+// limited per pipeline and reason by lim: the first line passes, then one per interval with
+// the number suppressed since the previous one (the counter counts every event). message must
+// not contain payload values (what the dead letter's switchyard.error.message header holds: field paths and rules, never values).
+func DeadLettered(log *slog.Logger, m *Metrics, lim *Limiter, pipeline, reason, route, topic string, partition int32, offset int64, contract, sink, message string) {
 	if m != nil {
-		m.DeadLettered.WithLabelValues(pipeline, reason).Inc()
+		m.DeadLettered.WithLabelValues(pipeline, reason, route, sink).Inc()
 	}
-	log.Warn("dead-lettered event", "pipeline", pipeline, "topic", topic, "partition", partition,
-		"offset", offset, "reason", reason, "contract", contract, "sink", sink, "error", message)
+	if ok, n := lim.Allow("deadletter\x00" + pipeline + "\x00" + reason); ok {
+		log.Warn("dead-lettered event", "pipeline", pipeline, "topic", topic, "partition", partition,
+			"offset", offset, "reason", reason, "route", route, "contract", contract, "sink", sink, "error", message,
+			"suppressed", n)
+	}
+}
+
+// DeadLetteredSummary logs, per pipeline and reason whose dead-letter lines lim suppressed
+// and whose interval has passed, one WARN line with the number suppressed. Call it every
+// LogInterval, so a burst that stopped is still accounted for in the log.
+func DeadLetteredSummary(log *slog.Logger, lim *Limiter) {
+	lim.Flush(func(key string, suppressed int) {
+		parts := strings.Split(key, "\x00")
+		if len(parts) != 3 || parts[0] != "deadletter" {
+			return
+		}
+		log.Warn("dead-lettered events suppressed", "pipeline", parts[1], "reason", parts[2], "suppressed", suppressed)
+	})
+}
+
+// OffsetCommitFailed logs and counts a lane's failed offset commit.
+func OffsetCommitFailed(log *slog.Logger, m *Metrics, pipeline, sink string, err error) {
+	if m != nil {
+		m.CommitFailures.WithLabelValues(pipeline, sink).Inc()
+	}
+	log.Warn("offset commit failed", "pipeline", pipeline, "sink", sink, "error", err)
 }
 
 // SinkFailing logs a failed write attempt and marks the sink down.
@@ -86,9 +111,11 @@ func BatchRedelivered(log *slog.Logger, m *Metrics, lim *Limiter, b Batch, err e
 	}
 }
 
-// PartitionLag sets a lane's lag gauges of one partition.
-func PartitionLag(m *Metrics, pipeline, sink, topic string, partition int32, lag, fetchLag int64) {
+// PartitionLag sets a lane's lag gauges of one partition: in records, and in seconds (the age
+// of the oldest record not landed yet, 0 with none).
+func PartitionLag(m *Metrics, pipeline, sink, topic string, partition int32, lag, fetchLag int64, lagSeconds float64) {
 	p := strconv.Itoa(int(partition))
+	m.LagSeconds.WithLabelValues(pipeline, sink, topic, p).Set(lagSeconds)
 	m.Lag.WithLabelValues(pipeline, sink, topic, p).Set(float64(lag))
 	m.FetchLag.WithLabelValues(pipeline, sink, topic, p).Set(float64(fetchLag))
 }
@@ -113,6 +140,7 @@ func PartitionRecovered(log *slog.Logger, m *Metrics, pipeline, sink, topic stri
 func PartitionGone(m *Metrics, pipeline, sink, topic string, partition int32) {
 	p := strconv.Itoa(int(partition))
 	m.Lag.DeleteLabelValues(pipeline, sink, topic, p)
+	m.LagSeconds.DeleteLabelValues(pipeline, sink, topic, p)
 	m.FetchLag.DeleteLabelValues(pipeline, sink, topic, p)
 	m.Stalled.DeleteLabelValues(pipeline, sink, topic, p)
 }

@@ -53,3 +53,29 @@ func (l *Limiter) Allow(key string) (ok bool, suppressed int) {
 	st.last, st.suppressed = now, 0
 	return true, n
 }
+
+// Flush calls fn, outside the lock, for every key with lines suppressed whose interval has
+// passed since its last line, and counts that as its line: a burst that stopped still gets
+// its count reported once. A nil Limiter has nothing to flush.
+func (l *Limiter) Flush(fn func(key string, suppressed int)) {
+	if l == nil {
+		return
+	}
+	now := l.now()
+	type due struct {
+		key string
+		n   int
+	}
+	var out []due
+	l.mu.Lock()
+	for k, st := range l.keys {
+		if st.suppressed > 0 && now.Sub(st.last) >= l.interval {
+			out = append(out, due{k, st.suppressed})
+			st.last, st.suppressed = now, 0
+		}
+	}
+	l.mu.Unlock()
+	for _, d := range out {
+		fn(d.key, d.n)
+	}
+}

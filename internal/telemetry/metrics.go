@@ -3,8 +3,11 @@
 package telemetry
 
 import (
+	"runtime/debug"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics is every metric the daemon exports. Create one per process with New.
@@ -25,6 +28,15 @@ type Metrics struct {
 	WriteSeconds *prometheus.HistogramVec // pipeline, sink
 	LandLatency  *prometheus.HistogramVec // pipeline, sink
 	SinkUp       *prometheus.GaugeVec     // pipeline, sink
+
+	Freshness      *prometheus.HistogramVec // pipeline, sink
+	SLOEvents      *prometheus.CounterVec   // pipeline, sink, slo
+	SLOGood        *prometheus.CounterVec   // pipeline, sink, slo
+	LagSeconds     *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	CommitFailures *prometheus.CounterVec   // pipeline, sink
+	BuildInfo      *prometheus.GaugeVec     // version, commit, go
+
+	slos *sloCollector // switchyard_slo_objective, switchyard_slo_burn_rate
 }
 
 // New registers every metric, plus the Go and process collectors, on a fresh registry.
@@ -45,8 +57,8 @@ func New() *Metrics {
 		}, []string{"pipeline", "sink"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_events_dead_lettered_total",
-			Help: "Events written to the dead-letter topic, by reason (decode, validate, route, sink).",
-		}, []string{"pipeline", "reason"}),
+			Help: "Events written to the dead-letter topic, by reason (decode, validate, route, sink), route and sink (empty when the event failed before routing).",
+		}, []string{"pipeline", "reason", "route", "sink"}),
 		WriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_sink_write_errors_total",
 			Help: "Failed write attempts (transient errors that were retried).",
@@ -90,9 +102,93 @@ func New() *Metrics {
 			Name: "switchyard_sink_up",
 			Help: "1 while the sink's last write (or start-up) succeeded, 0 while it is failing.",
 		}, []string{"pipeline", "sink"}),
+		Freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_event_freshness_seconds",
+			Help:    "From the event time (the pipeline's event_time_field, else the Kafka record timestamp) to the sink confirming the write.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 3, 12), // 0.1s to about 5h
+		}, []string{"pipeline", "sink"}),
+		SLOEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_slo_events_total",
+			Help: "Events counted by an SLO: freshness counts landed events, completeness events of the sink's lane that reached an outcome (landed, filtered, unrouted or dead-lettered).",
+		}, []string{"pipeline", "sink", "slo"}),
+		SLOGood: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_slo_good_events_total",
+			Help: "Events that met an SLO: freshness, landed within the threshold of their event time; completeness, landed, filtered or unrouted rather than dead-lettered.",
+		}, []string{"pipeline", "sink", "slo"}),
+		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_consumer_lag_seconds",
+			Help: "Age (by Kafka record timestamp) of the oldest record the lane fetched and has not landed yet; 0 with nothing pending. Updated every source.lag_interval.",
+		}, []string{"pipeline", "sink", "topic", "partition"}),
+		CommitFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_offset_commit_failures_total",
+			Help: "Failed offset commits of a lane; the offsets are committed again at the next interval.",
+		}, []string{"pipeline", "sink"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_build_info",
+			Help: "Always 1; the labels say which build is running.",
+		}, []string{"version", "commit", "go"}),
+		slos: newSLOCollector(),
 	}
+	v, commit, goVersion := buildInfo()
+	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
+	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos)
 	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// buildInfo is the version, VCS revision and Go version of the running binary; version is
+// "dev" and commit "unknown" when the build did not record them.
+func buildInfo() (version, commit, goVersion string) {
+	version, commit, goVersion = "dev", "unknown", "unknown"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	goVersion = bi.GoVersion
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		version = v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			commit = s.Value
+		}
+	}
+	return
+}
+
+// DeadLetteredCount is the sum of switchyard_events_dead_lettered_total over every route and
+// sink of pipeline with reason, for progress lines and tests.
+func (m *Metrics) DeadLetteredCount(pipeline, reason string) float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.DeadLettered.Collect(ch); close(ch) }()
+	var sum float64
+	for metric := range ch {
+		var d dto.Metric
+		if metric.Write(&d) != nil {
+			continue
+		}
+		var p, r string
+		for _, l := range d.GetLabel() {
+			switch l.GetName() {
+			case "pipeline":
+				p = l.GetValue()
+			case "reason":
+				r = l.GetValue()
+			}
+		}
+		if p == pipeline && r == reason {
+			sum += d.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// SetVersion replaces the version label of switchyard_build_info, for a version set at build
+// time (-ldflags) that the module build info does not carry.
+func (m *Metrics) SetVersion(version string) {
+	_, commit, goVersion := buildInfo()
+	m.BuildInfo.Reset()
+	m.BuildInfo.WithLabelValues(version, commit, goVersion).Set(1)
 }

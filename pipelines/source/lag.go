@@ -96,6 +96,7 @@ func (s *Source) reportLag(ctx context.Context, adm *kadm.Client, now time.Time)
 		hw := end.Offset
 		p.mu.Lock()
 		committed, first, next := p.committed, p.firstFetched, p.nextFetch
+		oldest, paused := p.oldestLocked(), p.paused
 		p.mu.Unlock()
 		switch {
 		case committed >= 0:
@@ -129,6 +130,24 @@ func (s *Source) reportLag(ctx context.Context, adm *kadm.Client, now time.Time)
 			FetchLag:       max(0, hw-next),
 			Stalled:        p.stalled,
 			Since:          p.stallSince,
+			Oldest:         oldest,
+			Paused:         paused,
 		})
 	}
+}
+
+// oldestLocked is the timestamp of the oldest record fetched and not acknowledged: the first
+// record of the head in-flight batch, else of the first pending run; zero with none.
+func (p *partition) oldestLocked() time.Time {
+	if p.inflight.len() > 0 {
+		if b := p.inflight.peek(); len(b.Records) > 0 {
+			return b.Records[0].Timestamp
+		}
+	}
+	if p.pending.len() > 0 {
+		if run := p.pending.peek(); len(run) > 0 {
+			return run[0].Timestamp
+		}
+	}
+	return time.Time{}
 }

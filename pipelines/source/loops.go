@@ -113,7 +113,7 @@ func (s *Source) commitLoop() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 			if err := s.commit(ctx, nil); err != nil {
-				s.log.Warn("offset commit failed", "error", err)
+				s.commitFailed(err)
 			}
 			cancel()
 		case <-s.closing:
@@ -202,4 +202,13 @@ func (s *Source) commit(ctx context.Context, parts []*partition) error {
 		return fmt.Errorf("commit offsets of %d partitions: %w", len(entries), reqErr)
 	}
 	return errors.Join(errs...)
+}
+
+// commitFailed reports a failed offset commit: to OnCommitFailed, else to the log.
+func (s *Source) commitFailed(err error) {
+	if s.cfg.OnCommitFailed != nil {
+		s.cfg.OnCommitFailed(err)
+		return
+	}
+	s.log.Warn("offset commit failed", "error", err)
 }

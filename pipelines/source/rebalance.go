@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -139,7 +140,7 @@ func (s *Source) release(parts []*partition, commit bool) []Unfinished {
 		if commit {
 			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 			if err := s.commit(ctx, mine); err != nil {
-				s.log.Warn("final offset commit failed", "partitions", names(mine), "error", err)
+				s.commitFailed(fmt.Errorf("final commit of %s: %w", names(mine), err))
 			}
 			cancel()
 			for _, p := range mine {

@@ -106,6 +106,9 @@ type Config struct {
 	// nothing more is reported for that assignment afterwards. It must be fast and must not
 	// call the Source.
 	OnLag func(PartitionLag)
+	// OnCommitFailed, if set, is called with every failed offset commit (periodic or final)
+	// instead of logging it; the offsets are committed again at the next interval.
+	OnCommitFailed func(error)
 	// ExternalCommit is set when the caller commits each batch's offsets itself, before acking
 	// it, in the transaction that wrote its results (see Fence): the source then never sends
 	// offset commits, and only records the acked prefix as committed. Each partition then has
@@ -132,6 +135,13 @@ type PartitionLag struct {
 	// when it last moved (or when Lag was last 0).
 	Stalled bool
 	Since   time.Time
+	// Oldest is the Kafka timestamp of the oldest record fetched and not acknowledged yet
+	// (the first of the unacked batch at the head, else of the first pending record); zero
+	// with nothing pending.
+	Oldest time.Time
+	// Paused is set while fetching the partition is paused (at MaxInFlight, or waiting for
+	// OnAssigned).
+	Paused bool
 	// Released marks the last report of a dropped partition; the other fields are zero.
 	Released bool
 }

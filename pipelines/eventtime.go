@@ -1,0 +1,101 @@
+package pipelines
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"switchyard/internal/config"
+)
+
+// defaultEventTimeFields are the top-level Timestamp fields an event's time is taken from
+// when the pipeline names none, in order of preference (the rule the table sinks follow for
+// their _event_time column).
+var defaultEventTimeFields = []protoreflect.Name{"occurred_at", "event_time"}
+
+// eventTimeField returns the field of md that holds the event time: configured when set
+// (an error if md has no such top-level google.protobuf.Timestamp field), else the first of
+// defaultEventTimeFields md has, else nil (the Kafka record timestamp is used).
+func eventTimeField(md protoreflect.MessageDescriptor, configured string) (protoreflect.FieldDescriptor, error) {
+	if configured != "" {
+		fd := md.Fields().ByName(protoreflect.Name(configured))
+		if fd == nil || !isTimestamp(fd) {
+			return nil, fmt.Errorf("event_time_field %q is not a top-level google.protobuf.Timestamp field of %s", configured, md.FullName())
+		}
+		return fd, nil
+	}
+	for _, name := range defaultEventTimeFields {
+		if fd := md.Fields().ByName(name); fd != nil && isTimestamp(fd) {
+			return fd, nil
+		}
+	}
+	return nil, nil
+}
+
+func isTimestamp(fd protoreflect.FieldDescriptor) bool {
+	return !fd.IsList() && !fd.IsMap() && fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "google.protobuf.Timestamp"
+}
+
+// compileEventTimes resolves the event-time field of every contract message of cp.
+func (cp *CompiledPipeline) compileEventTimes(pos func(string) config.Position) config.Errors {
+	var errs config.Errors
+	slo := cp.Config.SLO
+	if slo.Freshness.Objective == 0 || slo.Completeness.Objective == 0 || slo.Window == 0 || slo.Freshness.Threshold == 0 {
+		errs = append(errs, config.Error{Pos: pos(cp.Config.Path + ".slo"), Msg: fmt.Sprintf("pipeline %q: slo objectives, threshold and window must not be empty", cp.Config.Name)})
+	}
+	cp.eventTimes = map[protoreflect.FullName]protoreflect.FieldDescriptor{}
+	for _, md := range cp.messages() {
+		fd, err := eventTimeField(md, cp.Config.EventTimeField)
+		if err != nil {
+			errs = append(errs, config.Error{Pos: pos(cp.Config.Path + ".event_time_field"), Msg: fmt.Sprintf("pipeline %q: %v", cp.Config.Name, err)})
+			continue
+		}
+		if fd != nil {
+			cp.eventTimes[md.FullName()] = fd
+		}
+	}
+	return errs
+}
+
+// EventTime is the time of event msg: its event-time field when set and valid, else the
+// Kafka record timestamp ts.
+func (cp *CompiledPipeline) EventTime(msg protoreflect.Message, ts time.Time) time.Time {
+	if msg == nil {
+		return ts
+	}
+	fd := cp.eventTimes[msg.Descriptor().FullName()]
+	if fd == nil || !msg.Has(fd) {
+		return ts
+	}
+	m := msg.Get(fd).Message()
+	fields := fd.Message().Fields()
+	sec, nanos := m.Get(fields.ByNumber(1)).Int(), m.Get(fields.ByNumber(2)).Int()
+	if nanos < 0 || nanos >= 1e9 || sec <= 0 {
+		return ts
+	}
+	return time.Unix(sec, nanos)
+}
+
+// EventTimeSource says where the pipeline's event times come from, per contract message,
+// for `switchyard validate`: e.g. "event time occurred_at" or "event time Kafka record
+// timestamp".
+func (cp *CompiledPipeline) EventTimeSource() string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, md := range cp.messages() {
+		s := "Kafka record timestamp"
+		if fd := cp.eventTimes[md.FullName()]; fd != nil {
+			s = string(fd.Name()) + " (else Kafka record timestamp)"
+		}
+		if !seen[s] {
+			seen[s] = true
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		return "event time Kafka record timestamp"
+	}
+	return "event time " + strings.Join(parts, " / ")
+}
