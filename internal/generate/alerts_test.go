@@ -235,3 +235,49 @@ func TestPromDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestFromConfig_reads_slo_and_sink_overrides: the generators take each sink's objectives
+// from its pipeline's slo section, with the sink's own overrides, and the defaults elsewhere.
+func TestFromConfig_reads_slo_and_sink_overrides(t *testing.T) {
+	cfg, err := config.Parse("slo.yaml", []byte(`
+kafka: {brokers: ["localhost:9092"]}
+pipelines:
+  - name: p
+    owner: {team: t, contact: c}
+    source: {topics: [in]}
+    contract: {message: auctions.v1.BidPlaced}
+    slo: {freshness: {threshold: 30s, objective: 95%}, window: 7d}
+    sinks:
+      - name: a
+        kafka: {topic: out}
+      - name: b
+        kafka: {topic: out2}
+        slo: {completeness: {objective: 99%}}
+    routes: [{sink: a}, {sink: b}]
+    dead_letter: {topic: dlq}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := FromConfig(cfg)
+	if len(ps) != 1 || len(ps[0].Sinks) != 2 {
+		t.Fatalf("got %+v, want one pipeline with two sinks", ps)
+	}
+	for _, tc := range []struct {
+		sink                  int
+		fresh, complete       float64
+		threshold, windowDays time.Duration
+	}{
+		{0, 0.95, DefaultCompletenessObjective, 30 * time.Second, 7},
+		{1, 0.95, 0.99, 30 * time.Second, 7},
+	} {
+		s := ps[0].Sinks[tc.sink]
+		f, c := s.SLOs[0], s.SLOs[1]
+		if f.Kind != Freshness || f.Objective != tc.fresh || f.Threshold != tc.threshold || f.Window != tc.windowDays*24*time.Hour {
+			t.Errorf("sink %s freshness = %+v, want objective %v threshold %v window %dd", s.Name, f, tc.fresh, tc.threshold, tc.windowDays)
+		}
+		if c.Kind != Completeness || c.Objective != tc.complete {
+			t.Errorf("sink %s completeness = %+v, want objective %v", s.Name, c, tc.complete)
+		}
+	}
+}

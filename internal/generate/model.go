@@ -59,17 +59,20 @@ type SLO struct {
 	Window time.Duration
 }
 
-// FromConfig builds the generators' model from a loaded configuration, with the documented
-// defaults for every SLO. It is the one place to change when the configuration grows its own
-// slo section (per pipeline, overridden per sink).
+// FromConfig builds the generators' model from a loaded configuration: each sink's SLOs are
+// its pipeline's slo section with the sink's overrides (config.Pipeline.SLOFor), the loader
+// having filled in the documented defaults.
 func FromConfig(cfg *config.Config) []Pipeline {
 	out := make([]Pipeline, 0, len(cfg.Pipelines))
 	for _, p := range cfg.Pipelines {
 		gp := Pipeline{Name: p.Name, Team: p.Owner.Team, Contact: p.Owner.Contact}
-		for _, s := range p.Sinks {
+		for i := range p.Sinks {
+			s := &p.Sinks[i]
+			o := p.SLOFor(s)
+			window := time.Duration(o.Window)
 			gp.Sinks = append(gp.Sinks, Sink{Name: s.Name, SLOs: []SLO{
-				{Kind: Freshness, Objective: DefaultFreshnessObjective, Threshold: DefaultFreshnessThreshold, Window: DefaultWindow},
-				{Kind: Completeness, Objective: DefaultCompletenessObjective, Window: DefaultWindow},
+				{Kind: Freshness, Objective: o.Freshness.Objective.Ratio(), Threshold: o.Freshness.Threshold, Window: window},
+				{Kind: Completeness, Objective: o.Completeness.Objective.Ratio(), Window: window},
 			}})
 		}
 		out = append(out, gp)
