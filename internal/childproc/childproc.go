@@ -25,7 +25,10 @@ type Process struct {
 }
 
 // Start starts argv[0] in dir with output appended to logPath. The child is killed if this
-// process dies (Pdeathsig).
+// process dies (Pdeathsig), and runs in its own process group, so that a terminal's Ctrl-C
+// (SIGINT to the whole foreground group) reaches only this process, which stops the child
+// itself after it drained: `switchyard dev` still has its ClickHouse server while it lands
+// what is in flight.
 func Start(name, dir, logPath string, argv []string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -36,7 +39,7 @@ func Start(name, dir, logPath string, argv []string) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", name, argv[0], err)
 	}
