@@ -76,6 +76,7 @@ func Start(opt Options, log *slog.Logger) (*Server, error) {
 	if opt.Status != nil {
 		mux.HandleFunc("GET /api/status", statusJSON(opt.Status))
 		mux.HandleFunc("GET /{$}", statusHTML(opt.Status))
+		mux.Handle("GET /status", http.RedirectHandler("/", http.StatusFound)) // where operators try first
 	}
 	if opt.PProf {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)

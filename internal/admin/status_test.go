@@ -73,6 +73,10 @@ func TestServer_status_json_and_page(t *testing.T) {
 	if strings.Contains(page, "<script") {
 		t.Error("status page has a script")
 	}
+	// /status, where operators look first, leads to the page.
+	if code, body := get(t, s, "/status"); code != 200 || !strings.Contains(body, `id="overall">red<`) {
+		t.Errorf("/status: %d, want the status page", code)
+	}
 	if code, _ := get(t, s, "/nope"); code != 404 {
 		t.Errorf("/nope: %d, want 404", code)
 	}
