@@ -170,15 +170,22 @@ func (l *lane) handle(msg *message.Message) error {
 // indexOf finds the batch index of a record given to the runner. Routed records point into
 // recs, or are copies (one event, several routes) that carry the same offset.
 func indexOf(recs []event.Record, r *event.Record) (int, bool) {
-	if i := int(r.Offset - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == r.Offset {
-		return i, true
+	i := offsetIndex(recs, r.Offset)
+	return i, i >= 0
+}
+
+// offsetIndex is the batch index of the record at offset off, or -1. Batches are contiguous
+// offsets, so the index is usually off minus the first offset.
+func offsetIndex(recs []event.Record, off int64) int {
+	if i := int(off - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == off {
+		return i
 	}
 	for i := range recs {
-		if recs[i].Offset == r.Offset {
-			return i, true
+		if recs[i].Offset == off {
+			return i
 		}
 	}
-	return 0, false
+	return -1
 }
 
 // decodeReason is the dead-letter class of a Decoder error: framing for a Confluent frame

@@ -57,19 +57,6 @@ func (sc *sloScratch) reset(n int) {
 	clear(sc.landed)
 }
 
-// offsetIndex is the batch index of the record at offset off, or -1.
-func offsetIndex(recs []event.Record, off int64) int {
-	if i := int(off - recs[0].Offset); i >= 0 && i < len(recs) && recs[i].Offset == off {
-		return i
-	}
-	for i := range recs {
-		if recs[i].Offset == off {
-			return i
-		}
-	}
-	return -1
-}
-
 // account records the SLO outcomes of a batch whose every record reached one: landed are the
 // records of the batch that landed in the lane's sink, dead the dead letters written for it.
 // A record is bad for completeness when it was dead-lettered (here, or by the primary lane
