@@ -1,4 +1,4 @@
-module switchyard
+module github.com/switchyard-dev/switchyard
 
 go 1.26.0
 

@@ -6,8 +6,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
 )
 
 // benchBatch mirrors the engine: decode a batch, then release it.

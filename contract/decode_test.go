@@ -13,8 +13,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
 )
 
 // want is what a decode-then-validate of a payload must yield.

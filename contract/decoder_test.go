@@ -3,8 +3,8 @@ package contract_test
 import (
 	"testing"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
 )
 
 func TestDecoder_Discard_reuses_the_last_arena(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
 )
 
 // TestEncoder_Reencode_passes_original_bytes: every input/output pair either reuses the

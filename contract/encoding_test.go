@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract"
 )
 
 func TestFrameConfluent_and_SplitConfluent(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract"
 )
 
 // frameDir holds test.v1: Other [0], BidPlaced [1] (nested Lot [1,0], Audit [1,1], Note

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
 )
 
 // The fuzz targets run their seed corpus (f.Add below plus testdata/fuzz/<Name>/) under

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract"
 )
 
 // contractsDir is the repository's sample contracts.

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/suggest"
+	"github.com/switchyard-dev/switchyard/internal/suggest"
 )
 
 // validateProto is the import path of the protovalidate rule definitions.

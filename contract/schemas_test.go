@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract"
 )
 
 // registryServer implements the Schema Registry endpoints the router calls, GET

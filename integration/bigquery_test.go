@@ -24,9 +24,9 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/sinks/bigquery/bqfake"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/sinks/bigquery/bqfake"
 )
 
 // The daemon-level BigQuery tests run the real switchyard binary against the harness's

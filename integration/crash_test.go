@@ -15,8 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
 )
 
 var (

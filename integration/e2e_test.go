@@ -15,13 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/telemetry"
-	"switchyard/pipelines"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // produced is what a test produced, by expected outcome.

@@ -14,9 +14,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/integration/harness"
-	"switchyard/pipelines"
-	_ "switchyard/sinks/all" // the sink kinds the test configurations use
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	_ "github.com/switchyard-dev/switchyard/sinks/all" // the sink kinds the test configurations use
 )
 
 var kafka *harness.Kafka

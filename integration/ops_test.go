@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/integration/harness"
 )
 
 // opsConfig is a pipeline from %[1]s to the clickhouse sink "olap" at %[2]s, with the admin

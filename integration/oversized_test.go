@@ -13,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/integration/harness"
-	"switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/pipelines"
 )
 
 // TestOversized_events_never_hold_their_partition: a 10 MB invalid event and a 10 MB valid

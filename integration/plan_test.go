@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/integration/harness"
-	"switchyard/internal/app"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/internal/app"
 )
 
 const planConfig = `

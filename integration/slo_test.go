@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/integration/harness"
 )
 
 // TestOps_lag_in_records_and_seconds_rises_while_clickhouse_is_down stops ClickHouse while

@@ -16,10 +16,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/integration/harness"
-	"switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/internal/status"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "write the status page screenshot of TestStatusPage_* to docs/status-page.png")

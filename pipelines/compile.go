@@ -16,11 +16,11 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/internal/config"
-	"switchyard/routing"
-	"switchyard/sinks/registry"
-	"switchyard/transforms"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/routing"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 // Compiled is a configuration checked against the contracts: every contract resolved,

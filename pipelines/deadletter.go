@@ -12,9 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/kafkaconn"
-	"switchyard/internal/telemetry"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // Reason is the class of a dead-lettering, the value of the switchyard.error.class header and

@@ -10,11 +10,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/pipelines"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // refusingSink fails its first Write transiently (the batch is nacked and redelivered), then

@@ -14,15 +14,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract"
-	"switchyard/internal/backoff"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/kafkaconn"
-	"switchyard/internal/telemetry"
-	"switchyard/pipelines/source"
-	"switchyard/sinks"
-	"switchyard/sinks/registry"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/backoff"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/pipelines/source"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
 )
 
 // Options are the engine's collaborators.

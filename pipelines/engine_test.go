@@ -22,13 +22,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/telemetry"
-	"switchyard/pipelines"
-	"switchyard/sinks"
-	_ "switchyard/sinks/all" // the sink kinds the test configurations use
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks"
+	_ "github.com/switchyard-dev/switchyard/sinks/all" // the sink kinds the test configurations use
 )
 
 // These tests run the engine against kfake, franz-go's in-process Kafka, for behaviours that

@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 // defaultEventTimeFields are the top-level Timestamp fields an event's time is taken from

@@ -10,9 +10,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"switchyard/internal/event"
-	"switchyard/internal/telemetry"
-	"switchyard/pipelines/source"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/pipelines/source"
 )
 
 // laneHealth is what a lane knows of its partitions' progress, for /readyz and shutdown.

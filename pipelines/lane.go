@@ -13,13 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/expr"
-	"switchyard/internal/kafkaconn"
-	"switchyard/pipelines/source"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/pipelines/source"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // lane consumes a pipeline's topics for one sink.

@@ -5,8 +5,8 @@ import (
 	"os"
 	"strings"
 
-	"switchyard/contract"
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 // schemaRegistry builds the client of contracts.schema_registry, or returns nil when no url

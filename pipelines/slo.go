@@ -6,10 +6,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/telemetry"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // laneSLO measures a lane's SLOs (see docs/slo.md) and keeps what the status page shows of it.

@@ -13,14 +13,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/status"
-	"switchyard/internal/telemetry"
-	"switchyard/pipelines"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // produceAt writes n events of kind whose occurred_at starts at start.

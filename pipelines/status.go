@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/status"
-	"switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 // Status is a snapshot of every pipeline for the status page and /api/status, graded

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"switchyard/internal/backoff"
-	"switchyard/internal/event"
-	"switchyard/internal/kafkaconn"
-	"switchyard/pipelines/source"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/backoff"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/pipelines/source"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // transact lands one batch of an exactly-once lane: its records, its dead letters and the

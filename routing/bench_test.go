@@ -6,11 +6,11 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/expr"
-	"switchyard/routing"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/routing"
 )
 
 // benchRoute compiles when for BidPlaced and returns it with one event and its record.

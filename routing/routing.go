@@ -14,8 +14,8 @@ import (
 	"cel.dev/cel-go/cel"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
-	"switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/expr"
 )
 
 // Route is one compiled route.

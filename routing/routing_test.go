@@ -9,12 +9,12 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/expr"
-	"switchyard/routing"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/routing"
 )
 
 func registry(t testing.TB) *contract.Registry {

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"switchyard/internal/backoff"
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/backoff"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // RunnerOptions configures the engine-side machinery wrapped around one sink.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // scriptSink records every Write and answers from a script of errors (nil once it runs out).

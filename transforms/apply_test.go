@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/event"
-	"switchyard/transforms"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 // applyCase is one table case of testdata/cases/*.yaml.

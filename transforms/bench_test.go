@@ -7,10 +7,10 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/internal/event"
-	"switchyard/transforms"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 // typicalChain is the chain of BenchmarkTypicalChain: flatten, drop, two set steps and the

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/internal/expr"
 )
 
 // program is one compiled CEL expression of a set or filter step.

@@ -10,8 +10,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // Options are what Compile needs besides the route and its contract.

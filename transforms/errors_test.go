@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/config"
-	"switchyard/transforms"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 var update = flag.Bool("update", false, "rewrite the .golden files of testdata/errors")

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/internal/config"
-	"switchyard/transforms"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 // testKey is the HMAC key of the tests' HASH fields.

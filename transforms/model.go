@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/suggest"
+	"github.com/switchyard-dev/switchyard/internal/suggest"
 )
 
 // This file holds the load-time model of a chain: the output event as a list of columns

@@ -13,11 +13,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/transforms"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 // TestPII_hash_field_never_appears_raw runs generated auctions.v1.BidPlaced events, whose

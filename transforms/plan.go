@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/internal/expr"
 )
 
 // This file is the per-event half: plans resolved once by Compile (output field

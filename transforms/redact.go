@@ -6,7 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"switchyard/internal/expr"
+
+	"github.com/switchyard-dev/switchyard/internal/expr"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )

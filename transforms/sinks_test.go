@@ -2,4 +2,4 @@ package transforms_test
 
 // The test configurations route to kafka sinks, whose kind the loader learns from the
 // sink registry.
-import _ "switchyard/sinks/all"
+import _ "github.com/switchyard-dev/switchyard/sinks/all"

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 // builder compiles one route's transforms against one input message type.

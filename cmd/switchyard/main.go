@@ -8,8 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"switchyard/internal/app"
-	_ "switchyard/sinks/all" // every sink kind Switchyard ships (app imports it too)
+	"github.com/switchyard-dev/switchyard/internal/app"
+	_ "github.com/switchyard-dev/switchyard/sinks/all" // every sink kind Switchyard ships (app imports it too)
 )
 
 func main() {

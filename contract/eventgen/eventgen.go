@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract"
 )
 
 // Full names of the contracts a Generator produces.

@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract"
 )
 
 func load(t testing.TB) *contract.Registry {

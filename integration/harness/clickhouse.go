@@ -9,7 +9,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"switchyard/internal/chserver"
+	"github.com/switchyard-dev/switchyard/internal/chserver"
 )
 
 // ClickHouseStartTimeout bounds StartClickHouse and ClickHouse.Start.

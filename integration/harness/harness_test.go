@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/integration/harness"
 )
 
 // TestKafka_produce_consume_restart starts a real broker, round-trips a

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/childproc"
+	"github.com/switchyard-dev/switchyard/internal/childproc"
 )
 
 // KafkaStartTimeout bounds StartKafka and Restart, including a first-time jar

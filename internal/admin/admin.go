@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"switchyard/internal/status"
-	"switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 // Options configure the admin server.

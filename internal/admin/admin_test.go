@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"switchyard/internal/admin"
-	"switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/internal/admin"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 func start(t *testing.T, opt admin.Options) (*admin.Server, *bytes.Buffer) {

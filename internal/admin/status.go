@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/status"
 )
 
 //go:embed templates/status.html

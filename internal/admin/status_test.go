@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/admin"
-	"switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/admin"
+	"github.com/switchyard-dev/switchyard/internal/status"
 )
 
 func report() *status.Report {

@@ -14,12 +14,12 @@ import (
 	"strings"
 	"time"
 
-	"switchyard/contract"
-	"switchyard/internal/admin"
-	"switchyard/internal/config"
-	"switchyard/internal/telemetry"
-	"switchyard/pipelines"
-	_ "switchyard/sinks/all" // every sink kind Switchyard ships
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/admin"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	_ "github.com/switchyard-dev/switchyard/sinks/all" // every sink kind Switchyard ships
 )
 
 // Version is set at build time with -ldflags "-X switchyard/internal/app.Version=...".

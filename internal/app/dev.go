@@ -13,8 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"switchyard/internal/config"
-	"switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/pipelines"
 )
 
 const devSummary = `Run the embedded default: an in-process Kafka-compatible broker (franz-go's kfake), a

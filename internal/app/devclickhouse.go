@@ -11,11 +11,11 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/chserver"
-	"switchyard/internal/config"
-	"switchyard/pipelines"
-	"switchyard/sinks/clickhouse"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/internal/chserver"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks/clickhouse"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // devClickHouseEnv holds the native address of the ClickHouse server that configs/dev.yaml's

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/internal/chserver"
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/chserver"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 func TestStartDevClickHouse_says_plainly_when_it_is_not_there(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 
-	"switchyard/internal/config"
-	"switchyard/internal/generate"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/generate"
 )
 
 const generateUsage = `Usage: switchyard generate <artefact> --config PATH [--out FILE]

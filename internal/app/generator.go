@@ -10,9 +10,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/contract"
-	"switchyard/contract/eventgen"
-	"switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/pipelines"
 )
 
 // generator produces sample events into every source topic of the dev pipelines whose

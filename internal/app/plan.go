@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 
-	"switchyard/pipelines"
-	"switchyard/sinks"
-	"switchyard/sinks/registry"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
 )
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {

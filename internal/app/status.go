@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/status"
 )
 
 // cmdStatus is `switchyard status`: the admin server's /api/status as a terminal view,

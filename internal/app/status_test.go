@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/status"
+	"github.com/switchyard-dev/switchyard/internal/status"
 )
 
 func TestStatus_once_and_json(t *testing.T) {

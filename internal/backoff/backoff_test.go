@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/backoff"
+	"github.com/switchyard-dev/switchyard/internal/backoff"
 )
 
 func TestWait_is_bounded_and_jittered(t *testing.T) {

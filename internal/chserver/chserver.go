@@ -26,7 +26,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"switchyard/internal/childproc"
+	"github.com/switchyard-dev/switchyard/internal/childproc"
 )
 
 // StopGrace is how long Stop waits for a clean shutdown before it sends SIGKILL.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	. "switchyard/internal/config"
-	_ "switchyard/sinks/all"
+	. "github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all"
 )
 
 // TestGeneratedDocsUpToDate fails when docs/config.md or docs/config.schema.json differ from

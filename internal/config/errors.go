@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"switchyard/internal/suggest"
+	"github.com/switchyard-dev/switchyard/internal/suggest"
 )
 
 // Error is one configuration problem and where it was found. Pos.Line is 0 when the problem

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	. "switchyard/internal/config"
-	_ "switchyard/sinks/all"
+	. "github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata from the current output")

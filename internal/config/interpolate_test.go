@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	. "switchyard/internal/config"
-	_ "switchyard/sinks/all"
-	"switchyard/sinks/kafka"
+	. "github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all"
+	"github.com/switchyard-dev/switchyard/sinks/kafka"
 )
 
 func TestExpand(t *testing.T) {

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/suggest"
+	"github.com/switchyard-dev/switchyard/internal/suggest"
 
-	. "switchyard/internal/config"
-	_ "switchyard/sinks/all"
-	"switchyard/sinks/clickhouse"
-	"switchyard/sinks/kafka"
+	. "github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all"
+	"github.com/switchyard-dev/switchyard/sinks/clickhouse"
+	"github.com/switchyard-dev/switchyard/sinks/kafka"
 )
 
 // parseWith loads one in-memory file named test.yaml with env as the environment.

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	. "switchyard/internal/config"
-	_ "switchyard/sinks/all"
-	"switchyard/sinks/clickhouse"
+	. "github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all"
+	"github.com/switchyard-dev/switchyard/sinks/clickhouse"
 )
 
 func TestConfig_Redacted(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	. "switchyard/internal/config"
+	. "github.com/switchyard-dev/switchyard/internal/config"
 )
 
 func TestSLO_defaults_and_sink_overrides(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // Activation binds the variables of NewEnv (and Element) to one event; it is the only

@@ -8,9 +8,9 @@ import (
 	"cel.dev/cel-go/cel"
 	"google.golang.org/protobuf/types/known/typepb"
 
-	"switchyard/internal/config"
-	"switchyard/internal/event"
-	"switchyard/internal/expr"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/expr"
 )
 
 func env(t *testing.T, extra ...cel.EnvOption) *cel.Env {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 // TextPos is where the text of the scalar at path begins, or the key's position if unknown.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/config"
-	_ "switchyard/sinks/all" // the sink kinds configs/dev.yaml uses
+	"github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all" // the sink kinds configs/dev.yaml uses
 )
 
 func devPipelines(t *testing.T) []Pipeline {

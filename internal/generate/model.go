@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 // SLO kinds, the values of the slo label of the switchyard_slo_* metrics.

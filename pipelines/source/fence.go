@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
 )
 
 // ErrNotOwned is returned by Fence when the batch's partition was lost or given up since the

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // TestSource_lost_partitions_not_committed: when the group session fails (the broker answers a

@@ -9,8 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/backoff"
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/backoff"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // Redelivery backoff after a nack: doubling per consecutive nack of the partition, jittered.

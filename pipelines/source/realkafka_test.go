@@ -3,7 +3,7 @@ package source
 import (
 	"testing"
 
-	"switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/integration/harness"
 )
 
 // TestCheckpoint_realKafka is TestCheckpoint against Apache Kafka started by the harness.

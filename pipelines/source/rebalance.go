@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // onAssigned is franz-go's OnPartitionsAssigned, called before fetching of the new partitions

@@ -15,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // TestCheckpoint: of five records, 1, 2 and 4 are acked and 3 nacked. 3 is redelivered while

@@ -1,13 +1,13 @@
 // Package all registers every sink kind Switchyard ships (the Benthos components/all
 // pattern). Composition roots import it for its side effect:
 //
-//	import _ "switchyard/sinks/all"
+//	import _ "github.com/switchyard-dev/switchyard/sinks/all"
 //
 // A new sink package adds one import line here; TestEverySinkListed fails until it does.
 package all
 
 import (
-	_ "switchyard/sinks/bigquery"
-	_ "switchyard/sinks/clickhouse"
-	_ "switchyard/sinks/kafka"
+	_ "github.com/switchyard-dev/switchyard/sinks/bigquery"
+	_ "github.com/switchyard-dev/switchyard/sinks/clickhouse"
+	_ "github.com/switchyard-dev/switchyard/sinks/kafka"
 )

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	_ "switchyard/sinks/all"
-	"switchyard/sinks/registry"
+	_ "github.com/switchyard-dev/switchyard/sinks/all"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
 )
 
 // TestEverySinkListed fails when a package under sinks/ registers a sink kind (calls
@@ -74,7 +74,7 @@ func sinkPackagesThatRegister(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		p := "switchyard/sinks/" + filepath.ToSlash(rel)
+		p := "github.com/switchyard-dev/switchyard/sinks/" + filepath.ToSlash(rel)
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}

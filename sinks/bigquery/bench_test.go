@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // benchProto is an order-paid-like event: ids, money, an enum, a timestamp, a nested record,

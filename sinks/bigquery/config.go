@@ -20,8 +20,8 @@ import (
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/option"
 
-	"switchyard/internal/config"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // Config is the bigquery sink's section of a sink: it writes to BigQuery with the Storage

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // evolutionGrace is how long after this sink added columns a request rejected as a whole

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	"switchyard/sinks/bigquery/bqfake"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/bigquery/bqfake"
 )
 
 const evoV1 = `

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // maxRuns bounds the runs of landed offsets kept per partition; older ones are forgotten

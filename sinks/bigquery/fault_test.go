@@ -14,10 +14,10 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	"switchyard/sinks/bigquery/bqfake"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/bigquery/bqfake"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 var modes = []struct {

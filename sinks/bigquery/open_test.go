@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 // TestSink_open_failures: permission and not-found problems stop the sink at start-up with a

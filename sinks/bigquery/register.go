@@ -5,9 +5,9 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
-	"switchyard/sinks/registry"
-	"switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
+	"github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 func init() {

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
-	sinktable "switchyard/sinks/table"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // maxDepth is BigQuery's limit on nested RECORD levels.

@@ -14,10 +14,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	"switchyard/sinks/bigquery/bqfake"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/bigquery/bqfake"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // compileProto compiles .proto sources (imports resolve among them and to the well-known

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // Sink appends records to one BigQuery table. It is goroutine-safe. It implements

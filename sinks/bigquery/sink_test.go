@@ -12,10 +12,10 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
-	"switchyard/sinks/bigquery/bqfake"
-	"switchyard/sinks/sinktest"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/bigquery/bqfake"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 const (

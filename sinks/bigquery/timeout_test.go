@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/sinks"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 // TestSink_retries_on_timeout: the server accepts the connection and the appends but stops

@@ -16,7 +16,7 @@ import (
 	"github.com/bufbuild/protocompile"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 const benchBatch = 5000

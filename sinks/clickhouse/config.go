@@ -10,7 +10,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
-	"switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
 // Config is the clickhouse sink's section of a sink (see docs/sinks.md).

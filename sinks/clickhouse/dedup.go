@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
 // De-duplication.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/event"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 func assign(t testing.TB, s *Sink, topic string, partitions ...int32) {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/integration/harness"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // server is one ClickHouse shared by the package's tests; each test uses its own table.

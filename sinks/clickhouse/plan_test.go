@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/sinks"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 func plan(t testing.TB, s *Sink) ([]string, error) {

@@ -5,9 +5,9 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/sinks"
-	"switchyard/sinks/registry"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 func init() {

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/event"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // allKindsJSON sets every field of kinds.v1.AllKinds, with edge values where a kind has them.

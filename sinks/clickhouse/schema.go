@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	sinktable "switchyard/sinks/table"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // This file maps a contract (a protobuf message descriptor) to table columns. The mapping

@@ -32,9 +32,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	sinktable "switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 // Sink writes records to one ClickHouse table. Create it with New; the engine calls Open (or

@@ -3,8 +3,8 @@ package clickhouse
 import (
 	"testing"
 
-	"switchyard/sinks"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 func TestSink_conformance(t *testing.T) {

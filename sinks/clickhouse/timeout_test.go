@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 // stallProxy forwards TCP connections to a server until Stall: from then on it forwards

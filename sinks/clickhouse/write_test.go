@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/integration/harness"
-	"switchyard/internal/event"
-	"switchyard/sinks"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 // TestSink_dead_letters_only_unwritable_records writes into tables whose columns are narrower

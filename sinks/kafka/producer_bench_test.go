@@ -9,8 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/integration/harness"
-	"switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
 )
 
 // BenchmarkProducer measures the router's publishing path (kafkaconn.Producer, as the kafka

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"switchyard/internal/config"
-	"switchyard/sinks"
-	"switchyard/sinks/registry"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
 )
 
 func init() {

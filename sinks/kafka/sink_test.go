@@ -13,13 +13,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"switchyard/contract"
-	"switchyard/integration/harness"
-	"switchyard/internal/event"
-	"switchyard/internal/kafkaconn"
-	"switchyard/sinks"
-	"switchyard/sinks/kafka"
-	"switchyard/sinks/sinktest"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/kafka"
+	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
 
 // TestSink_conformance runs the sink conformance suite against a real Apache Kafka broker.

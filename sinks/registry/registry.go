@@ -17,10 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/contract"
-	"switchyard/internal/config"
-	"switchyard/internal/kafkaconn"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/contract"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // Kind declares one sink kind whose options are a C: its YAML key, its checks, its

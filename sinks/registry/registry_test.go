@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"switchyard/internal/config"
-	"switchyard/sinks"
-	"switchyard/sinks/registry"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/sinks/registry"
 )
 
 // Two kinds that exist only in this test: one that takes route topics, one table sink with a

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/event"
-	"switchyard/sinks"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // Features says which optional guarantees a sink claims; the suite checks each claimed one.

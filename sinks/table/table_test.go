@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"switchyard/sinks/table"
+	"github.com/switchyard-dev/switchyard/sinks/table"
 )
 
 func TestName(t *testing.T) {

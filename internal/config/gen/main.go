@@ -13,8 +13,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"switchyard/internal/config"
-	_ "switchyard/sinks/all" // the sink kinds, whose sections the docs describe
+	"github.com/switchyard-dev/switchyard/internal/config"
+	_ "github.com/switchyard-dev/switchyard/sinks/all" // the sink kinds, whose sections the docs describe
 )
 
 func main() {

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
-	"switchyard/sinks/bigquery/bqfake"
+	"github.com/switchyard-dev/switchyard/sinks/bigquery/bqfake"
 )
 
 const project, dataset = "p", "d"

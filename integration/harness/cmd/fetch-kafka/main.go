@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"time"
 
-	"switchyard/integration/harness"
+	"github.com/switchyard-dev/switchyard/integration/harness"
 )
 
 func main() {
