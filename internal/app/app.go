@@ -1,5 +1,5 @@
 // Package app implements the switchyard command line: run, validate, plan, dev, generate,
-// status and version.
+// status, replay, dlq and version.
 package app
 
 import (
@@ -39,6 +39,9 @@ Commands:
   generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
             of a configuration
   status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
+  replay    re-land a range of a pipeline's source topics into one of its sinks
+  dlq       inspect a pipeline's dead letters (dlq inspect) or redrive them after a fix
+            (dlq redrive)
   version   print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
@@ -64,6 +67,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdGenerate(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
+	case "replay":
+		return cmdReplay(ctx, rest, stdout, stderr)
+	case "dlq":
+		return cmdDLQ(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version())
 		return 0
