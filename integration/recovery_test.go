@@ -134,11 +134,35 @@ func TestReplay_clickhouse_sink_after_truncate_while_daemon_runs(t *testing.T) {
 
 	// Fresh events while the replay runs: the daemon lands them, the replay stops at the
 	// lane's committed offsets.
+	// The first replay is interrupted (SIGINT, as Ctrl-C) and resumed from the offsets it
+	// prints. Batches of 20 records take at least the runner's 50ms interval each, so it is
+	// still running when the signal comes.
 	second := startBidLoad(t, topic, 1000, 12)
-	code, out = runSwitchyard(t, "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-earliest", "--batch", "500")
+	cmd := exec.Command(daemonBinary(t), "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-earliest", "--batch", "20")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the replay to land some rows", func() bool { n, _ := chCount(ch); return n > 200 })
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	t.Logf("interrupted replay: %v\n%s%s", err, stdout.String(), lastLines(stderr.String(), 5))
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("interrupted replay: %v, want exit status 130", err)
+	}
+	_, resume, found := strings.Cut(stdout.String(), "holding:\n")
+	if !found || !strings.Contains(resume, topic+" ") {
+		t.Fatalf("the interrupted replay printed no offsets to resume from:\n%s", stdout.String())
+	}
+	resumeFile := filepath.Join(t.TempDir(), "resume.offsets")
+	if err := os.WriteFile(resumeFile, []byte(resume), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runSwitchyard(t, "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-offsets", resumeFile, "--batch", "500")
 	second.stop(t)
 	if code != 0 || !strings.Contains(out, " landed in olap") {
-		t.Fatalf("replay: exit %d, want 0:\n%s", code, out)
+		t.Fatalf("resumed replay: exit %d, want 0:\n%s", code, out)
 	}
 	nSecond, _ := second.counts()
 	all := &bidLoad{valid: map[string]bool{}}
