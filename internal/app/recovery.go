@@ -157,8 +157,10 @@ func (p *progress) line(detail string) {
 // finish ends the bar, or prints a last plain line.
 func (p *progress) finish(detail string) {
 	if p.bar != nil {
-		_ = p.bar.Exit()
-		fmt.Fprintln(p.w)
+		if p.done < p.total { // a complete bar ended its line itself (OptionOnCompletion)
+			_ = p.bar.Exit()
+			fmt.Fprintln(p.w)
+		}
 		return
 	}
 	p.line(detail)
