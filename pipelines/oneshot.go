@@ -278,3 +278,14 @@ func (cp *CompiledPipeline) Contract(r *kgo.Record) *contract.Contract {
 	}
 	return ct
 }
+
+// ReadCommitted reports whether records for these sinks should be read read_committed, as
+// their lanes read them: true when a sink writes in Kafka transactions (exactly_once).
+func (o *OneShot) ReadCommitted() bool {
+	for _, l := range o.lanes {
+		if l.txn != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -148,7 +148,11 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "switchyard replay: %v\n", err)
 		return exitError
 	}
-	consumer, err := kafkaClient(c)
+	var isolation []kgo.Opt
+	if shot.ReadCommitted() {
+		isolation = append(isolation, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	consumer, err := kafkaClient(c, isolation...)
 	if err != nil {
 		_ = shot.Close(context.Background())
 		fmt.Fprintf(stderr, "switchyard replay: %v\n", err)
