@@ -222,7 +222,7 @@ func readDeadLetters(ctx context.Context, c *pipelines.Compiled, cp *pipelines.C
 	}
 	var out []deadLetter
 	read := 0
-	_, err = readRanges(ctx, cl, ranges, 5000, 3*time.Second, func(recs []*kgo.Record) error {
+	_, err = readRanges(ctx, cl, ranges, 5000, 3*time.Second, map[tp]int64{}, func(recs []*kgo.Record) error {
 		for _, r := range recs {
 			read++
 			if d, ok := parseDeadLetter(r); ok && sel.matches(&d) {

@@ -204,9 +204,10 @@ func listed(lo kadm.ListedOffsets, err error) (map[tp]int64, error) {
 // directly) and calls batch with the records read, at most max at a time, in offset order
 // per partition. A partition is done when a record at or past its end arrives, or when no
 // record arrived for idle while the others wait (offsets taken by transaction markers or
-// compaction at the end of a range). It returns the offset each partition got to (the next
-// one to read) and ctx's error if it was interrupted.
-func readRanges(ctx context.Context, cl *kgo.Client, ranges []partRange, max int, idle time.Duration,
+// compaction at the end of a range); idleEnded holds those partitions and their ends. It
+// returns the offset each partition got to (the next one to read) and ctx's error if it was
+// interrupted.
+func readRanges(ctx context.Context, cl *kgo.Client, ranges []partRange, max int, idle time.Duration, idleEnded map[tp]int64,
 	batch func([]*kgo.Record) error) (map[tp]int64, error) {
 	next := map[tp]int64{}
 	end := map[tp]int64{}
@@ -235,7 +236,7 @@ func readRanges(ctx context.Context, cl *kgo.Client, ranges []partRange, max int
 		buf = buf[:0]
 		return err
 	}
-	lastRecord := time.Now()
+	lastRecord, seenAny := time.Now(), false
 	for len(end) > 0 {
 		if err := ctx.Err(); err != nil {
 			return next, err
@@ -281,15 +282,20 @@ func readRanges(ctx context.Context, cl *kgo.Client, ranges []partRange, max int
 		if err := flush(); err != nil {
 			return next, err
 		}
-		if got > 0 {
-			lastRecord = time.Now()
+		if got > 0 || len(finished) > 0 {
+			lastRecord, seenAny = time.Now(), true
 			continue
 		}
-		if time.Since(lastRecord) >= idle {
-			// Nothing more arrives below the ends: what is left are offsets without
-			// records (transaction markers, compaction).
+		// Nothing more arrives below the ends: what is left are offsets without records
+		// (transaction markers, compaction). Before the first record, wait longer: the
+		// first fetch of a busy cluster can be slow.
+		wait := idle
+		if !seenAny {
+			wait = 6 * idle
+		}
+		if time.Since(lastRecord) >= wait {
 			for k, e := range end {
-				next[k] = e
+				idleEnded[k] = e
 			}
 			end = nil
 		}

@@ -164,7 +164,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	writeErr := error(nil)
 	// The batch in flight finishes even after Ctrl-C, so that what is reported as done is done.
 	wctx := context.WithoutCancel(ctx)
-	next, err := readRanges(ctx, consumer, ranges, *batchSize, 5*time.Second, func(recs []*kgo.Record) error {
+	idleEnded := map[tp]int64{}
+	next, err := readRanges(ctx, consumer, ranges, *batchSize, 5*time.Second, idleEnded, func(recs []*kgo.Record) error {
 		outs, err := shot.Process(wctx, recs, nil)
 		if err != nil {
 			writeErr = err
@@ -180,6 +181,12 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "read %d records: %d landed in %s (written, or already there), %d not landed%s\n",
 		tally.read, tally.landed, *sink, tally.failed, tally.reasons())
+	for _, r := range ranges {
+		if e, ok := idleEnded[r.tp]; ok {
+			fmt.Fprintf(stdout, "  %s: no records arrived after offset %d (of %d): offsets without records (transaction markers, compaction)\n", r.tp, next[r.tp], e)
+			next[r.tp] = e
+		}
+	}
 	code := exitOK
 	switch {
 	case writeErr != nil:
