@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,24 @@ func lastLines(s string, n int) string {
 		return ""
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// lockedBuffer is a bytes.Buffer a subprocess writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *lockedBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *lockedBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // endOffsets sums the end offsets of topic.
@@ -139,12 +158,14 @@ func TestReplay_clickhouse_sink_after_truncate_while_daemon_runs(t *testing.T) {
 	// still running when the signal comes.
 	second := startBidLoad(t, topic, 1000, 12)
 	cmd := exec.Command(daemonBinary(t), "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-earliest", "--batch", "20")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var stdout bytes.Buffer
+	stderr := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the replay to land some rows", func() bool { n, _ := chCount(ch); return n > 200 })
+	// The first progress line comes 2 s into the replay.
+	waitFor(t, time.Minute, "the replay's first progress line", func() bool { return strings.Contains(stderr.String(), "replay bids/olap: ") })
 	_ = cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	t.Logf("interrupted replay: %v\n%s%s", err, stdout.String(), lastLines(stderr.String(), 5))

@@ -119,9 +119,10 @@ func (o *OneShot) open(ctx context.Context, l *lane, sc *config.Sink) error {
 		l.txn, l.sinkW = t.Transactions(), s
 	}
 	l.runner = sinks.NewRunner(s, sinks.RunnerOptions{
-		MaxRows:        sc.Batch.MaxRows,
-		MaxBytes:       int64(sc.Batch.MaxBytes),
-		Interval:       min(sc.Batch.Interval, 50*time.Millisecond),
+		MaxRows:  sc.Batch.MaxRows,
+		MaxBytes: int64(sc.Batch.MaxBytes),
+		// Process hands over whole batches: linger only briefly for more.
+		Interval:       5 * time.Millisecond,
 		MaxInFlight:    sc.MaxInFlight,
 		MaxAttempts:    sc.Retry.MaxAttempts,
 		InitialBackoff: sc.Retry.InitialBackoff,

@@ -121,6 +121,10 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	actx, cancel := context.WithTimeout(ctx, time.Minute)
 	ranges, err := planReplay(actx, kadm.NewClient(cl), cp.Config.Source.Topics, group, replayStart{from: from, offsets: fileOffsets, earliest: *fromEarliest}, to)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(stdout, "interrupted before replaying anything")
+		return exitInterrupted
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard replay: %v\n", err)
 		return exitError
@@ -144,6 +148,10 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	octx, ocancel := context.WithTimeout(ctx, 2*time.Minute)
 	shot, err := pipelines.NewOneShot(octx, c, *pipeline, []string{*sink}, pipelines.Options{Logger: log})
 	ocancel()
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(stdout, "interrupted before replaying anything")
+		return exitInterrupted
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard replay: %v\n", err)
 		return exitError
