@@ -154,10 +154,10 @@ func TestReplay_clickhouse_sink_after_truncate_while_daemon_runs(t *testing.T) {
 	// Fresh events while the replay runs: the daemon lands them, the replay stops at the
 	// lane's committed offsets.
 	// The first replay is interrupted (SIGINT, as Ctrl-C) and resumed from the offsets it
-	// prints. Batches of 20 records take at least the runner's 50ms interval each, so it is
-	// still running when the signal comes.
+	// prints. With one record per batch (a look-up and an insert each, over 3000 records)
+	// it is still running when the signal comes.
 	second := startBidLoad(t, topic, 1000, 12)
-	cmd := exec.Command(daemonBinary(t), "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-earliest", "--batch", "20")
+	cmd := exec.Command(daemonBinary(t), "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-earliest", "--batch", "1")
 	var stdout bytes.Buffer
 	stderr := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
