@@ -416,8 +416,8 @@ func cmdDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	for _, s := range cp.Config.Sinks {
 		sinkNames = append(sinkNames, s.Name)
 	}
-	items, dropped := redriveItems(dls, sinkNames)
-	fmt.Fprintf(stdout, "redrive %d dead letters of pipeline %q (%d source records)\n", len(dls), sel.pipeline, len(items)+dropped)
+	items, dropped, gone := redriveItems(dls, sinkNames)
+	fmt.Fprintf(stdout, "redrive %d dead letters of pipeline %q (%d source records)\n", len(dls), sel.pipeline, len(items)+dropped+gone)
 	if *dryRun {
 		writeGroups(stdout, groupDeadLetters(dls))
 		return exitOK
@@ -438,6 +438,12 @@ func cmdDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 		t.failed += dropped
 		t.byReason["value_dropped"] += dropped
 		examples["value_dropped"] = "the dead letter has no value (too large for the dead-letter topic): replay it from its source coordinates"
+	}
+	if gone > 0 {
+		t.read += gone
+		t.failed += gone
+		t.byReason["sink_removed"] += gone
+		examples["sink_removed"] = "its switchyard.sink is no longer a sink of the pipeline"
 	}
 	code := exitOK
 	if len(items) > 0 {
@@ -508,10 +514,11 @@ type redriveItem struct {
 // redriveItems turns dead letters into source records, one per source coordinate (a record
 // dead-lettered by two sinks goes to both), in dead-letter order. A dead letter with a sink
 // goes to that sink; one without (it failed before any sink) to every sink. Dead letters
-// whose value was dropped cannot be redriven and are counted.
-func redriveItems(dls []deadLetter, allSinks []string) (items []*redriveItem, dropped int) {
+// whose value was dropped cannot be redriven and are counted, as are those of a sink the
+// configuration no longer has.
+func redriveItems(dls []deadLetter, allSinks []string) (items []*redriveItem, dropped, gone int) {
 	byCoord := map[string]*redriveItem{}
-	droppedAt := map[string]bool{}
+	droppedAt, goneAt := map[string]bool{}, map[string]bool{}
 	for i := range dls {
 		d := &dls[i]
 		k := d.coord()
@@ -525,6 +532,14 @@ func redriveItems(dls []deadLetter, allSinks []string) (items []*redriveItem, dr
 		targets := allSinks
 		if d.sink != "" {
 			targets = []string{d.sink}
+			if !slices.Contains(allSinks, d.sink) {
+				// The sink is no longer in the configuration: nothing to redrive it to.
+				if !goneAt[k] {
+					goneAt[k] = true
+					gone++
+				}
+				continue
+			}
 		}
 		it := byCoord[k]
 		if it == nil {
@@ -541,7 +556,7 @@ func redriveItems(dls []deadLetter, allSinks []string) (items []*redriveItem, dr
 	for _, it := range items {
 		slices.Sort(it.sinks)
 	}
-	return items, dropped
+	return items, dropped, gone
 }
 
 // redriveBatch is records that go to the same sinks.

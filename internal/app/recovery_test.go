@@ -199,9 +199,9 @@ func TestRedriveItems(t *testing.T) {
 		dl("validate", "validate", "", "", 0, 1, now),       // a repeat of the first
 		dropped,
 	)
-	items, nDropped := redriveItems(dls, []string{"bus", "olap"})
-	if nDropped != 1 || len(items) != 2 {
-		t.Fatalf("%d items, %d dropped; want 2 and 1", len(items), nDropped)
+	items, nDropped, nGone := redriveItems(dls, []string{"bus", "olap"})
+	if nDropped != 1 || nGone != 0 || len(items) != 2 {
+		t.Fatalf("%d items, %d dropped, %d of removed sinks; want 2, 1 and 0", len(items), nDropped, nGone)
 	}
 	if items[0].rec.Offset != 1 || !reflect.DeepEqual(items[0].sinks, []string{"bus", "olap"}) {
 		t.Errorf("item 0: offset %d sinks %v", items[0].rec.Offset, items[0].sinks)
@@ -209,10 +209,10 @@ func TestRedriveItems(t *testing.T) {
 	if items[1].rec.Offset != 2 || !reflect.DeepEqual(items[1].sinks, []string{"bus", "olap"}) {
 		t.Errorf("item 1: offset %d sinks %v", items[1].rec.Offset, items[1].sinks)
 	}
-	one := parsed(t, dl("sink", "sink", "olap", "r", 0, 5, now))
-	items, _ = redriveItems(one, []string{"bus", "olap"})
-	if !reflect.DeepEqual(items[0].sinks, []string{"olap"}) {
-		t.Errorf("a sink's dead letter goes to %v, want only olap", items[0].sinks)
+	one := parsed(t, dl("sink", "sink", "olap", "r", 0, 5, now), dl("sink", "sink", "old", "r", 0, 6, now))
+	items, _, nGone = redriveItems(one, []string{"bus", "olap"})
+	if len(items) != 1 || !reflect.DeepEqual(items[0].sinks, []string{"olap"}) || nGone != 1 {
+		t.Errorf("got %d items (first to %v), %d of removed sinks; want one to olap only, and one of a removed sink", len(items), items[0].sinks, nGone)
 	}
 }
 
