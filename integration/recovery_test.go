@@ -128,7 +128,7 @@ func TestReplay_clickhouse_sink_after_truncate_while_daemon_runs(t *testing.T) {
 	logPath := daemonLogPath(t)
 	adm := kadm.NewClient(kafka.NewClient(t))
 
-	first := startBidLoad(t, topic, 4000, 11)
+	first := startBidLoad(t, topic, 2000, 11)
 	time.Sleep(time.Second)
 	first.stop(t)
 	nFirst, _ := first.counts()
@@ -156,7 +156,7 @@ func TestReplay_clickhouse_sink_after_truncate_while_daemon_runs(t *testing.T) {
 	// The first replay is interrupted (SIGINT, as Ctrl-C) and resumed from the offsets it
 	// prints. With one record per batch (a look-up and an insert each, over 3000 records)
 	// it is still running when the signal comes.
-	second := startBidLoad(t, topic, 1000, 12)
+	second := startBidLoad(t, topic, 500, 12)
 	cmd := exec.Command(daemonBinary(t), "replay", "--config", config, "--pipeline", "bids", "--sink", "olap", "--from-earliest", "--batch", "1")
 	var stdout bytes.Buffer
 	stderr := &lockedBuffer{}
@@ -347,7 +347,7 @@ func TestRedrive_after_contract_fix_lands_once_also_when_killed(t *testing.T) {
 	}
 
 	// Redrive under v2, killed half-way.
-	cmd := exec.Command(daemonBinary(t), "dlq", "redrive", "--config", configV2, "--pipeline", "bids", "--batch", "25")
+	cmd := exec.Command(daemonBinary(t), "dlq", "redrive", "--config", configV2, "--pipeline", "bids", "--batch", "5")
 	var partial bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &partial, &partial
 	if err := cmd.Start(); err != nil {
