@@ -101,6 +101,7 @@ func (l *lane) account(recs []event.Record, st *laneState, landed []*event.Recor
 	}
 	l.slo.complete.Add(good, n)
 	l.slo.fresh.Add(fresh, nLanded)
+	l.p.brk.observe(l.sink, n-good, n, dead)
 }
 
 // landedNonFailing is ptrs without the records that failed permanently.
