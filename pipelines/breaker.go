@@ -54,12 +54,12 @@ type breaker struct {
 	now      func() time.Time
 
 	mu       sync.Mutex
-	state    int                    // telemetry.BreakerClosed, BreakerOpen or BreakerHalfOpen
+	state    int                     // telemetry.BreakerClosed, BreakerOpen or BreakerHalfOpen
 	lanes    map[string]*breakerRing // by sink
-	since    time.Time              // when it tripped (first trip of the episode)
-	until    time.Time              // end of the cooldown, while open
-	probing  bool                   // half-open: the probe batch is in a lane's handler
-	probeGen uint64                 // counts probes, so a late probeDone cannot free a newer one
+	since    time.Time               // when it tripped (first trip of the episode)
+	until    time.Time               // end of the cooldown, while open
+	probing  bool                    // half-open: the probe batch is in a lane's handler
+	probeGen uint64                  // counts probes, so a late probeDone cannot free a newer one
 	trips    int64
 	last     telemetry.BreakerTrip // the latest trip
 	change   chan struct{}         // closed and replaced at every state change
