@@ -52,6 +52,7 @@ type breaker struct {
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time // time.After; a fake clock's in tests
 
 	mu       sync.Mutex
 	state    int                     // telemetry.BreakerClosed, BreakerOpen or BreakerHalfOpen
@@ -66,15 +67,12 @@ type breaker struct {
 }
 
 // newBreaker returns the breaker of pipeline with lanes for sinks, or nil when cfg disables it.
-func newBreaker(pipeline string, cfg config.Breaker, sinks []string, log *slog.Logger, m *telemetry.Metrics, now func() time.Time) *breaker {
+func newBreaker(pipeline string, cfg config.Breaker, sinks []string, log *slog.Logger, m *telemetry.Metrics) *breaker {
 	if !cfg.Enabled || cfg.Window <= 0 || cfg.MaxRatio <= 0 {
 		return nil
 	}
-	if now == nil {
-		now = time.Now
-	}
 	b := &breaker{pipeline: pipeline, cfg: cfg, maxRatio: float64(cfg.MaxRatio), width: max(int64(cfg.Window)/breakerSteps, 1),
-		log: log, metrics: m, now: now, lanes: map[string]*breakerRing{}, change: make(chan struct{})}
+		log: log, metrics: m, now: time.Now, after: time.After, lanes: map[string]*breakerRing{}, change: make(chan struct{})}
 	for _, s := range sinks {
 		b.lanes[s] = &breakerRing{}
 	}
@@ -112,12 +110,6 @@ func (b *breaker) gate(sink string, stop <-chan struct{}, h message.NoPublishHan
 // the cooldown while open, as the probe (probe set, gen naming it for probeDone) if no other
 // batch is probing. It returns errHeld when ctx ends or stop or released is closed first.
 func (b *breaker) admit(ctx context.Context, sink string, stop, released <-chan struct{}) (probe bool, gen uint64, err error) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
 	for {
 		b.mu.Lock()
 		var wait time.Duration
@@ -150,12 +142,7 @@ func (b *breaker) admit(ctx context.Context, sink string, stop, released <-chan 
 		b.mu.Unlock()
 		var fire <-chan time.Time
 		if wait > 0 {
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			fire = timer.C
+			fire = b.after(wait)
 		}
 		select {
 		case <-change:

@@ -122,7 +122,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		for i := range cp.Config.Sinks {
 			sinkNames = append(sinkNames, cp.Config.Sinks[i].Name)
 		}
-		p.brk = newBreaker(p.name, cp.Config.DeadLetter.Breaker, sinkNames, e.log, e.metrics, nil)
+		p.brk = newBreaker(p.name, cp.Config.DeadLetter.Breaker, sinkNames, e.log, e.metrics)
 		for i := range cp.Config.Sinks {
 			sc := &cp.Config.Sinks[i]
 			l := &lane{p: p, sink: sc.Name, primary: i == 0,
