@@ -31,14 +31,15 @@ const breakerTopReasons = 3
 var errHeld = errors.New("batch held by the tripped dead-letter breaker")
 
 // breaker is a pipeline's dead-letter breaker (dead_letter.breaker). Each lane reports every
-// batch it finished (observe, from lane.account): how many of its events were dead-lettered,
-// by any lane for decode or validation failures or by this lane for route, transform or sink
-// failures. When one lane's sliding window holds at least min_events of which more than
+// batch it finished (observe, from lane.account): how many of its events it dead-lettered.
+// The primary lane (the first sink's) dead-letters decode and validation failures for the
+// whole pipeline, so a storm of those is measured there; every lane dead-letters its own
+// route, transform and sink failures. When one lane's sliding window holds at least min_events of which more than
 // max_ratio were dead-lettered, the breaker trips (open): every lane of the pipeline holds the
 // batches it is handed (gate) without processing, acking or nacking them, so nothing further
 // is committed and fetching stops at source.max_in_flight; batches that were already being
 // processed finish as usual, so every committed offset is still landed or dead-lettered.
-// After cooldown, the first lane to be handed a batch processes it as the probe (half-open):
+// After cooldown, the next batch of the lane that tripped it is processed as the probe (half-open):
 // at most max_ratio dead-lettered and the breaker closes and every lane resumes; more and it
 // trips again for another cooldown.
 //
@@ -107,8 +108,10 @@ func (b *breaker) gate(sink string, stop <-chan struct{}, h message.NoPublishHan
 }
 
 // admit returns once a batch of sink's lane may be processed: at once while closed; after
-// the cooldown while open, as the probe (probe set, gen naming it for probeDone) if no other
-// batch is probing. It returns errHeld when ctx ends or stop or released is closed first.
+// the cooldown while open, as the probe (probe set, gen naming it for probeDone) if sink's
+// lane is the one that tripped and no other batch is probing. Only that lane's batches probe:
+// another lane may never dead-letter what tripped it (decode and validation failures are the
+// primary lane's), so its batches would always look healthy. It returns errHeld when ctx ends or stop or released is closed first.
 func (b *breaker) admit(ctx context.Context, sink string, stop, released <-chan struct{}) (probe bool, gen uint64, err error) {
 	for {
 		b.mu.Lock()
@@ -119,7 +122,9 @@ func (b *breaker) admit(ctx context.Context, sink string, stop, released <-chan 
 			return false, 0, nil
 		case telemetry.BreakerOpen:
 			now := b.now()
-			if !now.Before(b.until) {
+			if now.Before(b.until) {
+				wait = b.until.Sub(now)
+			} else if sink == b.last.Sink {
 				b.setState(telemetry.BreakerHalfOpen)
 				b.probing = true
 				b.probeGen++
@@ -128,9 +133,8 @@ func (b *breaker) admit(ctx context.Context, sink string, stop, released <-chan 
 				telemetry.BreakerProbing(b.log, b.metrics, b.pipeline, sink)
 				return true, gen, nil
 			}
-			wait = b.until.Sub(now)
 		case telemetry.BreakerHalfOpen:
-			if !b.probing {
+			if !b.probing && sink == b.last.Sink {
 				b.probing = true
 				b.probeGen++
 				gen = b.probeGen
@@ -169,7 +173,7 @@ func (b *breaker) probeDone(gen uint64) {
 }
 
 // observe records a batch of total events that sink's lane finished, dead of them
-// dead-lettered (dls are the dead letters this lane wrote for it, for the reasons): while
+// dead-lettered by this lane (dls are its dead letters, for the reasons): while
 // closed it may trip the breaker; while half-open it is the probe's verdict. A batch that
 // finishes while open (it was admitted before the trip) changes nothing.
 func (b *breaker) observe(sink string, dead, total int, dls []deadLetter) {
@@ -190,11 +194,7 @@ func (b *breaker) observe(sink string, dead, total int, dls []deadLetter) {
 		r.add(slot, int64(dead), int64(total), dls)
 		d, t := r.sum(slot)
 		if t >= int64(b.cfg.MinEvents) && float64(d) > b.maxRatio*float64(t) {
-			var all breakerRing
-			for _, lr := range b.lanes {
-				all.merge(lr, slot)
-			}
-			b.trip(now, telemetry.BreakerTrip{Sink: sink, Dead: d, Events: t}, &all, slot)
+			b.trip(now, telemetry.BreakerTrip{Sink: sink, Dead: d, Events: t}, r, slot)
 		}
 	case telemetry.BreakerHalfOpen:
 		if float64(dead) > b.maxRatio*float64(total) {
@@ -342,29 +342,6 @@ func (r *breakerRing) sum(slot int64) (dead, total int64) {
 		}
 	}
 	return dead, total
-}
-
-// merge adds the reasons of o's window at step slot into r's bucket of slot.
-func (r *breakerRing) merge(o *breakerRing, slot int64) {
-	bk := r.bucket(slot)
-	for i := range o.b {
-		ob := &o.b[i]
-		if !live(ob, slot) {
-			continue
-		}
-		bk.total += ob.total
-		bk.dead += ob.dead
-		for reason, rc := range ob.reasons {
-			if bk.reasons == nil {
-				bk.reasons = map[string]*reasonCount{}
-			}
-			if mine := bk.reasons[reason]; mine != nil {
-				mine.n += rc.n
-			} else {
-				bk.reasons[reason] = &reasonCount{n: rc.n, example: rc.example}
-			}
-		}
-	}
 }
 
 // top names the n most frequent reasons of the window at step slot, "validate=980 decode=20",

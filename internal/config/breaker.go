@@ -12,7 +12,7 @@ import (
 // pipeline for cooldown, then lets one probe batch decide whether to resume.
 type Breaker struct {
 	Enabled   bool          `yaml:"enabled" doc:"Run the breaker; false lets a poison storm dead-letter every event and commit its offsets as it goes." default:"true"`
-	MaxRatio  Ratio         `yaml:"max_ratio" doc:"Share of a sink lane's events over window that may be dead-lettered (by decode, validation, route, transform or that sink); more trips the breaker. A percentage (\"50%\") or a fraction (0.5), above 0 and at most 1." default:"50%"`
+	MaxRatio  Ratio         `yaml:"max_ratio" doc:"Share of a sink lane's events over window that the lane may dead-letter; more trips the breaker. Decode and validation failures count in the first sink's lane, which dead-letters them for the pipeline; route, transform and sink failures in the lane of their sink. A percentage (\"50%\") or a fraction (0.5), above 0 and at most 1." default:"50%"`
 	Window    time.Duration `yaml:"window" doc:"Sliding window the ratio is measured over, in 20 steps." default:"1m"`
 	MinEvents int           `yaml:"min_events" doc:"Fewest events a lane must have finished within window before its ratio can trip the breaker, so a few bad events on a quiet pipeline do not." default:"1000"`
 	Cooldown  time.Duration `yaml:"cooldown" doc:"How long a tripped breaker holds the pipeline before it lets one probe batch through: if the probe's dead-letter ratio is at most max_ratio the pipeline resumes, otherwise the breaker trips again for another cooldown." default:"5m"`
