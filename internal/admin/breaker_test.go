@@ -18,7 +18,7 @@ func TestServer_tripped_breaker_on_readyz_api_and_page(t *testing.T) {
 		at, probe := r.GeneratedAt.Add(-12*time.Second), r.GeneratedAt.Add(4*time.Minute+48*time.Second)
 		r.Pipelines[0].Sinks[0].State = status.Landing // only the breaker is wrong
 		r.Pipelines[0].Breaker = &status.Breaker{State: status.BreakerTripped, Trips: 2, TrippedAt: &at, ProbeAt: &probe,
-			Reason: "100% of 1000 events dead-lettered over 1m0s in sink lane olap (max 50%); top reasons validate=1000; e.g. validate bids/0@17",
+			Reason:   "100% of 1000 events dead-lettered over 1m0s in sink lane olap (max 50%); top reasons validate=1000; e.g. validate bids/0@17",
 			MaxRatio: 0.5, Window: "1m0s", MinEvents: 1000, Cooldown: "5m0s"}
 		status.Grade(r)
 		return r
