@@ -154,7 +154,10 @@ func TestBreaker_poison_storm_halts_one_pipeline_and_valid_traffic_resumes_it(t 
 	addr := adminAddr(t, logPath)
 	adm := kadm.NewClient(kafka.NewClient(t))
 	groups := []string{topic + "-group.olap", topic + "-group.bus"}
-	state := func() float64 { v, _ := scrape(t, addr, "switchyard_pipeline_breaker_state", `pipeline="poison"`); return v }
+	state := func() float64 {
+		v, _ := scrape(t, addr, "switchyard_pipeline_breaker_state", `pipeline="poison"`)
+		return v
+	}
 	waitFor(t, time.Minute, "/readyz 200 with both breakers closed", func() bool {
 		code, _ := readyz(t, addr)
 		_, n := scrape(t, addr, "switchyard_pipeline_breaker_state", `pipeline="`)
