@@ -174,8 +174,9 @@ func (b *breaker) probeDone(gen uint64) {
 
 // observe records a batch of total events that sink's lane finished, dead of them
 // dead-lettered by this lane (dls are its dead letters, for the reasons): while
-// closed it may trip the breaker; while half-open it is the probe's verdict. A batch that
-// finishes while open (it was admitted before the trip) changes nothing.
+// closed it may trip the breaker; while half-open, from the lane that tripped it, it is the
+// probe's verdict. A batch that finishes while open, or of another lane while half-open (it
+// was admitted before the trip), changes nothing.
 func (b *breaker) observe(sink string, dead, total int, dls []deadLetter) {
 	if b == nil || total <= 0 {
 		return
@@ -197,6 +198,9 @@ func (b *breaker) observe(sink string, dead, total int, dls []deadLetter) {
 			b.trip(now, telemetry.BreakerTrip{Sink: sink, Dead: d, Events: t}, r, slot)
 		}
 	case telemetry.BreakerHalfOpen:
+		if sink != b.last.Sink {
+			return // a batch of another lane admitted before the trip: not the probe
+		}
 		if float64(dead) > b.maxRatio*float64(total) {
 			var probe breakerRing
 			probe.add(slot, int64(dead), int64(total), dls)

@@ -302,6 +302,11 @@ func TestBreaker_holds_batches_until_cooldown_then_one_probe_closes_it(t *testin
 	if e.state() != telemetry.BreakerHalfOpen || e.b.status().State != status.BreakerProbing {
 		t.Fatalf("state %d during the probe, want half-open", e.state())
 	}
+	// A batch of lane b admitted before the trip and finishing now is not the verdict.
+	e.b.observe("b", 0, 100, nil)
+	if e.state() != telemetry.BreakerHalfOpen {
+		t.Fatal("another lane's batch decided the probe")
+	}
 	// A healthy probe closes it: the other batch goes, and the window starts afresh.
 	e.b.observe("a", 1, 10, dead(ReasonValidate, 1, 100))
 	if err := released(t, second); err != nil {
