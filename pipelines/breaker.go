@@ -34,14 +34,14 @@ var errHeld = errors.New("batch held by the tripped dead-letter breaker")
 // batch it finished (observe, from lane.account): how many of its events it dead-lettered.
 // The primary lane (the first sink's) dead-letters decode and validation failures for the
 // whole pipeline, so a storm of those is measured there; every lane dead-letters its own
-// route, transform and sink failures. When one lane's sliding window holds at least min_events of which more than
-// max_ratio were dead-lettered, the breaker trips (open): every lane of the pipeline holds the
-// batches it is handed (gate) without processing, acking or nacking them, so nothing further
-// is committed and fetching stops at source.max_in_flight; batches that were already being
-// processed finish as usual, so every committed offset is still landed or dead-lettered.
-// After cooldown, the next batch of the lane that tripped it is processed as the probe (half-open):
-// at most max_ratio dead-lettered and the breaker closes and every lane resumes; more and it
-// trips again for another cooldown.
+// route, transform and sink failures. When one lane's sliding window holds at least
+// min_events of which more than max_ratio were dead-lettered, the breaker trips (open): every
+// lane of the pipeline holds the batches it is handed (gate) without processing, acking or
+// nacking them, so nothing further is committed and fetching stops at source.max_in_flight;
+// batches that were already being processed finish as usual, so every committed offset is
+// still landed or dead-lettered. After cooldown, the next batch of the lane that tripped it
+// is processed as the probe (half-open): at most max_ratio dead-lettered and the breaker
+// closes and every lane resumes; more and it trips again for another cooldown.
 //
 // A nil *breaker is a disabled one: every method does nothing. Its methods are safe for
 // concurrent use.
