@@ -62,6 +62,7 @@ type pipeline struct {
 	cp    *CompiledPipeline
 	name  string
 	dlq   *deadLetterer
+	brk   *breaker // nil when dead_letter.breaker is disabled
 	lanes []*lane
 }
 
@@ -117,6 +118,11 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		p := &pipeline{e: e, cp: cp, name: cp.Config.Name}
 		p.dlq = &deadLetterer{pipeline: p.name, topic: cp.Config.DeadLetter.Topic, log: e.log, metrics: e.metrics,
 			maxBytes: e.producerOptions("").MaxRecordBytes, limit: telemetry.NewLimiter(telemetry.LogInterval)}
+		var sinkNames []string
+		for i := range cp.Config.Sinks {
+			sinkNames = append(sinkNames, cp.Config.Sinks[i].Name)
+		}
+		p.brk = newBreaker(p.name, cp.Config.DeadLetter.Breaker, sinkNames, e.log, e.metrics)
 		for i := range cp.Config.Sinks {
 			sc := &cp.Config.Sinks[i]
 			l := &lane{p: p, sink: sc.Name, primary: i == 0,
@@ -310,7 +316,7 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	if err != nil {
 		return err
 	}
-	router.AddConsumerHandler(p.name+"/"+sc.Name, p.name, l.src, l.handleReported)
+	router.AddConsumerHandler(p.name+"/"+sc.Name, p.name, l.src, p.brk.gate(sc.Name, e.stopping, l.handleReported))
 	e.mu.Lock()
 	if e.stopped {
 		e.mu.Unlock()

@@ -68,13 +68,15 @@ func (l *lane) account(recs []event.Record, st *laneState, landed []*event.Recor
 	if n == 0 {
 		return
 	}
-	for i := range recs {
-		if recs[i].Contract == "" { // not decoded or not valid: the primary lane dead-letters it
+	deadN := 0 // records of the batch this lane dead-lettered, for the breaker
+	for j := range dead {
+		if i := offsetIndex(recs, dead[j].rec.Offset); i >= 0 && !sc.bad[i] {
 			sc.bad[i] = true
+			deadN++
 		}
 	}
-	for j := range dead {
-		if i := offsetIndex(recs, dead[j].rec.Offset); i >= 0 {
+	for i := range recs {
+		if recs[i].Contract == "" { // not decoded or not valid: the primary lane dead-letters it
 			sc.bad[i] = true
 		}
 	}
@@ -101,6 +103,7 @@ func (l *lane) account(recs []event.Record, st *laneState, landed []*event.Recor
 	}
 	l.slo.complete.Add(good, n)
 	l.slo.fresh.Add(fresh, nLanded)
+	l.p.brk.observe(l.sink, deadN, n, dead)
 }
 
 // landedNonFailing is ptrs without the records that failed permanently.

@@ -26,6 +26,7 @@ func (e *Engine) Status() *status.Report {
 			Team:          p.cp.Config.Owner.Team,
 			Contact:       p.cp.Config.Owner.Contact,
 			DeadLetters5m: p.dlq.recent.last(5 * time.Minute),
+			Breaker:       p.brk.status(),
 		}
 		for _, md := range p.cp.messages() {
 			ps.Contracts = append(ps.Contracts, status.Contract{Name: string(md.FullName()), Hash: descriptorHash(md)})

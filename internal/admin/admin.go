@@ -30,6 +30,9 @@ type Options struct {
 	// Stalled lists stalled partitions, one line each, for /readyz: while it lists any,
 	// /readyz answers 503 with the list. nil lists none.
 	Stalled func() []string
+	// Tripped lists pipelines whose dead-letter breaker is tripped or probing, one line each,
+	// for /readyz: while it lists any, /readyz answers 503 with the list. nil lists none.
+	Tripped func() []string
 	// PProf serves net/http/pprof under /debug/pprof/.
 	PProf bool
 	// Status, if set, is the report of /api/status and the status page at /.
@@ -64,12 +67,20 @@ func Start(opt Options, log *slog.Logger) (*Server, error) {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		var problems []string
+		if opt.Tripped != nil {
+			if tripped := opt.Tripped(); len(tripped) > 0 {
+				problems = append(problems, fmt.Sprintf("not ready: %d pipelines with a tripped dead-letter breaker\n%s", len(tripped), strings.Join(tripped, "\n")))
+			}
+		}
 		if opt.Stalled != nil {
 			if stalled := opt.Stalled(); len(stalled) > 0 {
-				http.Error(w, fmt.Sprintf("not ready: %d stalled partitions\n%s", len(stalled), strings.Join(stalled, "\n")),
-					http.StatusServiceUnavailable)
-				return
+				problems = append(problems, fmt.Sprintf("not ready: %d stalled partitions\n%s", len(stalled), strings.Join(stalled, "\n")))
 			}
+		}
+		if len(problems) > 0 {
+			http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
+			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})

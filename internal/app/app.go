@@ -229,7 +229,7 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 				out = append(out, sp.String())
 			}
 			return out
-		}, PProf: c.Config.Admin.PProf, Status: eng.Status}, log)
+		}, Tripped: eng.Tripped, PProf: c.Config.Admin.PProf, Status: eng.Status}, log)
 		if err != nil {
 			log.Error("start admin server", "error", err)
 			return 1

@@ -108,6 +108,9 @@ func renderStatus(w io.Writer, r *status.Report) {
 			fmt.Fprintf(w, "  %s@%s", c.Name, c.Hash)
 		}
 		fmt.Fprintln(w)
+		if b := p.Breaker; b != nil && b.State != status.BreakerClosed {
+			fmt.Fprintf(w, "      dead-letter breaker %s: %s\n", strings.ToUpper(string(b.State)), b.Reason)
+		}
 		if len(p.DeadLetters5m) > 0 {
 			var parts []string
 			for reason, n := range p.DeadLetters5m {

@@ -18,6 +18,7 @@ func TestStatus_once_and_json(t *testing.T) {
 	r := &status.Report{Version: status.Version, GeneratedAt: now, Pipelines: []status.Pipeline{{
 		Name: "bids", Team: "auctions", Contact: "#auctions",
 		Contracts: []status.Contract{{Name: "auctions.v1.BidPlaced", Hash: "0123456789ab"}},
+		Breaker:   &status.Breaker{State: status.BreakerTripped, Reason: "100% of 1000 events dead-lettered over 1m0s in sink lane olap (max 50%)"},
 		Sinks: []status.Sink{
 			{Name: "olap", Kind: "clickhouse", State: status.Retrying, Error: "connection refused",
 				Partitions: []status.Partition{{Topic: "bids", LagRecords: 7, LagSeconds: 2.5}}},
@@ -40,7 +41,8 @@ func TestStatus_once_and_json(t *testing.T) {
 		t.Fatalf("exit %d for a red status, want 1; stderr: %s", code, errOut.String())
 	}
 	for _, want := range []string{"switchyard RED", "RED   bids  owner auctions (#auctions)  auctions.v1.BidPlaced@0123456789ab",
-		"RED   olap (clickhouse) retrying, lag 7 records / 2.5s", "error: connection refused", "GREEN bus (kafka) landing"} {
+		"RED   olap (clickhouse) retrying, lag 7 records / 2.5s", "error: connection refused", "GREEN bus (kafka) landing",
+		"dead-letter breaker TRIPPED: 100% of 1000 events dead-lettered over 1m0s in sink lane olap (max 50%)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status --once lacks %q:\n%s", want, out.String())
 		}

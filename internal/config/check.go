@@ -126,6 +126,18 @@ func (c *checker) pipeline(p *Pipeline) {
 	if t := p.DeadLetter.Topic; t != "" && slices.Contains(p.Source.Topics, t) {
 		pe(".dead_letter.topic", "dead_letter.topic %q is also a source topic", t)
 	}
+	if b := p.DeadLetter.Breaker; b.Enabled {
+		bp := ".dead_letter.breaker"
+		if b.Window <= 0 && !c.broken(p.Path+bp+".window") {
+			pe(bp+".window", "dead_letter.breaker.window must be positive (or set enabled: false)")
+		}
+		if b.Cooldown <= 0 && !c.broken(p.Path+bp+".cooldown") {
+			pe(bp+".cooldown", "dead_letter.breaker.cooldown must be positive (or set enabled: false)")
+		}
+		if b.MaxRatio <= 0 && !c.broken(p.Path+bp+".max_ratio") {
+			pe(bp+".max_ratio", "dead_letter.breaker.max_ratio must be above 0 (or set enabled: false)")
+		}
+	}
 
 	ct := p.Contract
 	if _, written := c.cfg.Positions[p.Path+".contract"]; !written || c.broken(p.Path+".contract") || c.broken(p.Path+".source.topics") {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 
@@ -140,6 +141,9 @@ func (g *schemaGen) property(f *field) *obj {
 		})
 	case kindText:
 		p = newObj().set("anyOf", []any{newObj().set("type", "string"), interp})
+		if f.Type == reflect.TypeFor[Ratio]() {
+			p = newObj().set("anyOf", []any{newObj().set("type", "number").set("exclusiveMinimum", 0).set("maximum", 1), newObj().set("type", "string"), interp})
+		}
 	case kindStrings:
 		p = newObj().set("type", "array").set("items", newObj().set("type", "string").set("minLength", 1))
 		if f.Required {

@@ -26,7 +26,7 @@ const (
 	kindStruct                // a nested struct
 	kindPtrStruct             // *struct: nil unless the key is present
 	kindStructs               // []struct
-	kindText                  // a scalar type with its own syntax (encoding.TextUnmarshaler: Percent, Period)
+	kindText                  // a scalar type with its own syntax (encoding.TextUnmarshaler: Percent, Period, Ratio)
 )
 
 // field is one YAML key of a struct, as declared by its Go field and tags.
@@ -190,6 +190,8 @@ func (f *field) typeName() string {
 			return "percentage"
 		case reflect.TypeFor[Period]():
 			return "period"
+		case reflect.TypeFor[Ratio]():
+			return "ratio"
 		}
 		return "string"
 	case kindStrings:

@@ -226,6 +226,8 @@ type Transform struct {
 // DeadLetter is the dead-letter topic.
 type DeadLetter struct {
 	Topic string `yaml:"topic" doc:"Dead-letter topic; it receives the original key, value and headers plus switchyard.* headers with the reason." required:"true"`
+	// Breaker halts the pipeline during a poison storm (see Breaker).
+	Breaker Breaker `yaml:"breaker" doc:"Circuit breaker for poison storms: when more than max_ratio of a sink lane's events were dead-lettered over window (with at least min_events), every lane of the pipeline stops consuming and committing until a probe batch after cooldown is healthy (see docs/ARCHITECTURE.md, Dead-letter breaker). On by default."`
 }
 
 // Position is where a value was written.

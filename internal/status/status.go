@@ -67,7 +67,37 @@ type Pipeline struct {
 	Contracts []Contract `json:"contracts"`
 	// DeadLetters5m counts the pipeline's dead letters of the last 5 minutes per reason.
 	DeadLetters5m map[string]int64 `json:"dead_letters_5m"`
-	Sinks         []Sink           `json:"sinks"`
+	// Breaker is the pipeline's dead-letter breaker; absent when dead_letter.breaker is
+	// disabled.
+	Breaker *Breaker `json:"breaker,omitempty"`
+	Sinks   []Sink   `json:"sinks"`
+}
+
+// BreakerState is what a pipeline's dead-letter breaker is doing.
+type BreakerState string
+
+const (
+	BreakerClosed  BreakerState = "closed"  // consuming
+	BreakerTripped BreakerState = "tripped" // open: no lane consumes or commits until ProbeAt
+	BreakerProbing BreakerState = "probing" // half-open: one probe batch is being tried
+)
+
+// Breaker is a pipeline's dead-letter breaker (dead_letter.breaker).
+type Breaker struct {
+	State BreakerState `json:"state"`
+	// Trips counts the trips since the daemon started.
+	Trips int64 `json:"trips"`
+	// TrippedAt is when the current episode began and ProbeAt when its cooldown ends (set
+	// unless closed).
+	TrippedAt *time.Time `json:"tripped_at,omitempty"`
+	ProbeAt   *time.Time `json:"probe_at,omitempty"`
+	// Reason says why it tripped: the ratio, the lane, the top reasons and example source
+	// coordinates (set unless closed).
+	Reason    string  `json:"reason,omitempty"`
+	MaxRatio  float64 `json:"max_ratio"`
+	Window    string  `json:"window"`
+	MinEvents int     `json:"min_events"`
+	Cooldown  string  `json:"cooldown"`
 }
 
 // Contract is a contract message the pipeline decodes.
@@ -124,8 +154,8 @@ const (
 // Grade sets every level of r from the states, lags and SLOs, bottom up: an SLO is red when
 // it burns fast over both 5m and 1h or its budget is spent, amber when it burns over 6h; a
 // sink is red while retrying, failed to start or stalled, amber while paused or starting, and
-// no better than its SLOs; a pipeline is its worst sink, and amber at best with dead letters in
-// the last 5 minutes; the report is its worst pipeline.
+// no better than its SLOs; a pipeline is its worst sink, red while its dead-letter breaker is
+// tripped or probing, and amber at best with dead letters in the last 5 minutes; the report is its worst pipeline.
 func Grade(r *Report) {
 	r.Overall = Green
 	for i := range r.Pipelines {
@@ -157,6 +187,9 @@ func Grade(r *Report) {
 				s.Level = Worst(s.Level, o.Level)
 			}
 			p.Level = Worst(p.Level, s.Level)
+		}
+		if p.Breaker != nil && p.Breaker.State != BreakerClosed {
+			p.Level = Red
 		}
 		for _, n := range p.DeadLetters5m {
 			if n > 0 {

@@ -35,6 +35,8 @@ type Metrics struct {
 	LagSeconds     *prometheus.GaugeVec     // pipeline, sink, topic, partition
 	CommitFailures *prometheus.CounterVec   // pipeline, sink
 	BuildInfo      *prometheus.GaugeVec     // version, commit, go
+	BreakerState   *prometheus.GaugeVec     // pipeline
+	BreakerTrips   *prometheus.CounterVec   // pipeline
 
 	slos *sloCollector // switchyard_slo_objective, switchyard_slo_burn_rate
 }
@@ -127,11 +129,20 @@ func New() *Metrics {
 			Name: "switchyard_build_info",
 			Help: "Always 1; the labels say which build is running.",
 		}, []string{"version", "commit", "go"}),
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_pipeline_breaker_state",
+			Help: "State of the pipeline's dead-letter breaker: 0 closed (consuming), 1 open (tripped: no lane consumes or commits), 2 half-open (one probe batch is being tried).",
+		}, []string{"pipeline"}),
+		BreakerTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_pipeline_breaker_trips_total",
+			Help: "Times the pipeline's dead-letter breaker tripped, including trips again after a probe batch that was still poisoned.",
+		}, []string{"pipeline"}),
 		slos: newSLOCollector(),
 	}
 	v, commit, goVersion := buildInfo()
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
-	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos)
+	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
+		m.BreakerState, m.BreakerTrips)
 	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
