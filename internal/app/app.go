@@ -1,5 +1,5 @@
-// Package app implements the switchyard command line: run, validate, plan, dev, generate,
-// status and version.
+// Package app implements the switchyard command line: run, validate, plan, contracts, dev,
+// generate, status and version.
 package app
 
 import (
@@ -35,6 +35,7 @@ Commands:
   run       run the pipelines of a configuration
   validate  check a configuration and its contracts, print one line per pipeline
   plan      print, per sink, the schema changes start-up would make, without making them
+  contracts check contract changes offline (contracts check --against REF), for CI
   dev       run the embedded default: an in-process broker, sample events, configs/dev.yaml
   generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
             of a configuration
@@ -58,6 +59,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "plan":
 		return cmdPlan(ctx, rest, stdout, stderr)
+	case "contracts":
+		return cmdContracts(ctx, rest, stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
 	case "generate":
