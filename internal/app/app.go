@@ -32,15 +32,15 @@ Usage:
   switchyard <command> [flags]
 
 Commands:
-  run       run the pipelines of a configuration
-  validate  check a configuration and its contracts, print one line per pipeline
-  plan      print, per sink, the schema changes start-up would make, without making them
-  contracts check contract changes offline (contracts check --against REF), for CI
-  dev       run the embedded default: an in-process broker, sample events, configs/dev.yaml
-  generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
-            of a configuration
-  status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
-  version   print the version
+  run        run the pipelines of a configuration
+  validate   check a configuration and its contracts, print one line per pipeline
+  plan       print, per sink, the schema changes start-up would make, without making them
+  contracts  check contract changes offline for CI: contracts check --against REF
+  dev        run the embedded default: an in-process broker, sample events, configs/dev.yaml
+  generate   write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
+             of a configuration
+  status     show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
+  version    print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
 `
