@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"github.com/bufbuild/protocompile"
@@ -79,4 +80,22 @@ func optionsFile(importPath string) (protoreflect.FileDescriptor, error) {
 	}
 	optionsFiles[importPath] = linked[0]
 	return linked[0], nil
+}
+
+// LegacyOptionImports returns the contract files that import the deprecated
+// LegacyOptionsProto, sorted, so that callers can warn about them.
+func (r *Registry) LegacyOptionImports() []string {
+	var out []string
+	r.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		imports := fd.Imports()
+		for i := range imports.Len() {
+			if imports.Get(i).Path() == LegacyOptionsProto && !isOptionsFile(fd.Path()) {
+				out = append(out, fd.Path())
+				break
+			}
+		}
+		return true
+	})
+	sort.Strings(out)
+	return out
 }

@@ -75,6 +75,9 @@ func TestLoad_serves_options_files_the_directory_lacks(t *testing.T) {
 			t.Fatalf("%s is extension %d, want %d", name, got, want)
 		}
 	}
+	if got := strings.Join(reg.LegacyOptionImports(), ","); got != "shop/v1/signup.proto" {
+		t.Fatalf("LegacyOptionImports = %q, want shop/v1/signup.proto", got)
+	}
 	sd, err := reg.Files().FindFileByPath(contract.LegacyOptionsProto)
 	if err != nil {
 		t.Fatal(err)

@@ -150,6 +150,9 @@ func compile(cfg *config.Config, stderr io.Writer) (*pipelines.Compiled, bool) {
 		}
 		return nil, false
 	}
+	for _, f := range reg.LegacyOptionImports() {
+		fmt.Fprintf(stderr, "warning: %s imports the deprecated %s; import %s and write (switchyard.v1.field).pii = PII_HASH | PII_MASK | PII_DROP (docs/transforms.md)\n", f, contract.LegacyOptionsProto, contract.OptionsProto)
+	}
 	c, err := pipelines.Compile(cfg, reg)
 	if err != nil {
 		printErrors(stderr, err)
