@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,8 @@ type Registry struct {
 //
 // In both cases google/protobuf/*.proto and buf/validate/validate.proto resolve to the
 // descriptors compiled into the binary; copies in the directory or set are ignored.
+// Switchyard's options files (OptionsProto, and the deprecated LegacyOptionsProto) resolve to
+// copies compiled into the binary when the directory or set does not hold them.
 //
 // Compile errors are reported all at once, one per line, each as
 // "path/to/file.proto:line:col: message" with the path joined to the directory given, so
@@ -126,6 +129,9 @@ func compileDir(dir string) (*protoregistry.Files, error) {
 		Accessor: func(p string) (io.ReadCloser, error) {
 			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(p)))
 			if errors.Is(err, fs.ErrNotExist) {
+				if src, ok := optionsSource(p); ok {
+					return io.NopCloser(bytes.NewReader(src)), nil
+				}
 				return nil, fmt.Errorf("%q is not a well-known import and not in %s", p, dir)
 			}
 			return f, err
@@ -246,6 +252,13 @@ func loadDescriptorSet(path string) (*protoregistry.Files, error) {
 			return registerWithImports(files, fd)
 		}
 		fdp, ok := byName[name]
+		if !ok && isOptionsFile(name) {
+			fd, err := optionsFile(name)
+			if err != nil {
+				return err
+			}
+			return registerWithImports(files, fd)
+		}
 		if !ok {
 			return fmt.Errorf("%s imports %q, which the descriptor set does not contain (build it without --exclude-imports)", from, name)
 		}
@@ -279,8 +292,8 @@ func newRegistry(source string, files *protoregistry.Files) (*Registry, error) {
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
 		builtin := isBuiltin(fd.Path())
 		err = r.registerTypes(fd, builtin)
-		// switchyard/options.proto declares field options, not contracts.
-		if err == nil && !builtin && fd.Path() != "switchyard/options.proto" {
+		// Switchyard's options files declare field options, not contracts.
+		if err == nil && !builtin && !isOptionsFile(fd.Path()) {
 			walkMessages(fd.Messages(), func(md protoreflect.MessageDescriptor) {
 				if !md.IsMapEntry() {
 					r.names = append(r.names, string(md.FullName()))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -68,5 +69,24 @@ func TestPlan_shows_the_DDL_after_transforms(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "would refuse to start") || !strings.Contains(stderr.String(), "amount_cents") {
 		t.Fatalf("plan does not say what differs:\n%s", stderr.String())
+	}
+}
+
+// TestPlan_unreachable_sink_exits_3: with nothing listening at the ClickHouse address, plan
+// says the sink could not be reached and exits 3, not 1 (which means "would refuse").
+func TestPlan_unreachable_sink_exits_3(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port nothing listens on
+	cfg := writeConfig(t, fmt.Sprintf(planConfig, addr, "plan_unreachable"))
+	var stdout, stderr bytes.Buffer
+	if code := app.Main(context.Background(), []string{"plan", "--config", cfg}, &stdout, &stderr); code != 3 {
+		t.Fatalf("plan exited %d for an unreachable ClickHouse, want 3\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `sink "olap" could not be reached`) || strings.Contains(stderr.String(), "would refuse") {
+		t.Fatalf("plan does not say the sink could not be reached:\n%s", stderr.String())
 	}
 }

@@ -49,6 +49,16 @@ type Planner interface {
 	Plan(ctx context.Context) ([]string, error)
 }
 
+// OfflinePlanner is implemented by sinks that can tell, from the contract alone and without
+// connecting, the schema changes they would make (for `switchyard contracts check`). previous
+// is the schema the sink's records had before the contract change, or nil when unknown: then
+// the statements describe the table as the sink would create it. assumption names what the
+// plan takes for granted about the destination (e.g. the server version), for the reader. An
+// error means the sink would refuse to start with a table made for previous.
+type OfflinePlanner interface {
+	PlanOffline(previous protoreflect.MessageDescriptor) (assumption string, stmts []string, err error)
+}
+
 // PayloadWriter is implemented by sinks that, for records no transform changed, write
 // event.Record.Value as it is and never read event.Record.Message. The engine then frees each
 // decoded message as soon as it is routed, instead of holding it until the batch is written.

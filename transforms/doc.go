@@ -14,8 +14,10 @@
 //
 // # PII guardrails
 //
-// Contracts mark personal data with (switchyard.field).pii = HASH | MASK | DROP
-// (contracts/switchyard/options.proto, extension number 57291). Every route applies the
+// Contracts mark personal data with (switchyard.v1.field).pii = PII_HASH | PII_MASK | PII_DROP
+// (contracts/switchyard/v1/options.proto, extension number 57292; the deprecated
+// (switchyard.field).pii of switchyard/options.proto, extension 57291, reads the same way).
+// Every route applies the
 // marks by default, at any depth (nested messages, lists, map values): HASH turns the value
 // into the lowercase hex HMAC-SHA256 under the configured key (pii.hash_key), MASK keeps "***"
 // plus the last 4 characters of values longer than 8 characters ("***" otherwise), DROP

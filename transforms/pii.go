@@ -22,12 +22,18 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
-// ExtensionNumber is the field number of the (switchyard.field) extension of
-// google.protobuf.FieldOptions declared in contracts/switchyard/options.proto. It lies in the
-// 50000-99999 range protobuf leaves for in-house options.
-const ExtensionNumber protowire.Number = 57291
+// ExtensionNumber is the field number of the (switchyard.v1.field) extension of
+// google.protobuf.FieldOptions declared in contracts/switchyard/v1/options.proto. It lies in
+// the 50000-99999 range protobuf leaves for in-house options.
+const ExtensionNumber protowire.Number = 57292
 
-// piiMode mirrors the switchyard.PII enum.
+// LegacyExtensionNumber is the field number of the deprecated (switchyard.field) extension
+// declared in switchyard/options.proto (package switchyard). Its FieldOptions message and PII
+// enum have the same numbers as switchyard.v1's, so both read the same way; a field marked
+// with both uses the switchyard.v1 mark.
+const LegacyExtensionNumber protowire.Number = 57291
+
+// piiMode mirrors the switchyard.v1.PII enum (and the deprecated switchyard.PII).
 type piiMode int32
 
 const (
@@ -49,7 +55,8 @@ func (m piiMode) String() string {
 	return "NONE"
 }
 
-// fieldOptions reads (switchyard.field).pii and debug_redact from fd's options. The options
+// fieldOptions reads (switchyard.v1.field).pii, the deprecated (switchyard.field).pii and
+// debug_redact from fd's options. The options
 // are read from their wire form, so the result does not depend on whether the extension was
 // resolved when the contracts were compiled.
 func fieldOptions(fd protoreflect.FieldDescriptor) (mode piiMode, debugRedact bool) {
@@ -57,6 +64,13 @@ func fieldOptions(fd protoreflect.FieldDescriptor) (mode piiMode, debugRedact bo
 	if opts == nil {
 		return piiNone, false
 	}
+	var legacy piiMode
+	var v1 bool
+	defer func() {
+		if !v1 {
+			mode = legacy
+		}
+	}()
 	raw, err := proto.MarshalOptions{AllowPartial: true}.Marshal(opts)
 	if err != nil {
 		return piiNone, false
@@ -76,13 +90,17 @@ func fieldOptions(fd protoreflect.FieldDescriptor) (mode piiMode, debugRedact bo
 			debugRedact = v != 0
 			raw = raw[n:]
 			continue
-		case num == ExtensionNumber && typ == protowire.BytesType:
+		case (num == ExtensionNumber || num == LegacyExtensionNumber) && typ == protowire.BytesType:
 			msg, n := protowire.ConsumeBytes(raw)
 			if n < 0 {
 				return mode, debugRedact
 			}
 			if m, ok := piiField(msg); ok {
-				mode = m
+				if num == ExtensionNumber {
+					mode, v1 = m, true
+				} else {
+					legacy = m
+				}
 			}
 			raw = raw[n:]
 			continue
@@ -96,7 +114,7 @@ func fieldOptions(fd protoreflect.FieldDescriptor) (mode piiMode, debugRedact bo
 	return mode, debugRedact
 }
 
-// piiField reads field 1 (pii) of a switchyard.FieldOptions message.
+// piiField reads field 1 (pii) of a switchyard.v1.FieldOptions (or switchyard.FieldOptions) message.
 func piiField(b []byte) (piiMode, bool) {
 	mode, found := piiNone, false
 	for len(b) > 0 {
@@ -124,7 +142,7 @@ func piiField(b []byte) (piiMode, bool) {
 }
 
 // IsSensitive reports whether fd's values must never be logged or put in dead-letter
-// headers: it is marked debug_redact or (switchyard.field).pii.
+// headers: it is marked debug_redact or (switchyard.v1.field).pii.
 func IsSensitive(fd protoreflect.FieldDescriptor) bool {
 	if v, ok := sensitive.Load(fd); ok {
 		return v.(bool)

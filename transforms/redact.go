@@ -16,7 +16,7 @@ import (
 const Redacted = "[redacted]"
 
 // Redact renders m for logs in a compact text form (`event_id:"e1" amount:{units:12}`), with
-// the value of every field marked debug_redact or (switchyard.field).pii replaced by
+// the value of every field marked debug_redact or (switchyard.v1.field).pii replaced by
 // [redacted], at any depth (in nested messages, lists and map values). Unknown fields are
 // left out. Fields appear in declaration order and map entries by key, so equal messages
 // render equally. Use it wherever an event, or part of one, could reach a log line or a header.

@@ -1,5 +1,5 @@
-// Package app implements the switchyard command line: run, validate, plan, dev, generate,
-// status, replay, dlq and version.
+// Package app implements the switchyard command line: run, validate, plan, contracts, dev,
+// generate, status, replay, dlq and version.
 package app
 
 import (
@@ -32,17 +32,18 @@ Usage:
   switchyard <command> [flags]
 
 Commands:
-  run       run the pipelines of a configuration
-  validate  check a configuration and its contracts, print one line per pipeline
-  plan      print, per sink, the schema changes start-up would make, without making them
-  dev       run the embedded default: an in-process broker, sample events, configs/dev.yaml
-  generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
-            of a configuration
-  status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
-  replay    re-land a range of a pipeline's source topics into one of its sinks
-  dlq       inspect a pipeline's dead letters (dlq inspect) or redrive them after a fix
-            (dlq redrive)
-  version   print the version
+  run        run the pipelines of a configuration
+  validate   check a configuration and its contracts, print one line per pipeline
+  plan       print, per sink, the schema changes start-up would make, without making them
+  contracts  check contract changes offline for CI: contracts check --against REF
+  dev        run the embedded default: an in-process broker, sample events, configs/dev.yaml
+  generate   write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
+             of a configuration
+  status     show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
+  replay     re-land a range of a pipeline's source topics into one of its sinks
+  dlq        inspect a pipeline's dead letters (dlq inspect) or redrive them after a fix
+             (dlq redrive)
+  version    print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
 `
@@ -61,6 +62,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "plan":
 		return cmdPlan(ctx, rest, stdout, stderr)
+	case "contracts":
+		return cmdContracts(ctx, rest, stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
 	case "generate":
@@ -153,6 +156,9 @@ func compile(cfg *config.Config, stderr io.Writer) (*pipelines.Compiled, bool) {
 			fmt.Fprintf(stderr, "%v\n", err)
 		}
 		return nil, false
+	}
+	for _, f := range reg.LegacyOptionImports() {
+		fmt.Fprintf(stderr, "warning: %s imports the deprecated %s; import %s and write (switchyard.v1.field).pii = PII_HASH | PII_MASK | PII_DROP (docs/transforms.md)\n", f, contract.LegacyOptionsProto, contract.OptionsProto)
 	}
 	c, err := pipelines.Compile(cfg, reg)
 	if err != nil {

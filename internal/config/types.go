@@ -22,7 +22,7 @@ import (
 type Config struct {
 	Kafka     Kafka      `yaml:"kafka" doc:"Kafka cluster that sources read from and the kafka sink and dead-letter topics write to."`
 	Contracts Contracts  `yaml:"contracts" doc:"Where the Protobuf data contracts are loaded from."`
-	PII       PII        `yaml:"pii" doc:"Key for hashing personal-data fields that contracts mark (switchyard.field).pii = HASH (see docs/transforms.md)."`
+	PII       PII        `yaml:"pii" doc:"Key for hashing personal-data fields that contracts mark (switchyard.v1.field).pii = PII_HASH (see docs/transforms.md)."`
 	Admin     Admin      `yaml:"admin" doc:"Admin HTTP server: Prometheus metrics and health checks."`
 	Logging   Logging    `yaml:"logging" doc:"Logging."`
 	Pipelines []Pipeline `yaml:"pipelines" doc:"Pipelines, each from one consumer group to its sinks."`
@@ -83,7 +83,7 @@ type SchemaRegistry struct {
 }
 
 // PII holds the secret behind the PII guardrails: fields that a contract marks
-// (switchyard.field).pii = HASH reach sinks as the hex HMAC-SHA256 of their value under this key.
+// (switchyard.v1.field).pii = PII_HASH reach sinks as the hex HMAC-SHA256 of their value under this key.
 type PII struct {
 	HashKey     string `yaml:"hash_key" doc:"HMAC-SHA256 key for fields marked pii = HASH; required when a route outputs such a field. Write ${VAR} to read it from the environment." secret:"true" example:"${SWITCHYARD_PII_HASH_KEY}"`
 	HashKeyFile string `yaml:"hash_key_file" doc:"File holding the HMAC-SHA256 key (a trailing newline is ignored), instead of hash_key."`
@@ -203,7 +203,7 @@ type Route struct {
 	Topic string `yaml:"topic" doc:"Target topic for a kafka sink; the sink's topic when empty."`
 	// Transforms reshape the events of this route; see docs/transforms.md.
 	Transforms []Transform `yaml:"transforms" doc:"Ordered steps that reshape the route's events for its sink; each list item sets exactly one step. Checked against the contract at load; the sink's table is created from the result (see docs/transforms.md)."`
-	PII        string      `yaml:"pii" doc:"How fields that the contract marks (switchyard.field).pii reach the sink: apply hashes them, masks them or drops them as marked; raw passes them unchanged and needs pii_reason." default:"apply" enum:"apply|raw"`
+	PII        string      `yaml:"pii" doc:"How fields that the contract marks (switchyard.v1.field).pii reach the sink: apply hashes them, masks them or drops them as marked; raw passes them unchanged and needs pii_reason." default:"apply" enum:"apply|raw"`
 	PIIReason  string      `yaml:"pii_reason" doc:"Why this route may see raw personal data; required with pii: raw and logged at start-up." example:"fraud team reconciles bids with the payment provider by email"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,6 +288,11 @@ func (s *Sink) Plan(ctx context.Context) ([]string, error) {
 	}
 	p, err := s.inspect(ctx)
 	if err != nil {
+		switch httpCode(err) {
+		case http.StatusForbidden, http.StatusUnauthorized, http.StatusNotFound:
+			// Reached BigQuery, which refused: the sink would not start either.
+			err = sinks.Permanent(err)
+		}
 		return nil, fmt.Errorf("bigquery sink: %w", err)
 	}
 	return s.statements(p), nil

@@ -9,6 +9,8 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/googleapi"
+
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 // tablePlan is what Open would do to the table.
@@ -37,7 +39,7 @@ func (s *Sink) inspect(ctx context.Context) (*tablePlan, error) {
 	if err != nil {
 		if httpCode(err) == http.StatusNotFound {
 			if !s.set.cfg.CreateTable {
-				return nil, fmt.Errorf("table %s does not exist in dataset %s:%s; create it or set create_table: true", s.set.table, s.set.cfg.Project, s.set.cfg.Dataset)
+				return nil, sinks.Permanent(fmt.Errorf("table %s does not exist in dataset %s:%s; create it or set create_table: true", s.set.table, s.set.cfg.Project, s.set.cfg.Dataset))
 			}
 			return &tablePlan{create: true, schema: s.lay.bqSchema()}, nil
 		}
@@ -46,14 +48,14 @@ func (s *Sink) inspect(ctx context.Context) (*tablePlan, error) {
 	p := &tablePlan{etag: md.ETag}
 	p.schema, p.adds, p.conflicts = reconcile(s.lay.columns, md.Schema, "")
 	if len(p.conflicts) > 0 {
-		return p, fmt.Errorf("table %s is incompatible with contract %s: %s", s.ref(), s.lay.contract.FullName(), strings.Join(p.conflicts, "; "))
+		return p, sinks.Permanent(fmt.Errorf("table %s is incompatible with contract %s: %s", s.ref(), s.lay.contract.FullName(), strings.Join(p.conflicts, "; ")))
 	}
 	if len(p.adds) > 0 && !s.set.cfg.AddColumns {
 		var names []string
 		for _, a := range p.adds {
 			names = append(names, joinPath(a.path, a.col.name))
 		}
-		return p, fmt.Errorf("table %s lacks columns for contract fields %s and add_columns is false", s.ref(), strings.Join(names, ", "))
+		return p, sinks.Permanent(fmt.Errorf("table %s lacks columns for contract fields %s and add_columns is false", s.ref(), strings.Join(names, ", ")))
 	}
 	return p, nil
 }
