@@ -1,11 +1,26 @@
 # Switchyard: the two commands a newcomer needs are `make dev` and `make test`.
 GO ?= go
+# Stamped into the binary (switchyard version, switchyard_build_info); the Dockerfile takes the
+# same two values as build arguments.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/switchyard-dev/switchyard/internal/app.Version=$(VERSION) \
+	-X github.com/switchyard-dev/switchyard/internal/app.Commit=$(COMMIT)
 
 .PHONY: dev test bench build generate vet
 
-## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml)
-dev:
-	$(GO) run ./cmd/switchyard dev
+## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml).
+## It runs the built binary (exec, no `go run`): Ctrl-C reaches the daemon alone, which drains
+## and exits 0, and so does make.
+dev: build
+	@echo "starting bin/switchyard dev (Ctrl-C drains in-flight events and exits)"
+	@exec bin/switchyard dev
+
+## build: bin/switchyard, version and commit stamped. The first build compiles every
+## dependency and takes a few minutes; later ones take seconds.
+build:
+	@echo "building bin/switchyard $(VERSION) (the first build compiles all dependencies: a few minutes, later ones seconds)"
+	@$(GO) build -ldflags '$(LDFLAGS)' -o bin/switchyard ./cmd/switchyard
 
 ## test: go.mod tidy, vet, then every test: unit, fuzz seed corpora, generated-docs drift, and integration tests
 ## against a real Apache Kafka broker and a real ClickHouse server started by the harness
@@ -21,9 +36,6 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./integration/bench/...
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300000x ./sinks/bigquery/
 	$(GO) test -run '^$$' -bench . -benchmem ./transforms/ ./contract/
-
-build:
-	$(GO) build -o bin/switchyard ./cmd/switchyard
 
 ## generate: regenerate docs/config.md and docs/config.schema.json from the config declaration
 generate:

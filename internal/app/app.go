@@ -10,8 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/contract"
@@ -22,8 +23,17 @@ import (
 	_ "github.com/switchyard-dev/switchyard/sinks/all" // every sink kind Switchyard ships
 )
 
-// Version is set at build time with -ldflags "-X switchyard/internal/app.Version=...".
-var Version = "dev"
+// Version and Commit are set at build time (make build, the Dockerfile) with
+//
+//	-ldflags "-X github.com/switchyard-dev/switchyard/internal/app.Version=v1.2.3
+//	          -X github.com/switchyard-dev/switchyard/internal/app.Commit=<git revision>"
+//
+// Unset, they come from the binary's build info: the module version for `go install
+// ...@v1.2.3`, the VCS revision Go stamps into a build from a git checkout.
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
 const usage = `switchyard routes Protobuf events from Kafka to Kafka, ClickHouse and BigQuery,
 enforcing their data contracts on the way.
@@ -41,7 +51,7 @@ Commands:
   status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
   version   print the version
 
-Run 'switchyard <command> --help' for the flags of a command.
+Run 'switchyard help <command>' (or 'switchyard <command> --help') for the flags of a command.
 `
 
 // Main runs the command line and returns the process exit code.
@@ -51,6 +61,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "help" && len(rest) > 0 { // `switchyard help run` is `switchyard run --help`
+		cmd, rest = rest[0], append(slices.Clone(rest[1:]), "--help")
+	}
+	if wantsHelp(rest) {
+		// Help that was asked for is output, like the top-level usage: it goes to stdout
+		// (so `switchyard run --help | less` works); usage after a mistake stays on stderr.
+		stderr = stdout
+	}
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
@@ -65,7 +83,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "switchyard", version())
+		v, commit, goVersion := build()
+		fmt.Fprintf(stdout, "switchyard %s (commit %s, %s)\n", v, commit, goVersion)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -75,14 +94,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func version() string {
+// wantsHelp reports whether a command's arguments ask for its help: -h, -help or --help
+// before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// build is the version, commit and Go version of this binary: Version and Commit when set
+// at build time, else what the build info says.
+func build() (version, commit, goVersion string) {
+	version, commit, goVersion = telemetry.Build()
 	if Version != "dev" {
-		return Version
+		version = Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return fmt.Sprintf("dev (%s)", bi.GoVersion)
+	if Commit != "" {
+		commit = Commit
 	}
-	return Version
+	return version, commit, goVersion
+}
+
+func version() string {
+	v, commit, _ := build()
+	return v + " (" + commit + ")"
 }
 
 // commonFlags are the flags every daemon-like command takes.
@@ -206,8 +247,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runEngine runs the engine until ctx ends; tick, if set, is called every few seconds.
 func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tick func(*pipelines.Engine)) int {
 	metrics := telemetry.New()
-	if Version != "dev" {
-		metrics.SetVersion(Version)
+	if v, commit, _ := build(); Version != "dev" || Commit != "" {
+		metrics.SetBuild(v, commit)
 	}
 	eng, err := pipelines.New(c, pipelines.Options{Logger: log, Metrics: metrics})
 	if err != nil {
@@ -224,7 +265,7 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 			return out
 		}, PProf: c.Config.Admin.PProf, Status: eng.Status}, log)
 		if err != nil {
-			log.Error("start admin server", "error", err)
+			log.Error("start admin server", "error", err, "hint", adminHint(c.Config, err))
 			return 1
 		}
 		log.Info("admin server listening", "address", srv.Addr())
@@ -283,6 +324,21 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 	}
 	log.Info("stopped", "exit_status", code)
 	return code
+}
+
+// adminHint says what to do when the admin server cannot listen: which key sets its address,
+// where, and how to get a free port.
+func adminHint(cfg *config.Config, err error) string {
+	where := "admin.address"
+	if pos, ok := cfg.Positions["admin.address"]; ok {
+		where += " (" + pos.String() + ")"
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("another process (another switchyard?) listens on %s: stop it, or change %s; "+
+			"the sample configurations read it from $SWITCHYARD_ADMIN, e.g. SWITCHYARD_ADMIN=127.0.0.1:9465, "+
+			"or 127.0.0.1:0 for any free port", cfg.Admin.Address, where)
+	}
+	return "check " + where + ": it must be a host:port this process may listen on"
 }
 
 func newLogger(lc config.Logging, cf commonFlags, w io.Writer) *slog.Logger {
