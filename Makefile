@@ -9,12 +9,13 @@ LDFLAGS := -X github.com/switchyard-dev/switchyard/internal/app.Version=$(VERSIO
 
 .PHONY: dev test bench build generate vet
 
-## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml).
-## It runs the built binary (exec, no `go run`): Ctrl-C reaches the daemon alone, which drains
-## and exits 0, and so does make.
+## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml);
+## flags in DEV_FLAGS, e.g. make dev DEV_FLAGS='--rate 500'. It runs the built binary (exec,
+## no `go run`): Ctrl-C reaches the daemon alone, which drains and exits 0, and so does make.
+DEV_FLAGS ?=
 dev: build
-	@echo "starting bin/switchyard dev (Ctrl-C drains in-flight events and exits)"
-	@exec bin/switchyard dev
+	@echo "starting bin/switchyard dev $(DEV_FLAGS) (Ctrl-C drains in-flight events and exits)"
+	@exec bin/switchyard dev $(DEV_FLAGS)
 
 ## build: bin/switchyard, version and commit stamped. The first build compiles every
 ## dependency and takes a few minutes; later ones take seconds.
