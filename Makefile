@@ -1,5 +1,6 @@
 # Switchyard: the two commands a newcomer needs are `make dev` and `make test`.
 GO ?= go
+SHELL := bash
 # Stamped into the binary (switchyard version, switchyard_build_info); the Dockerfile takes the
 # same two values as build arguments.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -25,12 +26,15 @@ build:
 
 ## test: go.mod tidy, vet, then every test: unit, fuzz seed corpora, generated-docs drift, and integration tests
 ## against a real Apache Kafka broker and a real ClickHouse server started by the harness
-## (.ci/setup first installs clickhouse-server and fetches the Kafka jars when missing)
+## (.ci/setup first installs clickhouse-server and fetches the Kafka jars when missing).
+## Progress: internal/testprogress prints each package's result as it finishes; the exit
+## status is go test's (pipefail) or the formatter's, whichever fails.
 test:
 	bash .ci/setup
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	@echo "go test ./...: a line per package as it finishes, one per test of 10s or more (the integration tests take minutes)"
+	set -o pipefail; $(GO) test -json -count=1 -timeout 30m ./... | $(GO) run ./internal/testprogress
 
 ## bench: throughput, CPU per event and peak RSS through real Kafka (see the Benchmarks section of README.md)
 bench:
