@@ -1,5 +1,5 @@
-// Package app implements the switchyard command line: run, validate, plan, dev, generate,
-// status and version.
+// Package app implements the switchyard command line: run, validate, plan, dev, produce,
+// generate, status and version.
 package app
 
 import (
@@ -78,6 +78,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdPlan(ctx, rest, stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
+	case "produce":
+		return cmdProduce(ctx, rest, stdout, stderr)
 	case "generate":
 		return cmdGenerate(rest, stdout, stderr)
 	case "status":
