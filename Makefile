@@ -5,6 +5,7 @@ SHELL := bash
 # same two values as build arguments.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BIN ?= bin/switchyard
 LDFLAGS := -X github.com/switchyard-dev/switchyard/internal/app.Version=$(VERSION) \
 	-X github.com/switchyard-dev/switchyard/internal/app.Commit=$(COMMIT)
 
@@ -15,14 +16,14 @@ LDFLAGS := -X github.com/switchyard-dev/switchyard/internal/app.Version=$(VERSIO
 ## no `go run`): Ctrl-C reaches the daemon alone, which drains and exits 0, and so does make.
 DEV_FLAGS ?=
 dev: build
-	@echo "starting bin/switchyard dev $(DEV_FLAGS) (Ctrl-C drains in-flight events and exits)"
-	@exec bin/switchyard dev $(DEV_FLAGS)
+	@echo "starting $(BIN) dev $(DEV_FLAGS) (Ctrl-C drains in-flight events and exits)"
+	@exec $(BIN) dev $(DEV_FLAGS)
 
-## build: bin/switchyard, version and commit stamped. The first build compiles every
+## build: bin/switchyard (or BIN=path), version and commit stamped. The first build compiles every
 ## dependency and takes a few minutes; later ones take seconds.
 build:
-	@echo "building bin/switchyard $(VERSION) (the first build compiles all dependencies: a few minutes, later ones seconds)"
-	@$(GO) build -ldflags '$(LDFLAGS)' -o bin/switchyard ./cmd/switchyard
+	@echo "building $(BIN) $(VERSION) (the first build compiles all dependencies: a few minutes, later ones seconds)"
+	@$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchyard
 
 ## test: go.mod tidy, vet, then every test: unit, fuzz seed corpora, generated-docs drift, and integration tests
 ## against a real Apache Kafka broker and a real ClickHouse server started by the harness
