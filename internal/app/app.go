@@ -15,11 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/admin"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/routing"
 	_ "github.com/switchyard-dev/switchyard/sinks/all" // every sink kind Switchyard ships
 )
 
@@ -169,12 +172,61 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 		fmt.Fprintln(stderr, "switchyard: --config is required")
 		return nil, false
 	}
-	cfg, err := config.Load(path)
+	cfg, broken, err := config.LoadPartial(path)
 	if err != nil {
+		var errs config.Errors
+		if cfg != nil && errors.As(err, &errs) {
+			// One pass: the route conditions of what decoded are checked too, so CEL
+			// mistakes show next to the structural ones rather than after they are fixed.
+			err = config.Merge(errs, conditionErrors(cfg, broken))
+		}
 		printErrors(stderr, err)
 		return nil, false
 	}
 	return compile(cfg, stderr)
+}
+
+// conditionErrors type-checks the route conditions of a configuration that has other
+// problems, for every pipeline whose contract and routes decoded: the checks of
+// pipelines.Compile that need nothing else to be right. It reports nothing when the
+// contracts cannot be loaded (that problem is reported when the rest is fixed).
+func conditionErrors(cfg *config.Config, broken func(string) bool) config.Errors {
+	if broken("contracts") {
+		return nil
+	}
+	reg, err := contract.Load(cfg.Contracts.Path)
+	if err != nil {
+		return nil
+	}
+	var errs config.Errors
+	for _, p := range cfg.Pipelines {
+		if broken(p.Path+".contract") || broken(p.Path+".routes") {
+			continue
+		}
+		names := []string{p.Contract.Message}
+		for _, n := range p.Contract.Topics {
+			names = append(names, n)
+		}
+		var msgs []protoreflect.MessageDescriptor
+		seen := map[string]bool{}
+		for _, n := range names {
+			if n == "" || seen[n] {
+				continue
+			}
+			seen[n] = true
+			c, err := reg.Lookup(n)
+			if err != nil {
+				continue // an unknown contract is reported by the full check
+			}
+			msgs = append(msgs, c.Descriptor())
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		_, rerrs := routing.Compile(p.Routes, msgs, p.Path, cfg)
+		errs = append(errs, rerrs...)
+	}
+	return errs
 }
 
 // compile loads the contracts of a loaded configuration and compiles its pipelines, printing
