@@ -66,7 +66,7 @@ func TestMakeDev_ctrl_c_on_a_terminal_exits_0(t *testing.T) {
 	waitFor(t, 8*time.Minute, "make dev to land sample bids in ClickHouse", func() bool {
 		return regexp.MustCompile(`olap:[1-9]`).MatchString(output())
 	})
-	time.Sleep(2 * time.Second) // events in flight at the Ctrl-C
+	time.Sleep(2 * time.Second)                           // events in flight at the Ctrl-C
 	if _, err := master.Write([]byte{0x03}); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
@@ -127,4 +127,3 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	}
 	return m, s
 }
-
