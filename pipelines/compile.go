@@ -69,7 +69,15 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 	pos := cfg.Pos
 	hashKey, err := transforms.HashKey(cfg.PII)
 	if err != nil {
-		errs = append(errs, config.Error{Pos: pos("pii"), Msg: err.Error()})
+		at := pos("pii")
+		if p, ok := cfg.ValuePositions["pii.hash_key_file"]; ok {
+			at = p
+		}
+		errs = append(errs, config.Error{Pos: at, Msg: err.Error() + " (create the file with the key, or set pii.hash_key instead, e.g. from an environment variable)"})
+		// A key is configured, it is only unreadable: check the routes as if it were there,
+		// so this one problem is not reported again as "no hash key is configured" on every
+		// route that hashes. Compile fails anyway, so the placeholder never hashes anything.
+		hashKey = []byte("placeholder: pii.hash_key_file is unreadable")
 	}
 	schemaReg, rerrs := schemaRegistry(cfg)
 	errs = append(errs, rerrs...)

@@ -77,9 +77,18 @@ type Options struct {
 	// SchemaID is written into Confluent frames; 0 means 1.
 	SchemaID uint32
 	// Start is the occurred_at of the first event; later events advance by up to 50ms
-	// each. Zero means 2025-06-01T18:00:00Z, which keeps output reproducible.
+	// each. Zero means 2025-06-01T18:00:00Z, which keeps output reproducible. Ignored when
+	// Clock is set.
 	Start time.Time
+	// Clock, when set, makes event times track it instead of a simulated clock: each event
+	// occurs at Clock() minus a random lateness of up to MaxLateness, as events reach Kafka
+	// a little after they happen. Use time.Now for a live generator (switchyard dev), whose
+	// "last hour" queries must find its events; the output is then not reproducible.
+	Clock func() time.Time
 }
+
+// MaxLateness is how far before Options.Clock's time an event may have occurred.
+const MaxLateness = 2 * time.Second
 
 // Generator produces events. It is not safe for concurrent use.
 type Generator struct {
@@ -275,8 +284,11 @@ func (g *Generator) corrupt(valid []byte, enc contract.Encoding) ([]byte, string
 	}
 }
 
-// tick advances the event clock.
+// tick advances the event clock: the simulated one, or Options.Clock minus a lateness.
 func (g *Generator) tick() time.Time {
+	if g.opts.Clock != nil {
+		return g.opts.Clock().Add(-time.Duration(g.rng.Int64N(int64(MaxLateness))))
+	}
 	g.now = g.now.Add(time.Duration(g.rng.IntN(50_000)) * time.Microsecond)
 	return g.now
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -168,4 +169,60 @@ func writeProto(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestGenerator_clock_tracks_wall_clock: a live generator (switchyard dev) at 2000 events/s
+// must stamp events near now, never in the future, or "the last hour" queries over its
+// output show nonsense. The simulated clock advanced up to 50 ms per event: 2000 events put it
+// about 50 s ahead after one second of real time.
+func TestGenerator_clock_tracks_wall_clock(t *testing.T) {
+	reg := load(t)
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	g, err := New(reg, Options{Seed: 3, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5_000 {
+		now = now.Add(500 * time.Microsecond) // 2000 events per second of the clock
+		ev := g.Next(contract.Raw)
+		if ev.Message == nil {
+			continue
+		}
+		fd := ev.Message.Descriptor().Fields().ByName("occurred_at")
+		if !ev.Message.Has(fd) {
+			continue // a breaker cleared it
+		}
+		ts := ev.Message.Get(fd).Message()
+		at := time.Unix(ts.Get(ts.Descriptor().Fields().ByName("seconds")).Int(), ts.Get(ts.Descriptor().Fields().ByName("nanos")).Int())
+		if at.After(now) || at.Before(now.Add(-MaxLateness)) {
+			t.Fatalf("event %d (%s) occurred at %s, clock at %s: want within %s before the clock", i, ev.Contract, at, now, MaxLateness)
+		}
+	}
+}
+
+// TestGenerator_bids_have_cents: amount_nanos of sample bids is not always 0, so queries that
+// add units and nanos (the README's top_amount) have something to add.
+func TestGenerator_bids_have_cents(t *testing.T) {
+	reg := load(t)
+	g, err := New(reg, Options{Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCents := 0
+	for range 400 {
+		ev, err := g.NextOf(BidPlaced, contract.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ev.Message.Get(ev.Message.Descriptor().Fields().ByName("amount")).Message()
+		if nanos := a.Get(a.Descriptor().Fields().ByName("nanos")).Int(); nanos != 0 {
+			if nanos%10_000_000 != 0 || nanos < 0 {
+				t.Fatalf("amount nanos %d: want whole cents", nanos)
+			}
+			withCents++
+		}
+	}
+	if withCents < 300 {
+		t.Errorf("%d of 400 bids have cents: want nearly all", withCents)
+	}
 }

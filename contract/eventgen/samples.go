@@ -68,7 +68,9 @@ func (g *Generator) fillBidPlaced(m protoreflect.Message) {
 	g.bidSeq[auction]++
 	bidder := g.pick(g.users)
 	currency := currencies[i%len(currencies)] // one currency per auction
-	cents := int64(100 * (5 + g.rng.IntN(2000)))
+	// 5.00 to 2004.99, cents included (one random draw, as before cents were added, so
+	// seeded output elsewhere keeps its sequence).
+	cents := int64(500 + g.rng.IntN(200_000))
 	setString(m, "event_id", g.uuid())
 	setTime(m, "occurred_at", g.tick())
 	setString(m, "auction_id", auction)

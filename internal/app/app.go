@@ -1,5 +1,5 @@
 // Package app implements the switchyard command line: run, validate, plan, contracts, dev,
-// generate, status, replay, dlq and version.
+// produce, generate, status, replay, dlq and version.
 package app
 
 import (
@@ -10,20 +10,33 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/admin"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/routing"
 	_ "github.com/switchyard-dev/switchyard/sinks/all" // every sink kind Switchyard ships
 )
 
-// Version is set at build time with -ldflags "-X switchyard/internal/app.Version=...".
-var Version = "dev"
+// Version and Commit are set at build time (make build, the Dockerfile) with
+//
+//	-ldflags "-X github.com/switchyard-dev/switchyard/internal/app.Version=v1.2.3
+//	          -X github.com/switchyard-dev/switchyard/internal/app.Commit=<git revision>"
+//
+// Unset, they come from the binary's build info: the module version for `go install
+// ...@v1.2.3`, the VCS revision Go stamps into a build from a git checkout.
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
 const usage = `switchyard routes Protobuf events from Kafka to Kafka, ClickHouse and BigQuery,
 enforcing their data contracts on the way.
@@ -37,6 +50,7 @@ Commands:
   plan       print, per sink, the schema changes start-up would make, without making them
   contracts  check contract changes offline for CI: contracts check --against REF
   dev        run the embedded default: an in-process broker, sample events, configs/dev.yaml
+  produce    put events on a configuration's Kafka topics
   generate   write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
              of a configuration
   status     show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
@@ -45,7 +59,7 @@ Commands:
              (dlq redrive)
   version    print the version
 
-Run 'switchyard <command> --help' for the flags of a command.
+Run 'switchyard help <command>' (or 'switchyard <command> --help') for the flags of a command.
 `
 
 // Main runs the command line and returns the process exit code.
@@ -55,6 +69,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "help" && len(rest) > 0 { // `switchyard help run` is `switchyard run --help`
+		cmd, rest = rest[0], append(slices.Clone(rest[1:]), "--help")
+	}
+	if wantsHelp(rest) {
+		// Help that was asked for is output, like the top-level usage: it goes to stdout
+		// (so `switchyard run --help | less` works); usage after a mistake stays on stderr.
+		stderr = stdout
+	}
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
@@ -66,6 +88,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdContracts(ctx, rest, stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, stderr)
+	case "produce":
+		return cmdProduce(ctx, rest, stdout, stderr)
 	case "generate":
 		return cmdGenerate(rest, stdout, stderr)
 	case "status":
@@ -75,7 +99,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "dlq":
 		return cmdDLQ(ctx, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "switchyard", version())
+		v, commit, goVersion := build()
+		fmt.Fprintf(stdout, "switchyard %s (commit %s, %s)\n", v, commit, goVersion)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -85,14 +110,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func version() string {
+// wantsHelp reports whether a command's arguments ask for its help: -h, -help or --help
+// before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// build is the version, commit and Go version of this binary: Version and Commit when set
+// at build time, else what the build info says.
+func build() (version, commit, goVersion string) {
+	version, commit, goVersion = telemetry.Build()
 	if Version != "dev" {
-		return Version
+		version = Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return fmt.Sprintf("dev (%s)", bi.GoVersion)
+	if Commit != "" {
+		commit = Commit
 	}
-	return Version
+	return version, commit, goVersion
+}
+
+func version() string {
+	v, commit, _ := build()
+	return v + " (" + commit + ")"
 }
 
 // commonFlags are the flags every daemon-like command takes.
@@ -136,12 +183,61 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 		fmt.Fprintln(stderr, "switchyard: --config is required")
 		return nil, false
 	}
-	cfg, err := config.Load(path)
+	cfg, broken, err := config.LoadPartial(path)
 	if err != nil {
+		var errs config.Errors
+		if cfg != nil && errors.As(err, &errs) {
+			// One pass: the route conditions of what decoded are checked too, so CEL
+			// mistakes show next to the structural ones rather than after they are fixed.
+			err = config.Merge(errs, conditionErrors(cfg, broken))
+		}
 		printErrors(stderr, err)
 		return nil, false
 	}
 	return compile(cfg, stderr)
+}
+
+// conditionErrors type-checks the route conditions of a configuration that has other
+// problems, for every pipeline whose contract and routes decoded: the checks of
+// pipelines.Compile that need nothing else to be right. It reports nothing when the
+// contracts cannot be loaded (that problem is reported when the rest is fixed).
+func conditionErrors(cfg *config.Config, broken func(string) bool) config.Errors {
+	if broken("contracts") {
+		return nil
+	}
+	reg, err := contract.Load(cfg.Contracts.Path)
+	if err != nil {
+		return nil
+	}
+	var errs config.Errors
+	for _, p := range cfg.Pipelines {
+		if broken(p.Path+".contract") || broken(p.Path+".routes") {
+			continue
+		}
+		names := []string{p.Contract.Message}
+		for _, n := range p.Contract.Topics {
+			names = append(names, n)
+		}
+		var msgs []protoreflect.MessageDescriptor
+		seen := map[string]bool{}
+		for _, n := range names {
+			if n == "" || seen[n] {
+				continue
+			}
+			seen[n] = true
+			c, err := reg.Lookup(n)
+			if err != nil {
+				continue // an unknown contract is reported by the full check
+			}
+			msgs = append(msgs, c.Descriptor())
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		_, rerrs := routing.Compile(p.Routes, msgs, p.Path, cfg)
+		errs = append(errs, rerrs...)
+	}
+	return errs
 }
 
 // compile loads the contracts of a loaded configuration and compiles its pipelines, printing
@@ -219,8 +315,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runEngine runs the engine until ctx ends; tick, if set, is called every few seconds.
 func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tick func(*pipelines.Engine)) int {
 	metrics := telemetry.New()
-	if Version != "dev" {
-		metrics.SetVersion(Version)
+	if v, commit, _ := build(); Version != "dev" || Commit != "" {
+		metrics.SetBuild(v, commit)
 	}
 	eng, err := pipelines.New(c, pipelines.Options{Logger: log, Metrics: metrics})
 	if err != nil {
@@ -237,7 +333,7 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 			return out
 		}, Tripped: eng.Tripped, PProf: c.Config.Admin.PProf, Status: eng.Status}, log)
 		if err != nil {
-			log.Error("start admin server", "error", err)
+			log.Error("start admin server", "error", err, "hint", adminHint(c.Config, err))
 			return 1
 		}
 		log.Info("admin server listening", "address", srv.Addr())
@@ -296,6 +392,21 @@ func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tic
 	}
 	log.Info("stopped", "exit_status", code)
 	return code
+}
+
+// adminHint says what to do when the admin server cannot listen: which key sets its address,
+// where, and how to get a free port.
+func adminHint(cfg *config.Config, err error) string {
+	where := "admin.address"
+	if pos, ok := cfg.Positions["admin.address"]; ok {
+		where += " (" + pos.String() + ")"
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("another process (another switchyard?) listens on %s: stop it, or change %s; "+
+			"the sample configurations read it from $SWITCHYARD_ADMIN, e.g. SWITCHYARD_ADMIN=127.0.0.1:9465, "+
+			"or 127.0.0.1:0 for any free port", cfg.Admin.Address, where)
+	}
+	return "check " + where + ": it must be a host:port this process may listen on"
 }
 
 func newLogger(lc config.Logging, cf commonFlags, w io.Writer) *slog.Logger {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -142,4 +144,87 @@ func mustAbs(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestHelp_goes_to_stdout: help that was asked for (--help, -h, help <command>) is output, on
+// stdout like the top-level usage, so it can be paged or grepped; a usage error stays on
+// stderr.
+func TestHelp_goes_to_stdout(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--help"}, {"run", "-h"}, {"help", "run"}, {"validate", "--help"}, {"help", "validate"},
+		{"plan", "--help"}, {"dev", "--help"}, {"help", "dev"}, {"produce", "--help"}, {"status", "--help"},
+		{"help", "status"}, {"generate", "alerts", "--help"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), args, &stdout, &stderr)
+		cmd := args[0]
+		if cmd == "help" {
+			cmd = args[1]
+		}
+		if code != 0 || !strings.Contains(stdout.String(), "Usage: switchyard "+cmd) || stderr.Len() != 0 {
+			t.Errorf("switchyard %v: exit %d, stdout %q, stderr %q; want exit 0 and the usage of %s on stdout only", args, code, stdout.String(), stderr.String(), cmd)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"run", "--no-such-flag"}, &stdout, &stderr); code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "Usage: switchyard run") {
+		t.Errorf("bad flag: exit %d, stdout %q, stderr %q; want exit 2 and the usage on stderr", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestVersion_shows_commit: `version` names the commit, from -ldflags (make build) or, without
+// them, from the build info Go stamps into a build from a git checkout.
+func TestVersion_shows_commit(t *testing.T) {
+	defer func(v, c string) { Version, Commit = v, c }(Version, Commit)
+	Version, Commit = "v1.2.3", "0123456789abcdef0123456789abcdef01234567"
+	var stdout, stderr bytes.Buffer
+	Main(context.Background(), []string{"version"}, &stdout, &stderr)
+	if got := stdout.String(); !strings.HasPrefix(got, "switchyard v1.2.3 (commit 0123456789abcdef0123456789abcdef01234567, go1.") {
+		t.Errorf("version with ldflags: %q", got)
+	}
+
+	// The binary `make build` makes: stamped with the checkout's commit. (A plain `go build`
+	// in a clone gets it from Go's VCS stamping through telemetry.Build; Go does not stamp
+	// builds in a git worktree, where this test may run, so that path is not checked here.)
+	bin := filepath.Join(t.TempDir(), "switchyard")
+	root := mustAbs(t, "../..")
+	build := exec.Command("make", "-s", "build", "BIN="+bin)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD: %v", err)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "(commit "+strings.TrimSpace(string(head))+",") || strings.HasPrefix(string(out), "switchyard dev ") {
+		t.Errorf("switchyard version = %q, want a git describe version and the checkout's commit %s", out, head)
+	}
+}
+
+// TestDev_admin_port_taken_hints_at_the_fix: with the admin port in use, dev fails saying
+// which setting to change.
+func TestDev_admin_port_taken_hints_at_the_fix(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Chdir(mustAbs(t, "../.."))
+	t.Setenv("SWITCHYARD_ADMIN", ln.Addr().String())
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := Main(ctx, []string{"dev", "--clickhouse=false", "--duration", "30s", "--log-format", "text", "--log-file", filepath.Join(t.TempDir(), "dev.log")}, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("dev with the admin port taken exited %d, want 1\nstderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"address already in use", "admin.address (configs/dev.yaml:17:3)", "SWITCHYARD_ADMIN="} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
 }

@@ -38,6 +38,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	defer takeTerminal()() // Ctrl-C under `make dev` reaches dev alone: see takeTerminal
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(8), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		fmt.Fprintf(stderr, "start in-process broker: %v\n", err)

@@ -50,7 +50,7 @@ func startGenerator(ctx context.Context, c *pipelines.Compiled, brokers []string
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("no source topic of the configuration carries a sample contract (%v)", eventgen.Names())
 	}
-	gen, err := eventgen.New(c.Registry, eventgen.Options{Seed: uint64(time.Now().UnixNano()), InvalidRate: invalid, Start: time.Now()})
+	gen, err := eventgen.New(c.Registry, eventgen.Options{Seed: uint64(time.Now().UnixNano()), InvalidRate: invalid, Clock: time.Now})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 type decoder struct {
 	file string              // file of the nodes being decoded
 	errs Errors              // problems found so far
+	cfg  *Config             // being decoded, for LoadPartial
 	pos  map[string]Position // Config.Positions being filled
 	vpos map[string]Position // Config.ValuePositions being filled
 	bad  map[string]bool     // paths of values that failed to decode, so checks skip them

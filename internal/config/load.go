@@ -48,6 +48,25 @@ func Load(path string) (*Config, error) {
 	return load(srcs, path, os.LookupEnv)
 }
 
+// LoadPartial is Load that also returns, when the configuration has problems, what could be
+// decoded, and broken, which reports whether the value at a YAML path (or anything under it)
+// failed to decode. It is for reporting every problem in one pass (switchyard validate checks
+// the route conditions of what decoded, next to the structural errors): the partial Config
+// must not be run. When the sources cannot be read, cfg is nil.
+func LoadPartial(path string) (cfg *Config, broken func(path string) bool, err error) {
+	srcs, err := readSources(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var d *decoder
+	cfg, err = loadWith(srcs, path, os.LookupEnv, &d)
+	if err == nil {
+		return cfg, func(string) bool { return false }, nil
+	}
+	c := &checker{bad: d.bad}
+	return d.cfg, c.broken, err
+}
+
 // Parse is Load for one file's contents held in memory; name is used in positions.
 func Parse(name string, data []byte) (*Config, error) {
 	return load([]source{{name, data}}, name, os.LookupEnv)
@@ -91,8 +110,15 @@ func readSources(path string) ([]source, error) {
 // load decodes, merges and checks the sources. root names them all (the file or directory)
 // for problems that belong to no single file.
 func load(srcs []source, root string, env lookupFunc) (*Config, error) {
+	var d *decoder
+	return loadWith(srcs, root, env, &d)
+}
+
+// loadWith is load, leaving the decoder in *dp for LoadPartial.
+func loadWith(srcs []source, root string, env lookupFunc, dp **decoder) (*Config, error) {
 	cfg := &Config{Positions: map[string]Position{}, ValuePositions: map[string]Position{}}
-	d := &decoder{pos: cfg.Positions, vpos: cfg.ValuePositions, bad: map[string]bool{}, failed: map[*yaml.Node]bool{}}
+	d := &decoder{pos: cfg.Positions, vpos: cfg.ValuePositions, bad: map[string]bool{}, failed: map[*yaml.Node]bool{}, cfg: cfg}
+	*dp = d
 	spec := rootSpec()
 	v := reflect.ValueOf(cfg).Elem()
 	rootPos := Position{File: root}
@@ -232,6 +258,10 @@ func finish(cfg *Config) {
 		}
 	}
 }
+
+// Merge returns the problems of a and b in file order, without exact repeats, for
+// reporting problems found by several passes as one list.
+func Merge(a, b Errors) Errors { return dedupe(append(slices.Clone(a), b...)) }
 
 // dedupe sorts problems and drops exact repeats (a mistake inside an anchor that is merged
 // into several places is reported once).

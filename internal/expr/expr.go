@@ -10,10 +10,14 @@ package expr
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/switchyard-dev/switchyard/internal/suggest"
 )
 
 // Variables visible to route conditions and transform expressions.
@@ -78,7 +82,7 @@ func transitiveFiles(msg protoreflect.MessageDescriptor) []cel.EnvOption {
 func Compile(env *cel.Env, src string, want *cel.Type) (*cel.Ast, cel.Program, error) {
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, nil, &CompileError{Issues: iss}
+		return nil, nil, &CompileError{Issues: iss, env: env, src: src}
 	}
 	if want != nil && !ast.OutputType().IsExactType(want) && ast.OutputType().Kind() != types.DynKind {
 		return nil, nil, fmt.Errorf("expression yields %s, want %s", ast.OutputType(), want)
@@ -91,7 +95,11 @@ func Compile(env *cel.Env, src string, want *cel.Type) (*cel.Ast, cel.Program, e
 }
 
 // CompileError carries CEL's issues so positions inside the expression can be reported.
-type CompileError struct{ Issues *cel.Issues }
+type CompileError struct {
+	Issues *cel.Issues
+	env    *cel.Env // for did-you-mean hints on undefined fields; nil: no hints
+	src    string
+}
 
 func (e *CompileError) Error() string { return e.Issues.Err().Error() }
 
@@ -109,8 +117,63 @@ func (e *CompileError) List() []Issue {
 		is := Issue{Message: ce.Message}
 		if l := ce.Location; l != nil && l.Line() > 0 {
 			is.Line, is.Column = l.Line(), l.Column()+1
+			is.Message += e.fieldHint(ce.Message, l.Line(), l.Column())
 		}
 		out = append(out, is)
 	}
 	return out
+}
+
+var undefinedField = regexp.MustCompile(`^undefined field '([^']+)'$`)
+
+// fieldHint returns a did-you-mean for CEL's "undefined field 'x'" at line, column (0-based
+// runes) of the expression: CEL places the error at the dot of the selection, so the text
+// before it is the operand. When that is a chain of plain selections from a variable
+// (event.amount), the operand's message type is resolved field by field and its field names
+// are the candidates; otherwise, or for a close match to none of them, it returns "".
+func (e *CompileError) fieldHint(msg string, line, column int) string {
+	m := undefinedField.FindStringSubmatch(msg)
+	if m == nil || e.env == nil {
+		return ""
+	}
+	lines := strings.Split(e.src, "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	text := []rune(lines[line-1])
+	if column < 0 || column > len(text) {
+		return ""
+	}
+	start := column
+	for start > 0 && (text[start-1] == '.' || text[start-1] == '_' || isAlnum(text[start-1])) {
+		start--
+	}
+	operand := strings.Split(string(text[start:column]), ".")
+	if len(operand) == 0 || operand[0] == "" {
+		return ""
+	}
+	// The variable's type: compile it alone (also finds the kafka.* metadata variables,
+	// which are not messages and end the walk).
+	ast, iss := e.env.Compile(operand[0])
+	if iss.Err() != nil {
+		return ""
+	}
+	typeName := ast.OutputType().TypeName()
+	provider := e.env.CELTypeProvider()
+	for _, f := range operand[1:] {
+		ft, ok := provider.FindStructFieldType(typeName, f)
+		if !ok {
+			return ""
+		}
+		typeName = ft.Type.TypeName()
+	}
+	names, ok := provider.FindStructFieldNames(typeName)
+	if !ok {
+		return ""
+	}
+	return suggest.DidYouMean(m[1], names)
+}
+
+func isAlnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }

@@ -139,7 +139,7 @@ func New() *Metrics {
 		}, []string{"pipeline"}),
 		slos: newSLOCollector(),
 	}
-	v, commit, goVersion := buildInfo()
+	v, commit, goVersion := Build()
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
 	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
 		m.BreakerState, m.BreakerTrips)
@@ -151,7 +151,10 @@ func New() *Metrics {
 
 // buildInfo is the version, VCS revision and Go version of the running binary; version is
 // "dev" and commit "unknown" when the build did not record them.
-func buildInfo() (version, commit, goVersion string) {
+// Build reports the module version ("dev" for a build from a checkout), the VCS revision
+// ("unknown" when the binary carries none, e.g. `go install ...@version`, with "-dirty"
+// appended for a modified tree) and the Go version, from the binary's embedded build info.
+func Build() (version, commit, goVersion string) {
 	version, commit, goVersion = "dev", "unknown", "unknown"
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -164,6 +167,11 @@ func buildInfo() (version, commit, goVersion string) {
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && s.Value != "" {
 			commit = s.Value
+		}
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.modified" && s.Value == "true" && commit != "unknown" {
+			commit += "-dirty"
 		}
 	}
 	return
@@ -196,10 +204,10 @@ func (m *Metrics) DeadLetteredCount(pipeline, reason string) float64 {
 	return sum
 }
 
-// SetVersion replaces the version label of switchyard_build_info, for a version set at build
-// time (-ldflags) that the module build info does not carry.
-func (m *Metrics) SetVersion(version string) {
-	_, commit, goVersion := buildInfo()
+// SetBuild replaces the version and commit labels of switchyard_build_info, for a version and
+// commit set at build time (-ldflags) that the module build info does not carry.
+func (m *Metrics) SetBuild(version, commit string) {
+	_, _, goVersion := Build()
 	m.BuildInfo.Reset()
 	m.BuildInfo.WithLabelValues(version, commit, goVersion).Set(1)
 }
