@@ -28,7 +28,11 @@ type membership struct {
 // Confirm returns nil when this member's group session is known to be alive: a heartbeat
 // that this member sent less than a third of the session timeout ago was accepted, else it
 // sends one now and waits for the answer. It returns an error wrapping ErrNotMember when the
-// coordinator refuses the member, and another error when it cannot be asked.
+// coordinator refuses the member, and another error when it cannot be asked. With nil it
+// returns the end of the lease, the heartbeat's send time plus the session timeout: the
+// coordinator cannot evict this member, and so no other member can own its partitions,
+// before then. A write bounded by that deadline (its context's) cannot land after a pause
+// that let the partitions move: its connection times out instead.
 //
 // Sinks without transactions call it before every write attempt (sinks.RunnerOptions.Guard).
 // The client's own heartbeats learn the same thing, but only on their next round: a process
@@ -39,23 +43,24 @@ type membership struct {
 //
 // Confirm is safe for concurrent use; concurrent callers share one heartbeat. It costs one
 // request per lease (a third of the session timeout) at most, and none while the lease holds.
-func (s *Source) Confirm(ctx context.Context) error {
+func (s *Source) Confirm(ctx context.Context) (time.Time, error) {
 	s.mu.RLock()
 	cl := s.client
 	s.mu.RUnlock()
 	if cl == nil {
-		return errors.New("confirm group membership: not subscribed")
+		return time.Time{}, errors.New("confirm group membership: not subscribed")
 	}
 	memberID, gen := cl.GroupMetadata()
-	lease := sessionTimeout(cl) / 3
+	session := sessionTimeout(cl)
+	lease := session / 3
 	m := &s.member
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.memberID == memberID && m.generation == gen && time.Since(m.confirmedAt) < lease {
-		return nil
+		return m.confirmedAt.Add(session), nil
 	}
 	if memberID == "" {
-		return fmt.Errorf("confirm group membership of %s: %w (not joined)", s.cfg.Group, ErrNotMember)
+		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w (not joined)", s.cfg.Group, ErrNotMember)
 	}
 	sent := time.Now()
 	req := kmsg.NewPtrHeartbeatRequest()
@@ -67,23 +72,23 @@ func (s *Source) Confirm(ctx context.Context) error {
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
+		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	}
 	switch err := kerr.ErrorForCode(resp.ErrorCode); {
 	case err == nil, errors.Is(err, kerr.RebalanceInProgress):
 		// Still a member; in a rebalance the partitions not being revoked stay ours.
 		m.confirmedAt, m.memberID, m.generation = sent, memberID, gen
-		return nil
+		return sent.Add(session), nil
 	case errors.Is(err, kerr.IllegalGeneration):
 		// A rebalance just ended with a generation the client has not adopted yet, or this
 		// member was replaced; the next attempt asks again.
-		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
+		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.FencedInstanceID):
 		s.log.Warn("group coordinator no longer knows this member; holding writes until its partitions are marked lost",
 			"member_id", memberID, "generation", gen, "error", err)
-		return fmt.Errorf("confirm group membership of %s: %w: %w", s.cfg.Group, ErrNotMember, err)
+		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w: %w", s.cfg.Group, ErrNotMember, err)
 	default:
-		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
+		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	}
 }
 
