@@ -251,10 +251,10 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		MaxAttempts:    sc.Retry.MaxAttempts,
 		InitialBackoff: sc.Retry.InitialBackoff,
 		MaxBackoff:     sc.Retry.MaxBackoff,
-		// Write only while the lane's group membership is confirmed, and within its lease: a
-		// process resumed after a pause past the session timeout must not land batches of
-		// partitions that other instances took over meanwhile (see source.Source.Confirm).
-		Guard:    func(ctx context.Context) (time.Time, error) { return l.src.Confirm(ctx) },
+		// Write only while the lane's group membership is confirmed: a process resumed after a
+		// pause past the session timeout must not land batches of partitions that other
+		// instances took over meanwhile (see source.Source.Confirm).
+		Guard:    func(ctx context.Context) error { return l.src.Confirm(ctx) },
 		Observer: observer{l},
 		Logger:   l.log,
 	})

@@ -24,12 +24,10 @@ type RunnerOptions struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// Guard, when set, is called before every write attempt; an error fails the attempt as a
-	// transient one without calling the sink. A non-zero time it returns is the deadline of
-	// the attempt's context. The engine uses it to write only while its consumer-group
-	// membership is confirmed, and to end a write when the lease does (source.Source.Confirm),
-	// so that a process that was paused past the session timeout does not write for
-	// partitions it no longer owns.
-	Guard func(ctx context.Context) (time.Time, error)
+	// transient one without calling the sink. The engine uses it to write only while its
+	// consumer-group membership is confirmed (source.Source.Confirm), so that a process that
+	// was paused past the session timeout does not write for partitions it no longer owns.
+	Guard func(ctx context.Context) error
 	// Observer is told about every write; nil for none.
 	Observer Observer
 	Logger   *slog.Logger
@@ -233,7 +231,13 @@ func (r *Runner) write(b batch) {
 			return
 		}
 		start := time.Now()
-		err := r.guardedWrite(ctx, recs)
+		var err error
+		if r.opt.Guard != nil {
+			err = r.opt.Guard(ctx)
+		}
+		if err == nil {
+			err = r.safeWrite(ctx, recs)
+		}
 		r.markIdle(parts)
 		if err == nil {
 			r.observeLanded(recs, time.Since(start))
@@ -355,22 +359,6 @@ func (r *Runner) markIdle(parts []event.TopicPartition) {
 	close(r.busyCh)
 	r.busyCh = make(chan struct{})
 	r.busyMu.Unlock()
-}
-
-// guardedWrite runs the Guard, then the sink within the deadline the Guard gave.
-func (r *Runner) guardedWrite(ctx context.Context, recs []*event.Record) error {
-	if r.opt.Guard != nil {
-		deadline, err := r.opt.Guard(ctx)
-		if err != nil {
-			return err
-		}
-		if !deadline.IsZero() {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline)
-			defer cancel()
-		}
-	}
-	return r.safeWrite(ctx, recs)
 }
 
 // dropAbandoned resolves, with their context's error, the records whose caller gave up, and

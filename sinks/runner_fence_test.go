@@ -50,11 +50,11 @@ func TestRunner_guard_holds_writes(t *testing.T) {
 	s := &scriptSink{}
 	var calls atomic.Int32
 	opt := fast(sinks.RunnerOptions{MaxRows: 10, Interval: time.Millisecond})
-	opt.Guard = func(context.Context) (time.Time, error) {
+	opt.Guard = func(context.Context) error {
 		if calls.Add(1) <= 2 {
-			return time.Time{}, errors.New("membership not confirmed")
+			return errors.New("membership not confirmed")
 		}
-		return time.Time{}, nil
+		return nil
 	}
 	r := sinks.NewRunner(s, opt)
 	defer r.Close(context.Background())
@@ -109,31 +109,5 @@ func waitCalls(t *testing.T, s *scriptSink, n int) {
 			t.Fatalf("sink called %d times, want %d", c, n)
 		}
 		time.Sleep(time.Millisecond)
-	}
-}
-
-// deadlineSink reports the deadline of every Write's context.
-type deadlineSink struct{ deadlines chan time.Time }
-
-func (s deadlineSink) Write(ctx context.Context, _ []*event.Record) error {
-	d, _ := ctx.Deadline()
-	s.deadlines <- d
-	return nil
-}
-func (deadlineSink) Close(context.Context) error { return nil }
-
-// The deadline the Guard returns (the end of the group membership lease) bounds the write.
-func TestRunner_guard_deadline_bounds_the_write(t *testing.T) {
-	s := deadlineSink{deadlines: make(chan time.Time, 1)}
-	lease := time.Now().Add(time.Minute)
-	opt := fast(sinks.RunnerOptions{MaxRows: 10, Interval: time.Millisecond})
-	opt.Guard = func(context.Context) (time.Time, error) { return lease, nil }
-	r := sinks.NewRunner(s, opt)
-	defer r.Close(context.Background())
-	if _, err := r.Write(context.Background(), records(0, 3)); err != nil {
-		t.Fatal(err)
-	}
-	if got := <-s.deadlines; !got.Equal(lease) {
-		t.Fatalf("the write's context has deadline %v, want the lease's end %v", got, lease)
 	}
 }

@@ -28,11 +28,7 @@ type membership struct {
 // Confirm returns nil when this member's group session is known to be alive: a heartbeat
 // that this member sent less than a third of the session timeout ago was accepted, else it
 // sends one now and waits for the answer. It returns an error wrapping ErrNotMember when the
-// coordinator refuses the member, and another error when it cannot be asked. With nil it
-// returns the end of the lease, the heartbeat's send time plus the session timeout: the
-// coordinator cannot evict this member, and so no other member can own its partitions,
-// before then. A write bounded by that deadline (its context's) cannot land after a pause
-// that let the partitions move: its connection times out instead.
+// coordinator refuses the member, and another error when it cannot be asked.
 //
 // Sinks without transactions call it before every write attempt (sinks.RunnerOptions.Guard).
 // The client's own heartbeats learn the same thing, but only on their next round: a process
@@ -43,24 +39,23 @@ type membership struct {
 //
 // Confirm is safe for concurrent use; concurrent callers share one heartbeat. It costs one
 // request per lease (a third of the session timeout) at most, and none while the lease holds.
-func (s *Source) Confirm(ctx context.Context) (time.Time, error) {
+func (s *Source) Confirm(ctx context.Context) error {
 	s.mu.RLock()
 	cl := s.client
 	s.mu.RUnlock()
 	if cl == nil {
-		return time.Time{}, errors.New("confirm group membership: not subscribed")
+		return errors.New("confirm group membership: not subscribed")
 	}
 	memberID, gen := cl.GroupMetadata()
-	session := sessionTimeout(cl)
-	lease := session / 3
+	lease := sessionTimeout(cl) / 3
 	m := &s.member
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.memberID == memberID && m.generation == gen && time.Since(m.confirmedAt) < lease {
-		return m.confirmedAt.Add(session), nil
+		return nil
 	}
 	if memberID == "" {
-		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w (not joined)", s.cfg.Group, ErrNotMember)
+		return fmt.Errorf("confirm group membership of %s: %w (not joined)", s.cfg.Group, ErrNotMember)
 	}
 	sent := time.Now()
 	req := kmsg.NewPtrHeartbeatRequest()
@@ -72,23 +67,23 @@ func (s *Source) Confirm(ctx context.Context) (time.Time, error) {
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
+		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	}
 	switch err := kerr.ErrorForCode(resp.ErrorCode); {
 	case err == nil, errors.Is(err, kerr.RebalanceInProgress):
 		// Still a member; in a rebalance the partitions not being revoked stay ours.
 		m.confirmedAt, m.memberID, m.generation = sent, memberID, gen
-		return sent.Add(session), nil
+		return nil
 	case errors.Is(err, kerr.IllegalGeneration):
 		// A rebalance just ended with a generation the client has not adopted yet, or this
 		// member was replaced; the next attempt asks again.
-		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
+		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.FencedInstanceID):
 		s.log.Warn("group coordinator no longer knows this member; holding writes until its partitions are marked lost",
 			"member_id", memberID, "generation", gen, "error", err)
-		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w: %w", s.cfg.Group, ErrNotMember, err)
+		return fmt.Errorf("confirm group membership of %s: %w: %w", s.cfg.Group, ErrNotMember, err)
 	default:
-		return time.Time{}, fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
+		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	}
 }
 
