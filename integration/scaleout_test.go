@@ -36,7 +36,7 @@ pipelines:
     source:
       topics: [%[1]s]
       group: %[1]s-group
-      drain_timeout: 3s
+      drain_timeout: 10s
       session_timeout: 6s
       instance_id: %[3]s
       max_batch: 500
@@ -50,6 +50,7 @@ pipelines:
         clickhouse:
           addresses: ["%[2]s"]
           create_table: true
+          insert_timeout: 5s # below drain_timeout (docs/scaling.md)
       - name: bus
         kafka: {topic: %[1]s-out, exactly_once: true, transaction_timeout: 5s}
       - name: plain
@@ -202,6 +203,9 @@ func TestScaleOut_four_instances_with_kill_pause_and_rebalances(t *testing.T) {
 	t.Logf("produced %d valid and %d invalid events in %s", nValid, nInvalid, time.Since(start).Round(time.Millisecond))
 
 	waitLanded(t, ch, nValid, 2*time.Minute, dir)
+	if dups := ch.Query(t, "SELECT _partition, _offset, count() FROM "+chTable+" GROUP BY _partition, _offset HAVING count() > 1 ORDER BY _partition, _offset LIMIT 20"); len(dups) > 0 {
+		t.Errorf("ClickHouse rows landed twice (partition, offset, count): %v; logs: %s", dups, dir)
+	}
 	checkLandedOnce(t, ch, topic, load)
 	checkExactlyOnceTopic(t, topic+"-out", load, dir)
 	plain := readUntil(t, topic+"-plain", 2*time.Minute, func(recs []*kgo.Record) bool {

@@ -70,14 +70,12 @@ func (s *Source) Confirm(ctx context.Context) error {
 		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	}
 	switch err := kerr.ErrorForCode(resp.ErrorCode); {
-	case err == nil, errors.Is(err, kerr.RebalanceInProgress):
-		// Still a member; in a rebalance the partitions not being revoked stay ours.
+	case err == nil, errors.Is(err, kerr.RebalanceInProgress), errors.Is(err, kerr.IllegalGeneration):
+		// Still a member: in a rebalance (or just after one, before the client adopted the
+		// new generation) the partitions it has not revoked yet are still its own. An evicted
+		// member is unknown to the coordinator instead.
 		m.confirmedAt, m.memberID, m.generation = sent, memberID, gen
 		return nil
-	case errors.Is(err, kerr.IllegalGeneration):
-		// A rebalance just ended with a generation the client has not adopted yet, or this
-		// member was replaced; the next attempt asks again.
-		return fmt.Errorf("confirm group membership of %s: %w", s.cfg.Group, err)
 	case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.FencedInstanceID):
 		s.log.Warn("group coordinator no longer knows this member; holding writes until its partitions are marked lost",
 			"member_id", memberID, "generation", gen, "error", err)
