@@ -257,8 +257,12 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		MaxAttempts:    sc.Retry.MaxAttempts,
 		InitialBackoff: sc.Retry.InitialBackoff,
 		MaxBackoff:     sc.Retry.MaxBackoff,
-		Observer:       observer{l},
-		Logger:         l.log,
+		// Write only while the lane's group membership is confirmed: a process resumed after a
+		// pause past the session timeout must not land batches of partitions that other
+		// instances took over meanwhile (see source.Source.Confirm).
+		Guard:    func(ctx context.Context) error { return l.src.Confirm(ctx) },
+		Observer: observer{l},
+		Logger:   l.log,
 	})
 	var listener sinks.AssignmentListener
 	if al, ok := s.(sinks.AssignmentListener); ok {
@@ -302,6 +306,14 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 			return nil
 		},
 		OnRevoked: func(ctx context.Context, tps []event.TopicPartition) {
+			// The partitions' batches are canceled: the runner starts no write of them any
+			// more. Hand them over only once the writes under way have ended, so that the next
+			// owner (which resumes at our last commit) does not race them into the sink.
+			if l.txn == nil {
+				if err := l.runner.WaitIdle(ctx, tps); err != nil {
+					l.log.Warn("revoked partitions handed over with a write still under way; the next owner may land some records twice", "error", err)
+				}
+			}
 			if listener != nil {
 				listener.Revoked(ctx, tps)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,11 @@ type RunnerOptions struct {
 	MaxAttempts    int           // write attempts per batch before its callers get the error; 0: until it lands
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
+	// Guard, when set, is called before every write attempt; an error fails the attempt as a
+	// transient one without calling the sink. The engine uses it to write only while its
+	// consumer-group membership is confirmed (source.Source.Confirm), so that a process that
+	// was paused past the session timeout does not write for partitions it no longer owns.
+	Guard func(ctx context.Context) error
 	// Observer is told about every write; nil for none.
 	Observer Observer
 	Logger   *slog.Logger
@@ -55,6 +61,10 @@ type Runner struct {
 	done    chan struct{}
 	writes  sync.WaitGroup
 	once    sync.Once
+
+	busyMu sync.Mutex
+	busyCh chan struct{}                // closed and replaced whenever an attempt ends
+	busy   map[event.TopicPartition]int // write attempts under way, by partition of their records
 }
 
 type request struct {
@@ -113,6 +123,8 @@ func NewRunner(s Sink, opt RunnerOptions) *Runner {
 		slots:   make(chan struct{}, opt.MaxInFlight),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		busyCh:  make(chan struct{}),
+		busy:    map[event.TopicPartition]int{},
 	}
 	go r.loop()
 	return r
@@ -202,16 +214,31 @@ func (r *Runner) loop() {
 	}
 }
 
-// write lands one batch, retrying transient errors, and resolves its owners.
+// write lands one batch, retrying transient errors, and resolves its owners. Records whose
+// caller's context ended are dropped before each attempt, never written: the source cancels a
+// batch's context when its partition is revoked (after the drain) or lost, and the partition's
+// new owner starts from the last committed offset, so a late write would only duplicate it.
 func (r *Runner) write(b batch) {
 	recs, owners := b.records, b.owners
 	ctx := context.Background()
 	for attempt := 1; ; attempt++ {
+		// Marked busy before the abandoned records are dropped: WaitIdle, called after the
+		// contexts were canceled, then either sees this attempt or it sees the cancellation.
+		parts := r.markBusy(recs)
+		recs, owners = dropAbandoned(recs, owners)
 		if len(recs) == 0 {
+			r.markIdle(parts)
 			return
 		}
 		start := time.Now()
-		err := r.safeWrite(ctx, recs)
+		var err error
+		if r.opt.Guard != nil {
+			err = r.opt.Guard(ctx)
+		}
+		if err == nil {
+			err = r.safeWrite(ctx, recs)
+		}
+		r.markIdle(parts)
 		if err == nil {
 			r.observeLanded(recs, time.Since(start))
 			resolveAll(recs, owners, nil)
@@ -278,6 +305,77 @@ func (r *Runner) write(b batch) {
 			return
 		}
 	}
+}
+
+// WaitIdle waits until no write attempt holding records of partitions is under way, or ctx
+// ends (then it returns ctx's error). Together with dropping records whose caller's context
+// ended, it lets the engine hand a revoked partition over only once nothing of it can still
+// land: cancel the partition's batches, then WaitIdle.
+func (r *Runner) WaitIdle(ctx context.Context, partitions []event.TopicPartition) error {
+	for {
+		r.busyMu.Lock()
+		n := 0
+		for _, tp := range partitions {
+			n += r.busy[tp]
+		}
+		ch := r.busyCh
+		r.busyMu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d write attempts of revoked partitions: %w", n, ctx.Err())
+		}
+	}
+}
+
+// markBusy counts an attempt under way for each partition of recs and returns them.
+func (r *Runner) markBusy(recs []*event.Record) []event.TopicPartition {
+	var parts []event.TopicPartition
+	for _, rec := range recs {
+		tp := event.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
+		if !slices.Contains(parts, tp) {
+			parts = append(parts, tp)
+		}
+	}
+	r.busyMu.Lock()
+	for _, tp := range parts {
+		r.busy[tp]++
+	}
+	r.busyMu.Unlock()
+	return parts
+}
+
+// markIdle ends an attempt that markBusy counted.
+func (r *Runner) markIdle(parts []event.TopicPartition) {
+	r.busyMu.Lock()
+	for _, tp := range parts {
+		if r.busy[tp]--; r.busy[tp] <= 0 {
+			delete(r.busy, tp)
+		}
+	}
+	close(r.busyCh)
+	r.busyCh = make(chan struct{})
+	r.busyMu.Unlock()
+}
+
+// dropAbandoned resolves, with their context's error, the records whose caller gave up, and
+// returns the others.
+func dropAbandoned(recs []*event.Record, owners []*request) ([]*event.Record, []*request) {
+	n := 0
+	for i, rec := range recs {
+		if err := owners[i].ctx.Err(); err != nil {
+			owners[i].resolve(1, nil, err)
+			continue
+		}
+		recs[n], owners[n] = rec, owners[i]
+		n++
+	}
+	clear(recs[n:])
+	clear(owners[n:])
+	return recs[:n], owners[:n]
 }
 
 // safeWrite calls the sink, turning a panic into a permanent error: the batch is

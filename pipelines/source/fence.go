@@ -40,11 +40,7 @@ func (s *Source) Fence(batches []*Batch, commit func(kafkaconn.Member) error) (l
 		return lost, errors.Join(errs...)
 	}
 	member, gen := s.client.GroupMetadata()
-	instance, _ := s.client.OptValue(kgo.InstanceID).(*string)
-	m := kafkaconn.Member{Group: s.cfg.Group, MemberID: member, Generation: gen}
-	if instance != nil {
-		m.InstanceID = *instance
-	}
+	m := kafkaconn.Member{Group: s.cfg.Group, MemberID: member, Generation: gen, InstanceID: instanceID(s.client)}
 	return nil, commit(m)
 }
 

@@ -157,6 +157,13 @@ func (s *Source) release(parts []*partition, commit bool) []Unfinished {
 			}
 			p.mu.Unlock()
 		}
+		// Cancel the batches' contexts before OnRevoked, so that a sink writer that drops
+		// canceled records (sinks.Runner) starts no write of them from here on, and OnRevoked
+		// can wait for the writes already under way before the partitions go to their next
+		// owner.
+		for _, p := range mine {
+			p.cancel()
+		}
 		if len(gone) > 0 && s.cfg.OnRevoked != nil {
 			ctx, cancel := context.WithTimeout(s.base, s.cfg.DrainTimeout)
 			s.cfg.OnRevoked(ctx, gone)

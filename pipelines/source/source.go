@@ -279,6 +279,8 @@ type Source struct {
 	wg         sync.WaitGroup // trackers and OnAssigned runs
 
 	commitMu sync.Mutex // serializes commits
+
+	member membership // what Confirm last learned from the group coordinator
 }
 
 var _ message.Subscriber = (*Source)(nil)
