@@ -1,7 +1,7 @@
 # Switchyard: the two commands a newcomer needs are `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test bench build generate vet
+.PHONY: dev test bench build generate generate-go vet
 
 ## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml)
 dev:
@@ -28,6 +28,11 @@ build:
 ## generate: regenerate docs/config.md and docs/config.schema.json from the config declaration
 generate:
 	$(GO) run ./internal/config/gen
+
+## generate-go: regenerate the Go types of contracts/ into gen/go (buf + protoc-gen-go from .ci/setup)
+TOOLS ?= $(HOME)/.cache/switchyard/tools
+generate-go:
+	PATH="$(TOOLS)/bin:$(TOOLS)/npm/node_modules/.bin:$$PATH" buf generate
 
 vet:
 	$(GO) vet ./...
