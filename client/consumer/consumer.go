@@ -43,8 +43,7 @@ type Config struct {
 	// letters. Required.
 	Group string
 	// Encoding the topics carry; when zero each record's is recognized from its first byte
-	// (0x00: Confluent, '{': JSON, else raw protobuf; a protobuf message never starts with
-	// 0x00, and '{' would be a deprecated group of field 15).
+	// (contract.DetectEncoding: 0x00 Confluent, '{' JSON, else raw protobuf).
 	Encoding contract.Encoding
 	// DeadLetterTopic receives the records that do not decode or break their contract.
 	// Required: without it such a record could only be dropped or redelivered forever.
@@ -227,7 +226,7 @@ type decoder struct {
 func (d *decoder) decode(payload []byte, ev proto.Message, m *Meta) (string, error) {
 	enc := d.enc
 	if enc == 0 {
-		enc = Detect(payload)
+		enc = contract.DetectEncoding(payload)
 	}
 	m.Encoding = enc
 	body := payload
@@ -256,24 +255,6 @@ func (d *decoder) decode(payload []byte, ev proto.Message, m *Meta) (string, err
 		return deadletter.ClassValidate, err
 	}
 	return "", nil
-}
-
-// Detect recognizes the encoding of a payload from its first byte: 0x00 is the Confluent
-// magic byte, '{' (after JSON whitespace) starts protojson, anything else is taken for raw
-// protobuf.
-func Detect(payload []byte) contract.Encoding {
-	for _, b := range payload {
-		switch b {
-		case 0:
-			return contract.Confluent
-		case '{':
-			return contract.JSON
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return contract.Raw
-	}
-	return contract.Raw
 }
 
 // safeMessage is the error for the switchyard.error.message header: one line, bounded.
