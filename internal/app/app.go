@@ -1,5 +1,5 @@
 // Package app implements the switchyard command line: run, validate, plan, dev, generate,
-// status and version.
+// status, produce, tail and version.
 package app
 
 import (
@@ -39,6 +39,8 @@ Commands:
   generate  write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
             of a configuration
   status    show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
+  produce   validate JSON-lines events from stdin against a contract and send them to a topic
+  tail      print a topic's records as JSON lines: decoded, PII redacted, dead-letter reasons
   version   print the version
 
 Run 'switchyard <command> --help' for the flags of a command.
@@ -64,6 +66,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdGenerate(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
+	case "produce":
+		return cmdProduce(ctx, rest, stdout, stderr)
+	case "tail":
+		return cmdTail(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version())
 		return 0
