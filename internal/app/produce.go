@@ -110,6 +110,13 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
 			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100_000_000))
 	}
+	// report prints a problem with a line, above the progress bar.
+	report := func(format string, args ...any) {
+		if bar != nil {
+			_ = bar.Clear()
+		}
+		fmt.Fprintf(stderr, format, args...)
+	}
 	sent, failed := 0, 0
 	var batch []proto.Message
 	flush := func() error {
@@ -139,18 +146,18 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		msg := ct.New()
 		if err := unmarshal.Unmarshal(text, msg); err != nil {
 			failed++
-			fmt.Fprintf(stderr, "stdin:%d: json: %s\n", line, contract.RedactJSONError(err))
+			report("stdin:%d: json: %s\n", line, contract.RedactJSONError(err))
 			continue
 		}
 		if err := ct.Validate(msg); err != nil {
 			failed++
 			var verr *contract.ValidationError
 			if !errors.As(err, &verr) {
-				fmt.Fprintf(stderr, "stdin:%d: %v\n", line, err)
+				report("stdin:%d: %v\n", line, err)
 				continue
 			}
 			for _, v := range verr.Violations {
-				fmt.Fprintf(stderr, "stdin:%d: %s: %s\n", line, v.Field, v.Rule)
+				report("stdin:%d: %s: %s\n", line, v.Field, v.Rule)
 			}
 			continue
 		}
