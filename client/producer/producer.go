@@ -50,9 +50,10 @@ type Config struct {
 	// MaxInFlight bounds the keys published concurrently by one Publish call, which is how
 	// sarama gets to batch them into one produce request per broker; 64 when zero.
 	MaxInFlight int
-	// Sarama overrides the sarama settings of the Publisher New creates; Return.Successes
-	// is always turned on (the sync producer needs it) and a nil Partitioner becomes
-	// JavaPartitioner. Leave Version at sarama's default unless the brokers need another.
+	// Sarama overrides the sarama settings of the Publisher New creates (e.g. TLS, SASL);
+	// Return.Successes is always turned on (the sync producer needs it) and the partitioner
+	// is always JavaPartitioner (sarama.NewConfig's default, FNV-1a, would split keys from
+	// Java producers). Leave Version at sarama's default unless the brokers need another.
 	Sarama *sarama.Config
 	// Publisher, when set, is used instead of a new watermill-kafka Publisher, e.g. one
 	// decorated with middleware. It must send the messages of one Publish call in order, and
@@ -112,9 +113,7 @@ func New(cfg Config) (*Producer, error) {
 			sc.Producer.RequiredAcks = sarama.WaitForAll
 		}
 		sc.Producer.Return.Successes = true
-		if sc.Producer.Partitioner == nil || cfg.Sarama == nil {
-			sc.Producer.Partitioner = JavaPartitioner
-		}
+		sc.Producer.Partitioner = JavaPartitioner
 		pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 			Brokers:               cfg.Brokers,
 			Marshaler:             Marshaler{},

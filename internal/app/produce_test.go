@@ -9,9 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-dev/switchyard/client/producer"
 )
 
 // bidJSON is a valid auctions.v1.BidPlaced as protojson, with eventID and quantity.
@@ -105,6 +108,10 @@ switchyard produce: 2 events sent to auctions.bids (confluent), 2 lines failed
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}
+	// switchyard produce partitions like the Java client: murmur2 of the key.
+	if want := int32(producer.Murmur2([]byte(first.Key))&0x7fffffff) % 2; first.Partition != want {
+		t.Errorf("key %s in partition %d, the Java client puts it in %d", first.Key, first.Partition, want)
+	}
 	if first.Key != "7f0c1c6e-2b1e-4c1a-9a52-0d7a4f3e9b10" || first.Offset != 0 || first.Contract != "auctions.v1.BidPlaced" ||
 		first.Encoding != "confluent" || first.SchemaID != 7 || first.Headers["switchyard-producer"] != "switchyard-produce" ||
 		first.Headers["switchyard-event-time"] != "2026-12-01T20:15:00Z" ||
@@ -164,5 +171,38 @@ func TestProduceTail_help_to_stdout(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "", "tail", "--config", "x.yaml"); code != 2 || !strings.Contains(stderr, "--topic is required") {
 		t.Errorf("tail without --topic: exit %d, %s", code, stderr)
+	}
+}
+
+// TestProduce_partitions_by_murmur2 checks that produce keys records as the Java client
+// partitions them (murmur2), not as sarama's default (FNV-1a) would.
+func TestProduce_partitions_by_murmur2(t *testing.T) {
+	cfg, c := kfakeConfig(t)
+	var in strings.Builder
+	for i := range 20 {
+		in.WriteString(strings.Replace(bidJSON(fmt.Sprintf("c0a80101-0000-4000-8000-%012d", i), 1),
+			"7f0c1c6e-2b1e-4c1a-9a52-0d7a4f3e9b10", fmt.Sprintf("7f0c1c6e-2b1e-4c1a-9a52-%012d", i), 1) + "\n")
+	}
+	if code, _, stderr := run(t, in.String(), "produce", "--config", cfg, "--contract", "auctions.v1.BidPlaced", "--topic", "plain", "--key", "auction_id", "--schema-id", "3"); code != 0 {
+		t.Fatalf("produce: exit %d: %s", code, stderr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("plain"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n := 0
+	for n < 20 && ctx.Err() == nil {
+		for _, r := range cl.PollFetches(ctx).Records() {
+			n++
+			if want := int32(producer.Murmur2(r.Key)&0x7fffffff) % 2; r.Partition != want {
+				t.Errorf("key %s in partition %d, the Java client puts it in %d", r.Key, r.Partition, want)
+			}
+		}
+	}
+	if n != 20 {
+		t.Fatalf("read %d of 20 records", n)
 	}
 }
