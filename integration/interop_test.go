@@ -233,7 +233,7 @@ func TestInterop_confluent_kafka_python(t *testing.T) {
 }
 
 // TestInterop_producer_partitions_like_the_Java_client publishes keyed events with
-// client/producer and checks each landed in the partition Apache Kafka's own Java producer
+// client/producer and switchyard produce and checks each landed in the partition Apache Kafka's own Java producer
 // code (BuiltInPartitioner, from the harness's jars) chooses for its key.
 func TestInterop_producer_partitions_like_the_Java_client(t *testing.T) {
 	const partitions = 7
@@ -256,7 +256,18 @@ func TestInterop_producer_partitions_like_the_Java_client(t *testing.T) {
 	if err := p.Publish(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	recs := readAll(t, topic, len(msgs), 30*time.Second)
+	// And 20 through switchyard produce.
+	var lines strings.Builder
+	for i := range 20 {
+		ev := strings.Replace(interopBid(fmt.Sprintf("c0a80101-0000-4000-8000-%012d", 100+i)), "7f0c1c6e-2b1e", fmt.Sprintf("%08x-2b1e", (100+i)*2654435761%(1<<32)), 1)
+		lines.WriteString(ev + "\n")
+	}
+	cfg := writeConfig(t, fmt.Sprintf(interopConfig, topic, "${CONTRACTS}", "auctions.v1.BidPlaced"))
+	if code, _, stderr := switchyardCmd(t, lines.String(), "produce", "--config", cfg, "--contract", "auctions.v1.BidPlaced", "--topic", topic,
+		"--key", "auction_id", "--encoding", "raw"); code != 0 {
+		t.Fatalf("produce: exit %d: %s", code, stderr)
+	}
+	recs := readAll(t, topic, len(msgs)+20, 30*time.Second)
 	keys := make([][]byte, len(recs))
 	for i, r := range recs {
 		keys[i] = r.Key
@@ -270,6 +281,6 @@ func TestInterop_producer_partitions_like_the_Java_client(t *testing.T) {
 		}
 	}
 	if len(used) < 4 {
-		t.Errorf("50 keys landed in only %d of %d partitions", len(used), partitions)
+		t.Errorf("70 keys landed in only %d of %d partitions", len(used), partitions)
 	}
 }

@@ -89,7 +89,7 @@ def serialize(bootstrap, go_topic, py_topic, event_json):
         sys.exit("produce: not every record was acknowledged")
     import confluent_kafka
 
-    out["confluent_kafka"] = confluent_kafka.version()[0]
+    out["confluent_kafka"] = confluent_kafka.version() + " (librdkafka " + confluent_kafka.libversion()[0] + ")"
     print(json.dumps(out))
 
 
