@@ -9,7 +9,7 @@ BIN ?= bin/switchyard
 LDFLAGS := -X github.com/switchyard-dev/switchyard/internal/app.Version=$(VERSION) \
 	-X github.com/switchyard-dev/switchyard/internal/app.Commit=$(COMMIT)
 
-.PHONY: dev test bench build generate vet
+.PHONY: dev test bench build generate generate-go vet
 
 ## dev: run the embedded default (in-process broker, sample events, configs/dev.yaml);
 ## flags in DEV_FLAGS, e.g. make dev DEV_FLAGS='--rate 500'. It runs the built binary (exec,
@@ -46,6 +46,11 @@ bench:
 ## generate: regenerate docs/config.md and docs/config.schema.json from the config declaration
 generate:
 	$(GO) run ./internal/config/gen
+
+## generate-go: regenerate the Go types of contracts/ into gen/go (buf + protoc-gen-go from .ci/setup)
+TOOLS ?= $(HOME)/.cache/switchyard/tools
+generate-go:
+	PATH="$(TOOLS)/bin:$(HOME)/.cache/switchyard/buf/node_modules/.bin:$$PATH" buf generate
 
 vet:
 	$(GO) vet ./...

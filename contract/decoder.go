@@ -143,6 +143,10 @@ func (d *Decoder) decodeJSON(payload []byte) (protoreflect.Message, error) {
 	return m, nil
 }
 
+// RedactJSONError renders a protojson error without the token it quotes (see
+// redactJSONError), for messages about input that may hold personal data.
+func RedactJSONError(err error) string { return redactJSONError(err) }
+
 // redactJSONError keeps protojson's description of what went wrong and where, but drops
 // the offending token, which is payload data. protojson errors look like
 // `proto: (line 1:13): invalid value for string field eventId: 42`,

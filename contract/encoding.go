@@ -173,3 +173,23 @@ func MarshalJSON(msg protoreflect.Message) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// DetectEncoding recognizes the encoding of a payload from its first byte, for readers of
+// topics whose encoding is not configured: 0x00 is the Confluent magic byte (a protobuf
+// message never starts with it: field number 0 is invalid), '{' after JSON whitespace starts
+// protojson (as protobuf it would be a deprecated group of field 15), and anything else is
+// taken for raw protobuf.
+func DetectEncoding(payload []byte) Encoding {
+	for _, b := range payload {
+		switch b {
+		case 0:
+			return Confluent
+		case '{':
+			return JSON
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return Raw
+	}
+	return Raw
+}

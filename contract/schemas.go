@@ -155,6 +155,9 @@ func NewSchemaRegistry(cfg SchemaRegistryConfig) (*SchemaRegistry, error) {
 	return &SchemaRegistry{url: shown, cl: cl, now: time.Now, schemas: map[uint32]*registryEntry{}, frames: map[frameKey]frameAnswer{}}, nil
 }
 
+// Client returns the franz-go client of the registry, e.g. for client/producer's Registry.
+func (r *SchemaRegistry) Client() *sr.Client { return r.cl }
+
 // URL returns the registry's base URL, a password in it shown as "xxxxx".
 func (r *SchemaRegistry) URL() string { return r.url }
 

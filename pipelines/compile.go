@@ -30,6 +30,8 @@ type Compiled struct {
 	Config    *config.Config
 	Registry  *contract.Registry
 	Pipelines []*CompiledPipeline
+	// SchemaRegistry is the client of contracts.schema_registry; nil without a url.
+	SchemaRegistry *contract.SchemaRegistry
 }
 
 // CompiledPipeline is one pipeline ready to run.
@@ -81,6 +83,7 @@ func Compile(cfg *config.Config, reg *contract.Registry) (*Compiled, error) {
 	}
 	schemaReg, rerrs := schemaRegistry(cfg)
 	errs = append(errs, rerrs...)
+	c.SchemaRegistry = schemaReg
 	for i := range cfg.Pipelines {
 		pc := &cfg.Pipelines[i]
 		cp := &CompiledPipeline{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-dev/switchyard/deadletter"
 	"github.com/switchyard-dev/switchyard/internal/kafkaconn"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/sinks"
@@ -22,34 +23,31 @@ import (
 type Reason string
 
 const (
-	ReasonDecode    Reason = "decode"    // the payload is not a message of its contract
-	ReasonFraming   Reason = "framing"   // the Confluent frame is malformed or names another schema or message
-	ReasonValidate  Reason = "validate"  // the message breaks its contract's rules
-	ReasonRoute     Reason = "route"     // a route condition could not be evaluated
-	ReasonTransform Reason = "transform" // a route's transforms could not be applied
-	ReasonSink      Reason = "sink"      // the sink refused the event permanently
+	ReasonDecode    Reason = deadletter.ClassDecode    // the payload is not a message of its contract
+	ReasonFraming   Reason = deadletter.ClassFraming   // the Confluent frame is malformed or names another schema or message
+	ReasonValidate  Reason = deadletter.ClassValidate  // the message breaks its contract's rules
+	ReasonRoute     Reason = deadletter.ClassRoute     // a route condition could not be evaluated
+	ReasonTransform Reason = deadletter.ClassTransform // a route's transforms could not be applied
+	ReasonSink      Reason = deadletter.ClassSink      // the sink refused the event permanently
 )
 
-// Dead-letter headers added to the original record's headers.
+// Dead-letter headers added to the original record's headers; package deadletter is their
+// home, shared with client/consumer and switchyard tail.
 const (
-	HeaderClass     = "switchyard.error.class"
-	HeaderMessage   = "switchyard.error.message"
-	HeaderContract  = "switchyard.contract"
-	HeaderPipeline  = "switchyard.pipeline"
-	HeaderSink      = "switchyard.sink"
-	HeaderRoute     = "switchyard.route"
-	HeaderTopic     = "switchyard.source.topic"
-	HeaderPartition = "switchyard.source.partition"
-	HeaderOffset    = "switchyard.source.offset"
-	HeaderAttempts  = "switchyard.attempts"
-	// HeaderReason is the specific cause within the class: too_large, framing, or the class
-	// itself when there is none finer. It is also the reason label of the dead-letter counter.
-	HeaderReason = "switchyard.error.reason"
-	// A dead letter too large for the dead-letter topic is written without its value; these
-	// say what it was, so it can be found and replayed from the source coordinates.
-	HeaderValueDropped = "switchyard.value.dropped"
-	HeaderValueSize    = "switchyard.value.size"
-	HeaderValueSHA256  = "switchyard.value.sha256"
+	HeaderClass        = deadletter.HeaderClass
+	HeaderMessage      = deadletter.HeaderMessage
+	HeaderContract     = deadletter.HeaderContract
+	HeaderPipeline     = deadletter.HeaderPipeline
+	HeaderSink         = deadletter.HeaderSink
+	HeaderRoute        = deadletter.HeaderRoute
+	HeaderTopic        = deadletter.HeaderTopic
+	HeaderPartition    = deadletter.HeaderPartition
+	HeaderOffset       = deadletter.HeaderOffset
+	HeaderAttempts     = deadletter.HeaderAttempts
+	HeaderReason       = deadletter.HeaderReason
+	HeaderValueDropped = deadletter.HeaderValueDropped
+	HeaderValueSize    = deadletter.HeaderValueSize
+	HeaderValueSHA256  = deadletter.HeaderValueSHA256
 )
 
 // CauseTooLarge is the reason of events refused for their size: larger than the pipeline's

@@ -7,35 +7,22 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/config"
 )
 
-// defaultEventTimeFields are the top-level Timestamp fields an event's time is taken from
-// when the pipeline names none, in order of preference (the rule the table sinks follow for
-// their _event_time column).
-var defaultEventTimeFields = []protoreflect.Name{"occurred_at", "event_time"}
-
 // eventTimeField returns the field of md that holds the event time: configured when set
 // (an error if md has no such top-level google.protobuf.Timestamp field), else the first of
-// defaultEventTimeFields md has, else nil (the Kafka record timestamp is used).
+// contract.EventTimeFields md has, else nil (the Kafka record timestamp is used).
 func eventTimeField(md protoreflect.MessageDescriptor, configured string) (protoreflect.FieldDescriptor, error) {
 	if configured != "" {
 		fd := md.Fields().ByName(protoreflect.Name(configured))
-		if fd == nil || !isTimestamp(fd) {
+		if fd == nil || !contract.IsTimestamp(fd) {
 			return nil, fmt.Errorf("event_time_field %q is not a top-level google.protobuf.Timestamp field of %s", configured, md.FullName())
 		}
 		return fd, nil
 	}
-	for _, name := range defaultEventTimeFields {
-		if fd := md.Fields().ByName(name); fd != nil && isTimestamp(fd) {
-			return fd, nil
-		}
-	}
-	return nil, nil
-}
-
-func isTimestamp(fd protoreflect.FieldDescriptor) bool {
-	return !fd.IsList() && !fd.IsMap() && fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "google.protobuf.Timestamp"
+	return contract.EventTimeField(md), nil
 }
 
 // compileEventTimes resolves the event-time field of every contract message of cp.
@@ -65,17 +52,10 @@ func (cp *CompiledPipeline) EventTime(msg protoreflect.Message, ts time.Time) ti
 	if msg == nil {
 		return ts
 	}
-	fd := cp.eventTimes[msg.Descriptor().FullName()]
-	if fd == nil || !msg.Has(fd) {
-		return ts
+	if t, ok := contract.TimestampOf(msg, cp.eventTimes[msg.Descriptor().FullName()]); ok {
+		return t
 	}
-	m := msg.Get(fd).Message()
-	fields := fd.Message().Fields()
-	sec, nanos := m.Get(fields.ByNumber(1)).Int(), m.Get(fields.ByNumber(2)).Int()
-	if nanos < 0 || nanos >= 1e9 || sec <= 0 {
-		return ts
-	}
-	return time.Unix(sec, nanos)
+	return ts
 }
 
 // EventTimeSource says where the pipeline's event times come from, per contract message,

@@ -1,5 +1,5 @@
 // Package app implements the switchyard command line: run, validate, plan, contracts, dev,
-// produce, generate, status, replay, dlq and version.
+// produce, tail, generate, status, replay, dlq and version.
 package app
 
 import (
@@ -50,7 +50,9 @@ Commands:
   plan       print, per sink, the schema changes start-up would make, without making them
   contracts  check contract changes offline for CI: contracts check --against REF
   dev        run the embedded default: an in-process broker, sample events, configs/dev.yaml
-  produce    put events on a configuration's Kafka topics
+  produce    validate JSON-lines events from stdin against a contract and send them to a topic
+             (produce --sample: the sample-event generator of dev, against a configuration's Kafka)
+  tail       print a topic's records as JSON lines: decoded, PII redacted, dead-letter reasons
   generate   write the alert rules (generate alerts) or Grafana dashboard (generate dashboard)
              of a configuration
   status     show a running daemon's status (pipelines, sinks, lag, SLOs) from its admin server
@@ -98,6 +100,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdReplay(ctx, rest, stdout, stderr)
 	case "dlq":
 		return cmdDLQ(ctx, rest, stdout, stderr)
+	case "tail":
+		return cmdTail(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		v, commit, goVersion := build()
 		fmt.Fprintf(stdout, "switchyard %s (commit %s, %s)\n", v, commit, goVersion)

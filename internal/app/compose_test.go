@@ -98,8 +98,8 @@ func TestCompose_file(t *testing.T) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
 	}
-	if len(gen.Command) == 0 || gen.Command[0] != "produce" {
-		t.Errorf("generator runs %v, want switchyard produce", gen.Command)
+	if len(gen.Command) < 2 || gen.Command[0] != "produce" || gen.Command[1] != "--sample" {
+		t.Errorf("generator runs %v, want switchyard produce --sample", gen.Command)
 	}
 	if i := slices.Index(gen.Command, "--config"); i < 0 || i+1 >= len(gen.Command) ||
 		!slices.Contains(sy.Command, gen.Command[i+1]) {
