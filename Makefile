@@ -37,11 +37,14 @@ test:
 	@echo "go test ./...: a line per package as it finishes, one per test of 10s or more (the integration tests take minutes)"
 	set -o pipefail; $(GO) test -json -count=1 -timeout 30m ./... | $(GO) run ./internal/testprogress
 
-## bench: throughput, CPU per event and peak RSS through real Kafka (see the Benchmarks section of README.md)
+## bench: throughput, CPU per event and peak RSS of the daemon through real Kafka, ClickHouse and
+## the BigQuery fake, then the package microbenchmarks; ends with ONE table of every daemon scenario,
+## also appended to $(BENCH_OUT) to compare runs (see docs/benchmarks.md)
+BENCH_OUT ?= bench-results/$(shell date -u +%Y-%m-%dT%H%M%S).txt
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./integration/bench/...
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300000x ./sinks/bigquery/
 	$(GO) test -run '^$$' -bench . -benchmem ./transforms/ ./contract/
+	SWITCHYARD_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 90m ./integration/bench/...
 
 ## generate: regenerate docs/config.md and docs/config.schema.json from the config declaration
 generate:

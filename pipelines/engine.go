@@ -150,6 +150,23 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 	return e, nil
 }
 
+// laneBudget is a lane's byte budget for its in-flight records (source.Config.MaxInFlightBytes,
+// and the cap on its sink batches over max_in_flight): a quarter of its even share of half of
+// memory_limit; 0 without a memory_limit. The rest of the limit is headroom for what the
+// records become while in flight (decoded messages, sink encodings), client buffers and the
+// garbage collector.
+func (e *Engine) laneBudget() int64 {
+	limit := int64(e.c.Config.MemoryLimit)
+	if limit <= 0 {
+		return 0
+	}
+	lanes := 0
+	for _, p := range e.pipelines {
+		lanes += len(p.lanes)
+	}
+	return max(limit/2/int64(max(1, lanes))/4, 1<<20)
+}
+
 // Start opens the dead-letter producer and every sink, then starts every lane. A sink that
 // fails to open stops only its own lane: it is logged, switchyard_sink_up reads 0, and the
 // engine tries again in the background with backoff until it opens or Shutdown begins.
@@ -249,9 +266,14 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	if pw, ok := s.(sinks.PayloadWriter); ok {
 		l.payload = pw.WritesPayload()
 	}
+	budget := e.laneBudget()
+	maxBytes := int64(sc.Batch.MaxBytes)
+	if budget > 0 {
+		maxBytes = min(maxBytes, max(budget/int64(max(1, sc.MaxInFlight)), 64<<10))
+	}
 	l.runner = sinks.NewRunner(s, sinks.RunnerOptions{
 		MaxRows:        sc.Batch.MaxRows,
-		MaxBytes:       int64(sc.Batch.MaxBytes),
+		MaxBytes:       maxBytes,
 		Interval:       sc.Batch.Interval,
 		MaxInFlight:    sc.MaxInFlight,
 		MaxAttempts:    sc.Retry.MaxAttempts,
@@ -286,19 +308,21 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		kopts = append(kopts, kgo.RequireStableFetchOffsets(), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
 	l.src, err = source.New(source.Config{
-		Kafka:          kopts,
-		FetchMaxBytes:  int32(min(int64(src.FetchMaxBytes), 1<<31-1)),
-		Group:          group,
-		Topics:         src.Topics,
-		Start:          src.Start,
-		MaxInFlight:    src.MaxInFlight,
-		MaxBatch:       src.MaxBatch,
-		ExternalCommit: l.txn != nil,
-		DrainTimeout:   src.DrainTimeout,
-		LagInterval:    src.LagInterval,
-		StallAfter:     src.StallAfter,
-		OnLag:          l.onLag,
-		OnCommitFailed: func(err error) { telemetry.OffsetCommitFailed(l.log, e.metrics, p.name, sc.Name, err) },
+		Kafka:         kopts,
+		FetchMaxBytes: int32(min(int64(src.FetchMaxBytes), 1<<31-1)),
+		Group:         group,
+		Topics:        src.Topics,
+		Start:         src.Start,
+		MaxInFlight:   src.MaxInFlight,
+		MaxBatch:      src.MaxBatch,
+		// The lane's records in flight: fetched, decoded, in sink batches (docs/ARCHITECTURE.md).
+		MaxInFlightBytes: budget,
+		ExternalCommit:   l.txn != nil,
+		DrainTimeout:     src.DrainTimeout,
+		LagInterval:      src.LagInterval,
+		StallAfter:       src.StallAfter,
+		OnLag:            l.onLag,
+		OnCommitFailed:   func(err error) { telemetry.OffsetCommitFailed(l.log, e.metrics, p.name, sc.Name, err) },
 		OnAssigned: func(ctx context.Context, tps []event.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)

@@ -224,6 +224,8 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 	for _, tc := range []struct{ name, enc, message, sink string }{
 		{"validate/encoding=confluent", "confluent", "auctions.v1.BidPlaced", ""},
 		{"validate/encoding=protobuf", "protobuf", "auctions.v1.BidPlaced", ""},
+		// Decoded, validated and re-encoded as protobuf JSON (protojson).
+		{"validate/encoding=json", "json", "auctions.v1.BidPlaced", ""},
 		{"decode-only/encoding=confluent", "confluent", "bench.v1.BidPlaced", ""},
 		// One transaction per source batch (the output's end offsets include the commit
 		// markers, a few hundred of a million, so the run ends that much early).
@@ -242,12 +244,14 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 			b.ResetTimer()
 			r := runDaemon(b, k, bin, config, topic+"-out", total)
 			b.StopTimer()
-			report(b, r, avg)
+			report(b, r, avg, -1, "")
 		})
 	}
 }
 
-func report(b *testing.B, r result, avgBytes float64) {
+// report reports r as the benchmark's metrics and adds it to the results table, with the
+// ClickHouse server's CPU-µs per event (serverPer, -1 when none) and a note.
+func report(b *testing.B, r result, avgBytes float64, serverPer float64, note string) {
 	eps := float64(r.events) / r.elapsed.Seconds()
 	cpuPer := float64(r.cpu.Microseconds()) / float64(r.events)
 	b.ReportMetric(eps, "events/s")
@@ -256,6 +260,10 @@ func report(b *testing.B, r result, avgBytes float64) {
 	b.ReportMetric(avgBytes, "bytes/event")
 	b.Logf("%d events of %.0f bytes in %v: %.0f events/s, %.2f CPU-µs/event (%.1f CPU-s per million), peak RSS %.0f MB",
 		r.events, avgBytes, r.elapsed.Round(time.Millisecond), eps, cpuPer, cpuPer, float64(r.maxRSSKB)/1024)
+	if serverPer >= 0 {
+		b.ReportMetric(serverPer, "server-cpu-µs/event")
+	}
+	addRow(row{scenario: b.Name(), eps: eps, cpuPer: cpuPer, rssMB: float64(r.maxRSSKB) / 1024, serverPer: serverPer, note: note})
 }
 
 func envInt(name string, def int) int {

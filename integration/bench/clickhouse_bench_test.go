@@ -196,12 +196,12 @@ func BenchmarkKafkaToClickHouse(b *testing.B) {
 		if n := chRows(ch, table); n != total {
 			b.Fatalf("%d rows in %s after the run, want %d", n, table, total)
 		}
-		report(b, result{events: total, elapsed: elapsed, cpu: cpu, maxRSSKB: rss}, avg)
+		perEvent := -1.0
 		if serverBefore >= 0 {
-			perEvent := float64(serverCPU.Microseconds()) / float64(total)
-			b.ReportMetric(perEvent, "server-cpu-µs/event")
+			perEvent = float64(serverCPU.Microseconds()) / float64(total)
 			b.Logf("clickhouse-server %s: %.2f CPU-µs/event", ch.Version(), perEvent)
 		}
+		report(b, result{events: total, elapsed: elapsed, cpu: cpu, maxRSSKB: rss}, avg, perEvent, "")
 		maxRate = float64(total) / elapsed.Seconds()
 	})
 
@@ -293,7 +293,7 @@ func BenchmarkKafkaToClickHouse(b *testing.B) {
 		landed.stop()
 		<-pollDone
 		b.StopTimer()
-		d.stop(b)
+		latCPU, latRSS := d.stop(b)
 		if landed.err != nil {
 			b.Fatal(landed.err)
 		}
@@ -334,6 +334,9 @@ func BenchmarkKafkaToClickHouse(b *testing.B) {
 		b.ReportMetric(float64(q(0.50).Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		addRow(row{scenario: b.Name(), eps: float64(rate), cpuPer: float64(latCPU.Microseconds()) / float64(n+1000),
+			rssMB: float64(latRSS) / 1024, serverPer: -1,
+			note: fmt.Sprintf("steady rate; produce-to-landed p50 %v, p99 %v", q(0.50).Round(time.Millisecond), q(0.99).Round(time.Millisecond))})
 		b.Logf("%d events at %d events/s (max %.0f): produce-to-landed p50 %v, p99 %v, max %v (batch interval 100ms; %d polls of the table, %v each on average)",
 			len(lat), rate, maxRate, q(0.50).Round(time.Millisecond), q(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond),
 			landed.polls, (landed.spent / time.Duration(max(1, landed.polls))).Round(time.Microsecond))

@@ -318,6 +318,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runEngine runs the engine until ctx ends; tick, if set, is called every few seconds.
 func runEngine(ctx context.Context, c *pipelines.Compiled, log *slog.Logger, tick func(*pipelines.Engine)) int {
+	setMemoryLimit(c.Config.MemoryLimit, log)
 	metrics := telemetry.New()
 	if v, commit, _ := build(); Version != "dev" || Commit != "" {
 		metrics.SetBuild(v, commit)
@@ -437,4 +438,14 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to memory_limit, unless GOMEMLIMIT
+// sets it or memory_limit is 0.
+func setMemoryLimit(limit config.Bytes, log *slog.Logger) {
+	if limit <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(int64(limit))
+	log.Debug("memory limit", "bytes", int64(limit))
 }

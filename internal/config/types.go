@@ -20,12 +20,14 @@ import (
 
 // Config is the whole configuration: global sections plus every pipeline.
 type Config struct {
-	Kafka     Kafka      `yaml:"kafka" doc:"Kafka cluster that sources read from and the kafka sink and dead-letter topics write to."`
-	Contracts Contracts  `yaml:"contracts" doc:"Where the Protobuf data contracts are loaded from."`
-	PII       PII        `yaml:"pii" doc:"Key for hashing personal-data fields that contracts mark (switchyard.v1.field).pii = PII_HASH (see docs/transforms.md)."`
-	Admin     Admin      `yaml:"admin" doc:"Admin HTTP server: Prometheus metrics and health checks."`
-	Logging   Logging    `yaml:"logging" doc:"Logging."`
-	Pipelines []Pipeline `yaml:"pipelines" doc:"Pipelines, each from one consumer group to its sinks."`
+	Kafka     Kafka     `yaml:"kafka" doc:"Kafka cluster that sources read from and the kafka sink and dead-letter topics write to."`
+	Contracts Contracts `yaml:"contracts" doc:"Where the Protobuf data contracts are loaded from."`
+	PII       PII       `yaml:"pii" doc:"Key for hashing personal-data fields that contracts mark (switchyard.v1.field).pii = PII_HASH (see docs/transforms.md)."`
+	Admin     Admin     `yaml:"admin" doc:"Admin HTTP server: Prometheus metrics and health checks."`
+	Logging   Logging   `yaml:"logging" doc:"Logging."`
+	// MemoryLimit is the daemon's memory budget (see docs/ARCHITECTURE.md, Memory budget).
+	MemoryLimit Bytes      `yaml:"memory_limit" doc:"Memory budget of the whole daemon. Half of it is split evenly over every pipeline's lanes: a lane's fetched-and-unacknowledged records (key and value plus 256 bytes each) may hold a quarter of its share before its partitions pause fetching, which also bounds its decoded messages and sink batches (a sink batch's max_bytes is capped at that quarter over the sink's max_in_flight). The Go runtime's soft memory limit (debug.SetMemoryLimit) is set to it unless GOMEMLIMIT is set. 0 disables the budget (only the record-count limits apply)." default:"512MiB"`
+	Pipelines   []Pipeline `yaml:"pipelines" doc:"Pipelines, each from one consumer group to its sinks."`
 
 	// Positions maps the YAML path of every key and list element that was read
 	// (e.g. "pipelines[0].routes[1].when") to where it was written.

@@ -131,23 +131,31 @@ func (p *Producer) Produce(ctx context.Context, recs []*kgo.Record) map[int]erro
 	var (
 		mu     sync.Mutex
 		failed map[int]error
+		index  map[*kgo.Record]int // built at the first failure
 		wg     sync.WaitGroup
 	)
+	// One promise for the whole call, not a closure per record: a failed record's index is
+	// looked up by pointer (failures are rare, records are many).
+	promise := func(r *kgo.Record, err error) {
+		defer wg.Done()
+		if err == nil {
+			return
+		}
+		err = produceError(r.Topic, err)
+		mu.Lock()
+		if failed == nil {
+			failed = map[int]error{}
+			index = make(map[*kgo.Record]int, len(recs))
+			for i, r := range recs {
+				index[r] = i
+			}
+		}
+		failed[index[r]] = err
+		mu.Unlock()
+	}
 	wg.Add(len(recs))
-	for i, r := range recs {
-		p.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-			defer wg.Done()
-			if err == nil {
-				return
-			}
-			err = produceError(r.Topic, err)
-			mu.Lock()
-			if failed == nil {
-				failed = map[int]error{}
-			}
-			failed[i] = err
-			mu.Unlock()
-		})
+	for _, r := range recs {
+		p.cl.Produce(ctx, r, promise)
 	}
 	wg.Wait()
 	return failed

@@ -53,6 +53,8 @@ type partition struct {
 	pendingN  int
 	inflight  fifo[*batch]
 	inflightN int
+	pendingB  int64 // bytes of pending records (recordBytes)
+	inflightB int64 // bytes of inflight records
 	ackNext   int64 // next offset to commit: last contiguous acked offset + 1, or -1
 	ackEpoch  int32
 	committed int64 // last committed offset, or -1
@@ -77,6 +79,7 @@ type batch struct {
 	msg     *message.Message
 	cancel  context.CancelFunc // cancels msg's context
 	attempt int
+	bytes   int64 // recordBytes of Records, when the source has a byte budget
 }
 
 // pauser is the part of *kgo.Client that pauses and resumes fetching.
@@ -122,20 +125,57 @@ func (p *partition) addPending(recs []*kgo.Record) {
 	}
 	p.pending.push(recs)
 	p.pendingN += len(recs)
+	if p.s.cfg.MaxInFlightBytes > 0 {
+		p.pendingB += recordsBytes(recs)
+	}
 	if p.firstFetched < 0 {
 		p.firstFetched = recs[0].Offset
 	}
 	p.nextFetch = recs[len(recs)-1].Offset + 1
-	if !p.paused && p.pendingN+p.inflightN >= p.s.cfg.MaxInFlight {
+	if !p.paused && (p.pendingN+p.inflightN >= p.s.cfg.MaxInFlight || p.overBytesLocked()) {
 		p.paused = true
 		p.cl.PauseFetchPartitions(p.pauseArg)
 	}
 }
 
+// recordBytes is what the in-flight byte budget counts for r.
+func recordBytes(r *kgo.Record) int64 {
+	return int64(len(r.Key)+len(r.Value)) + RecordOverhead
+}
+
+func recordsBytes(recs []*kgo.Record) int64 {
+	var n int64
+	for _, r := range recs {
+		n += recordBytes(r)
+	}
+	return n
+}
+
+// bytesShareLocked is the partition's share of MaxInFlightBytes, or 0 without a budget.
+func (p *partition) bytesShareLocked() int64 {
+	b := p.s.cfg.MaxInFlightBytes
+	if b <= 0 {
+		return 0
+	}
+	return max(b/int64(max(1, p.s.nparts.Load())), MinPartitionBytes)
+}
+
+// overBytesLocked reports whether the partition holds its share of the byte budget.
+func (p *partition) overBytesLocked() bool {
+	share := p.bytesShareLocked()
+	return share > 0 && p.pendingB+p.inflightB >= share
+}
+
+// underBytesLocked reports whether the partition holds at most half its byte share.
+func (p *partition) underBytesLocked() bool {
+	share := p.bytesShareLocked()
+	return share == 0 || p.pendingB+p.inflightB <= share/2
+}
+
 // maybeResumeLocked resumes fetching a paused partition that is ready and below the limit.
 // Pausing and resuming happen under p.mu so the client sees them in the order we decide them.
 func (p *partition) maybeResumeLocked() {
-	if p.paused && p.ready && !p.revoking && p.pendingN+p.inflightN <= p.s.resumeAt {
+	if p.paused && p.ready && !p.revoking && p.pendingN+p.inflightN <= p.s.resumeAt && p.underBytesLocked() {
 		p.paused = false
 		p.cl.ResumeFetchPartitions(p.pauseArg)
 	}
@@ -163,6 +203,11 @@ func (p *partition) nextBatch() *batch {
 	p.pendingN -= n
 	p.inflightN += n
 	b := &batch{Batch: Batch{Topic: p.tp.Topic, Partition: p.tp.Partition, Records: run[:n:n], p: p}, p: p}
+	if p.s.cfg.MaxInFlightBytes > 0 {
+		b.bytes = recordsBytes(b.Records)
+	}
+	p.pendingB -= b.bytes
+	p.inflightB += b.bytes
 	p.deliverLocked(b)
 	p.inflight.push(b)
 	select {
@@ -253,6 +298,7 @@ func (p *partition) acked(head *batch) {
 	p.mu.Lock()
 	p.inflight.pop()
 	p.inflightN -= len(head.Records)
+	p.inflightB -= head.bytes
 	p.ackNext = last.Offset + 1
 	p.ackEpoch = last.LeaderEpoch
 	p.nacks = 0

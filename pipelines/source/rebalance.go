@@ -40,6 +40,7 @@ func (s *Source) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 			added = append(added, p)
 		}
 	}
+	s.nparts.Store(int32(len(s.parts)))
 	s.mu.Unlock()
 	if len(added) == 0 {
 		return
@@ -122,6 +123,7 @@ func (s *Source) release(parts []*partition, commit bool) []Unfinished {
 			p.lost = !commit
 			p.pending.reset()
 			p.pendingN = 0
+			p.pendingB = 0
 			close(p.revokeCh)
 			mine = append(mine, p)
 		}
@@ -226,6 +228,7 @@ func (s *Source) drop(parts []*partition) {
 		delete(s.parts, tpKey{p.tp.Topic, p.tp.Partition})
 	}
 	s.order = slices.DeleteFunc(s.order, func(q *partition) bool { return slices.Contains(parts, q) })
+	s.nparts.Store(int32(len(s.parts)))
 	s.mu.Unlock()
 	s.lagMu.Lock()
 	for _, p := range parts {

@@ -20,12 +20,21 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-dev/switchyard/internal/event"
+)
+
+const (
+	// RecordOverhead is what MaxInFlightBytes counts for a record besides its key and value:
+	// the kgo.Record and its share of the fetch bookkeeping.
+	RecordOverhead = 256
+	// MinPartitionBytes is the smallest in-flight byte share of a partition.
+	MinPartitionBytes = 256 << 10
 )
 
 // Defaults for the zero values of Config.
@@ -71,6 +80,14 @@ type Config struct {
 	MaxInFlight int
 	// MaxBatch is the most records in one message.
 	MaxBatch int
+	// MaxInFlightBytes, when positive, is the most bytes of fetched-and-unacked records
+	// (key, value and RecordOverhead each) held over all of the source's partitions: each
+	// partition pauses fetching at its share (MaxInFlightBytes over the assigned partitions,
+	// at least MinPartitionBytes) and resumes below half of it. It also caps what one fetch
+	// may return at an eighth of it (FetchMaxBytes and the per-partition fetch size), so that
+	// what still arrives after a pause (the fetches in flight or buffered in the client)
+	// stays a fraction of the budget.
+	MaxInFlightBytes int64
 	// FetchMaxBytes is the most bytes one fetch returns; franz-go's default when zero.
 	FetchMaxBytes int32
 	// DrainTimeout bounds how long a revoke or Close waits for the acks of in-flight batches
@@ -162,7 +179,7 @@ func (c *Config) withDefaults() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("start %q is neither %s nor %s", out.Start, StartEarliest, StartLatest))
 	}
-	if out.MaxInFlight < 0 || out.MaxBatch < 0 || out.FetchMaxBytes < 0 || out.DrainTimeout < 0 || out.CommitInterval < 0 ||
+	if out.MaxInFlight < 0 || out.MaxBatch < 0 || out.MaxInFlightBytes < 0 || out.FetchMaxBytes < 0 || out.DrainTimeout < 0 || out.CommitInterval < 0 ||
 		out.LagInterval < 0 || out.StallAfter < 0 {
 		errs = append(errs, errors.New("negative limit"))
 	}
@@ -263,6 +280,7 @@ type Source struct {
 	fenceMu    sync.RWMutex    // held by Fence; onLost takes it before marking partitions lost
 	base       context.Context // the subscription's values, without its cancellation
 	parts      map[tpKey]*partition
+	nparts     atomic.Int32 // len(parts), for the partitions' share of MaxInFlightBytes
 	order      []*partition
 	seq        uint64 // assignments so far
 
@@ -337,8 +355,19 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 	}
 	opts := []kgo.Opt{kgo.WithLogger(kgoLogger{s.log}), kgo.FetchMaxWait(fetchMaxWait)}
 	opts = append(opts, s.cfg.Kafka...)
-	if s.cfg.FetchMaxBytes > 0 {
-		opts = append(opts, kgo.FetchMaxBytes(s.cfg.FetchMaxBytes))
+	fetchMax := int64(s.cfg.FetchMaxBytes)
+	if b := s.cfg.MaxInFlightBytes; b > 0 {
+		// One fetch response at most an eighth of the budget (over all partitions), one
+		// partition's part of it at most 1MiB (franz-go's default): what arrives after a
+		// partition paused, a fetch or two in flight or buffered, stays a fraction of it.
+		if fetchMax <= 0 {
+			fetchMax = 50 << 20 // franz-go's default
+		}
+		fetchMax = min(fetchMax, max(b/8, 64<<10))
+		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(min(1<<20, fetchMax))))
+	}
+	if fetchMax > 0 {
+		opts = append(opts, kgo.FetchMaxBytes(int32(min(fetchMax, 1<<31-1))))
 	}
 	opts = append(opts,
 		kgo.ConsumerGroup(s.cfg.Group),

@@ -557,3 +557,72 @@ func TestSource_redelivers_nacked_batches_together(t *testing.T) {
 		t.Fatalf("redelivered offsets %v, want all of 0..3 before any ack", seen)
 	}
 }
+
+// TestSource_in_flight_bytes: under a byte budget far below the record-count limit, a
+// partition stops fetching once its unacked records hold its share of MaxInFlightBytes, and
+// resumes (in order, nothing lost) once acks bring it below half. Records are produced in
+// rounds while the source runs, since kfake, unlike Kafka, answers a fetch with everything
+// there is regardless of the fetch size limits.
+func TestSource_in_flight_bytes(t *testing.T) {
+	const valueBytes, round = 8 << 10, 20 // a round: 20 records, about 169KB
+	const budget = MinPartitionBytes      // 256KiB
+	brokers := newCluster(t)
+	topic := "in-flight-bytes"
+	createTopic(t, brokers, topic, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	value := make([]byte, valueBytes)
+	produceRound := func() {
+		recs := make([]*kgo.Record, round)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: topic, Value: value}
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Kafka: seeds(brokers), Group: "g-in-flight-bytes", Topics: []string{topic},
+		MaxInFlight: 100_000, MaxBatch: 10, MaxInFlightBytes: budget, CommitInterval: 20 * time.Millisecond}
+	src, ch := start(t, cfg)
+	var held []*message.Message
+	next := int64(0)
+	// take receives messages until offset upTo, holding them unacked.
+	take := func(upTo int64) {
+		for next < upTo {
+			msg := receive(t, ch, 30*time.Second)
+			b := BatchOf(msg)
+			if b.Records[0].Offset != next {
+				t.Fatalf("got offsets %v, want them to start at %d", offsets(msg), next)
+			}
+			next += int64(len(b.Records))
+			held = append(held, msg)
+		}
+	}
+	produceRound()
+	take(round) // 169KB held: below the budget, still fetching
+	produceRound()
+	take(2 * round) // 338KB held: over the budget, paused
+	produceRound()
+	select {
+	case msg := <-ch:
+		t.Fatalf("offsets %v delivered while %d bytes of a %d-byte budget were unacked", offsets(msg), 2*round*(valueBytes+RecordOverhead), budget)
+	case <-time.After(time.Second):
+	}
+	for _, m := range held {
+		m.Ack()
+	}
+	held = held[:0]
+	take(3 * round) // resumed
+	for _, m := range held {
+		m.Ack()
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(t, brokers, cfg.Group, topic)[0]; got != 3*round {
+		t.Errorf("committed %d, want %d", got, 3*round)
+	}
+}
