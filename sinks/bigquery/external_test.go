@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/switchyard-dev/switchyard/internal/bqemu"
+	"github.com/switchyard-dev/switchyard/internal/event"
 	"github.com/switchyard-dev/switchyard/sinks"
 	"github.com/switchyard-dev/switchyard/sinks/sinktest"
 )
@@ -146,5 +149,77 @@ func TestSink_conformance_external(t *testing.T) {
 					}
 				})
 		})
+	}
+}
+
+// TestSink_external_table_and_values checks on the external BigQuery what the sink created
+// (column types, DAY partitioning, clustering) and that values read back with SQL are the
+// ones written.
+func TestSink_external_table_and_values(t *testing.T) {
+	e := newExternalEnv(t)
+	table := "layout"
+	cfg := e.config(table)
+	cfg.ExactlyOnce = true
+	s, err := New(cfg, Options{}, sinks.Deps{Pipeline: "test", Sink: "bq", Schema: sinktest.Schema, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Open(ctx); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer s.Close(context.Background())
+	recs := sinktest.Records("src-layout", "layout", 10, 2)
+	if err := s.Assigned(ctx, []event.TopicPartition{{Topic: "src-layout", Partition: 0}, {Topic: "src-layout", Partition: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, recs); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+
+	md, err := e.client.Dataset(e.dataset).Table(table).Metadata(ctx)
+	if err != nil {
+		t.Fatalf("table metadata: %v", err)
+	}
+	if tp := md.TimePartitioning; tp == nil || tp.Type != bigquery.DayPartitioningType || tp.Field != "_event_time" {
+		t.Errorf("time partitioning = %+v, want DAY on _event_time", tp)
+	}
+	if c := md.Clustering; c == nil || !slices.Equal(c.Fields, []string{"_topic", "_partition"}) {
+		t.Errorf("clustering = %+v, want [_topic _partition]", c)
+	}
+	got := map[string]string{}
+	for _, f := range md.Schema {
+		typ := string(normType(f.Type))
+		if f.Repeated {
+			typ = "REPEATED " + typ
+		}
+		got[f.Name] = typ
+	}
+	want := map[string]string{
+		"id": "STRING", "seq": "INTEGER", "occurred_at": "TIMESTAMP", "kind": "STRING", "amount": "FLOAT",
+		"tags": "REPEATED STRING", "_topic": "STRING", "_partition": "INTEGER", "_offset": "INTEGER",
+		"_event_time": "TIMESTAMP", "_landed_at": "TIMESTAMP", "_schema": "STRING",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("columns = %v, want %v", got, want)
+	}
+
+	rows := e.query(t, fmt.Sprintf("SELECT seq, occurred_at, kind, amount, tags, _topic, _partition, _offset, _event_time FROM `%s.%s.%s` WHERE id = 'layout-7'", testProject, e.dataset, table))
+	if len(rows) != 1 {
+		t.Fatalf("rows for layout-7: %v", rows)
+	}
+	r := rows[0]
+	ts := time.Date(2026, 11, 26, 12, 0, 0, 7e6, time.UTC)
+	if r[0] != int64(7) || r[2] != "KIND_BID" || r[3] != 1.75 || r[5] != "src-layout" || r[6] != int64(1) || r[7] != int64(3) {
+		t.Errorf("row = %#v", r)
+	}
+	for i, name := range map[int]string{1: "occurred_at", 8: "_event_time"} {
+		if tv, ok := r[i].(time.Time); !ok || !tv.Equal(ts) {
+			t.Errorf("%s = %#v, want %s", name, r[i], ts)
+		}
+	}
+	if tags, ok := r[4].([]bigquery.Value); !ok || len(tags) != 1 || tags[0] != "t1" {
+		t.Errorf("tags = %#v, want [t1]", r[4])
 	}
 }
