@@ -107,7 +107,7 @@ func (s *Server) start(ctx context.Context) error {
 		filepath.Join(venv, "bin", "bqemulator"), "start",
 		"--rest-host", "127.0.0.1", "--rest-port", strconv.Itoa(s.restPort),
 		"--grpc-host", "127.0.0.1", "--grpc-port", strconv.Itoa(s.grpcPort),
-		"--ephemeral", "--project", Project, "--log-level", "warning", "--log-format", "console",
+		"--ephemeral", "--project", Project, "--log-level", logLevel(), "--log-format", "console",
 	}
 	p, err := childproc.Start("bqemulator", s.dir, s.logPath, argv)
 	if err != nil {
@@ -135,6 +135,14 @@ func (s *Server) start(ctx context.Context) error {
 		return childproc.WithLogTail(fmt.Errorf("bqemulator on %s: %w", s.RESTEndpoint(), err), s.logPath)
 	}
 	return nil
+}
+
+// logLevel is $SWITCHYARD_BQEMULATOR_LOG_LEVEL, else warning.
+func logLevel() string {
+	if l := os.Getenv("SWITCHYARD_BQEMULATOR_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "warning"
 }
 
 // RESTEndpoint is the BigQuery REST base URL, for the sink's endpoint and for
