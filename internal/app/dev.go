@@ -34,6 +34,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	invalid := fs.Float64("invalid", 0.01, "fraction of sample events that are invalid")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	withCH := fs.Bool("clickhouse", true, "land sample events in a private clickhouse-server too, when one is installed")
+	withBQ := fs.Bool("bigquery", true, "land sample orders in a private BigQuery emulator (bqemulator) too, when one is installed")
 	logFile := fs.String("log-file", filepath.Join(os.TempDir(), "switchyard-dev.log"), "write the full log here (one line per dead-lettered event among it); the terminal shows progress lines and errors only")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -51,10 +52,20 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ch.enabled() {
 		os.Setenv(devClickHouseEnv, ch.addr)
 	}
+	bq := startDevBigQuery(ctx, *withBQ, stdout)
+	defer bq.stop()
+	if bq.enabled() {
+		bq.setEnv()
+	}
 	cfg, err := config.Load(cf.config)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
+	}
+	if !bq.enabled() {
+		if dropped := dropBigQuerySinks(cfg); len(dropped) > 0 {
+			fmt.Fprintf(stdout, "bigquery: left out BigQuery sinks %v\n", dropped)
+		}
 	}
 	if !ch.enabled() {
 		if dropped := dropClickHouseSinks(cfg); len(dropped) > 0 {
@@ -95,6 +106,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "status page: http://%s/ (or: switchyard status --admin %s)\n", a, a)
 	}
 	ch.printHelp(stdout, c)
+	bq.printHelp(stdout, c)
 	var last []pipelines.Stats
 	lastAt := time.Now()
 	summarized := false
@@ -103,6 +115,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			// The last call, after the drain: the table is final, and the progress line
 			// stays the last line.
 			ch.printSummary(stdout, c)
+			bq.printSummary(stdout, c)
 			summarized = true
 		}
 		now := time.Now()
