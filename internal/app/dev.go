@@ -25,7 +25,12 @@ admin endpoints. Ctrl-C drains in-flight events and exits 0.
 When clickhouse-server is installed, dev also starts one as a child process (free ports, a
 temporary data directory, stopped on exit) and lands sample bids in it; set
 SWITCHYARD_CLICKHOUSE=host:port to use a server of your own instead. Without one, the
-ClickHouse sinks of the configuration are left out and dev says so.`
+ClickHouse sinks of the configuration are left out and dev says so.
+
+When bqemulator (a local BigQuery emulator, installed by .ci/setup) is installed, dev starts
+one too and lands the sample orders in it, flattened, through a bigquery sink it adds to the
+orders-paid pipeline, and prints the SQL to run; set SWITCHYARD_BQ_ENDPOINT and
+SWITCHYARD_BQ_GRPC_ENDPOINT to use an emulator of your own instead.`
 
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
@@ -54,18 +59,14 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	bq := startDevBigQuery(ctx, *withBQ, stdout)
 	defer bq.stop()
-	if bq.enabled() {
-		bq.setEnv()
-	}
 	cfg, err := config.Load(cf.config)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
-	if !bq.enabled() {
-		if dropped := dropBigQuerySinks(cfg); len(dropped) > 0 {
-			fmt.Fprintf(stdout, "bigquery: left out BigQuery sinks %v\n", dropped)
-		}
+	if err := bq.setUp(cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bigquery: %v\n", err)
+		return 1
 	}
 	if !ch.enabled() {
 		if dropped := dropClickHouseSinks(cfg); len(dropped) > 0 {

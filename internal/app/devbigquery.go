@@ -23,9 +23,8 @@ import (
 	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )
 
-// devBQEndpointEnv and devBQGRPCEnv hold the BigQuery endpoints configs/dev.yaml's bigquery
-// sinks write to. `switchyard dev` sets them to the bqemulator it starts; when a user sets
-// both, dev uses that endpoint instead (the dataset must exist or be creatable there).
+// devBQEndpointEnv and devBQGRPCEnv name a BigQuery endpoint (an emulator) for dev's
+// bigquery sink; when a user sets both, dev uses it instead of starting a bqemulator.
 const (
 	devBQEndpointEnv = "SWITCHYARD_BQ_ENDPOINT"
 	devBQGRPCEnv     = "SWITCHYARD_BQ_GRPC_ENDPOINT"
@@ -109,12 +108,6 @@ func (d *devBigQuery) createDataset(ctx context.Context) error {
 // enabled reports whether dev's bigquery sinks have an endpoint.
 func (d *devBigQuery) enabled() bool { return d.rest != "" }
 
-// setEnv points configs/dev.yaml's bigquery sinks at the endpoint.
-func (d *devBigQuery) setEnv() {
-	os.Setenv(devBQEndpointEnv, d.rest)
-	os.Setenv(devBQGRPCEnv, d.grpc)
-}
-
 // stop stops the private emulator (its tables are in memory) and removes its directory.
 func (d *devBigQuery) stop() {
 	if d.srv == nil {
@@ -122,6 +115,70 @@ func (d *devBigQuery) stop() {
 	}
 	d.srv.Stop()
 	os.RemoveAll(d.dir)
+}
+
+// devBQPipeline is the pipeline of configs/dev.yaml that addSink lands in
+// BigQuery, and devBQSink is that sink and its route, parsed as configuration so that every
+// default applies. The emulator cannot store RECORD columns (docs/sinks.md): the route
+// flattens the singular messages into columns (total -> total_units, ...) and drops the
+// repeated ones. Few large appends: the emulator's cost is per request.
+const (
+	devBQPipeline = "orders-paid"
+	devBQSink     = `
+kafka: {brokers: ["127.0.0.1:9092"]}
+contracts: {path: contracts}
+pipelines:
+  - name: orders-paid
+    owner: {team: dev, contact: dev}
+    source: {topics: [orders.paid]}
+    contract: {message: orders.v1.OrderPaid}
+    sinks:
+      - name: warehouse
+        batch: {max_rows: 10000, interval: 1s}
+        bigquery:
+          project: %s
+          dataset: %s
+          endpoint: %q
+          grpc_endpoint: %q
+          insecure: true
+          create_table: true
+    routes:
+      - sink: warehouse
+        transforms:
+          - flatten: true
+          - drop: [items, attributes]
+    dead_letter: {topic: orders.paid.dlq}
+`
+)
+
+// addSink adds the sink "warehouse" on the emulator, and its route, to the
+// pipeline orders-paid of cfg, when cfg has that pipeline and it has no bigquery sink yet
+// (configs/dev.yaml stays as it is, so the dashboards and alerts generated from it do not
+// change). It returns the added sink as "pipeline/sink", or "".
+func (d *devBigQuery) addSink(cfg *config.Config) (string, error) {
+	if !d.enabled() {
+		return "", nil
+	}
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		if p.Name != devBQPipeline {
+			continue
+		}
+		for _, sc := range p.Sinks {
+			if _, ok := sc.Options.(*bqsink.Config); ok {
+				return "", nil
+			}
+		}
+		extra, err := config.Parse("switchyard dev (bigquery sink)", fmt.Appendf(nil, devBQSink, bqemu.Project, devBQDataset, d.rest, d.grpc))
+		if err != nil {
+			return "", err
+		}
+		ep := extra.Pipelines[0]
+		p.Sinks = append(p.Sinks, ep.Sinks...)
+		p.Routes = append(p.Routes, ep.Routes...)
+		return p.Name + "/" + ep.Sinks[0].Name, nil
+	}
+	return "", nil
 }
 
 // dropBigQuerySinks removes every bigquery sink and the routes to it from cfg, and every
@@ -223,4 +280,23 @@ func countRows(ctx context.Context, cl *bigquery.Client, sql string) (int64, err
 		return 0, fmt.Errorf("count is %T", row[0])
 	}
 	return n, nil
+}
+
+// setUp fits cfg to the BigQuery dev has: with an endpoint, the orders land in it too
+// (addSink); without one, the config's own bigquery sinks are left out. It says what it did.
+func (d *devBigQuery) setUp(cfg *config.Config, stdout io.Writer) error {
+	if !d.enabled() {
+		if dropped := dropBigQuerySinks(cfg); len(dropped) > 0 {
+			fmt.Fprintf(stdout, "bigquery: left out BigQuery sinks %v\n", dropped)
+		}
+		return nil
+	}
+	added, err := d.addSink(cfg)
+	if err != nil {
+		return fmt.Errorf("add the sink on the emulator: %w", err)
+	}
+	if added != "" {
+		fmt.Fprintf(stdout, "bigquery: added sink %s (flattened orders into the emulator)\n", added)
+	}
+	return nil
 }
