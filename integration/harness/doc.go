@@ -1,6 +1,9 @@
 // Package harness starts real servers on loopback for integration tests:
-// Apache Kafka (KRaft combined mode, broker jars from Maven Central) and
-// ClickHouse (Debian's clickhouse-server 18.16).
+// Apache Kafka (KRaft combined mode, broker jars from Maven Central),
+// ClickHouse (Debian's clickhouse-server 18.16, or the upstream `clickhouse`
+// binary as `clickhouse server` when only that is on PATH), and a BigQuery
+// emulator (PyPI's bqemulator, StartBQEmulator; flat tables only, see
+// docs/sinks.md).
 //
 // Each server runs as a child process of the test binary with its own
 // configuration, random free 127.0.0.1 ports and a private data directory, so
@@ -44,7 +47,9 @@
 // directory + "/switchyard"); later starts reuse the cache and need only java.
 // `go run ./integration/harness/cmd/fetch-kafka` fills the cache ahead of the
 // tests. ClickHouse needs `clickhouse-server` on PATH (apt-get install -y
-// clickhouse-server clickhouse-client); .ci/run installs both.
+// clickhouse-server clickhouse-client); .ci/run installs both. The BigQuery
+// emulator needs the virtual environment .ci/setup installs it into
+// (~/.cache/switchyard/bqemulator-venv, or $SWITCHYARD_BQEMULATOR_VENV).
 //
 // Child processes get SIGKILL when the test binary dies (Pdeathsig), so a
 // crashed or timed-out test does not leave servers running.

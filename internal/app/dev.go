@@ -25,7 +25,12 @@ admin endpoints. Ctrl-C drains in-flight events and exits 0.
 When clickhouse-server is installed, dev also starts one as a child process (free ports, a
 temporary data directory, stopped on exit) and lands sample bids in it; set
 SWITCHYARD_CLICKHOUSE=host:port to use a server of your own instead. Without one, the
-ClickHouse sinks of the configuration are left out and dev says so.`
+ClickHouse sinks of the configuration are left out and dev says so.
+
+When bqemulator (a local BigQuery emulator, installed by .ci/setup) is installed, dev starts
+one too and lands the sample orders in it, flattened, through a bigquery sink it adds to the
+orders-paid pipeline, and prints the SQL to run; set SWITCHYARD_BQ_ENDPOINT and
+SWITCHYARD_BQ_GRPC_ENDPOINT to use an emulator of your own instead.`
 
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
@@ -34,6 +39,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	invalid := fs.Float64("invalid", 0.01, "fraction of sample events that are invalid")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	withCH := fs.Bool("clickhouse", true, "land sample events in a private clickhouse-server too, when one is installed")
+	withBQ := fs.Bool("bigquery", true, "land sample orders in a private BigQuery emulator (bqemulator) too, when one is installed")
 	logFile := fs.String("log-file", filepath.Join(os.TempDir(), "switchyard-dev.log"), "write the full log here (one line per dead-lettered event among it); the terminal shows progress lines and errors only")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -52,9 +58,15 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ch.enabled() {
 		os.Setenv(devClickHouseEnv, ch.addr)
 	}
+	bq := startDevBigQuery(ctx, *withBQ, stdout)
+	defer bq.stop()
 	cfg, err := config.Load(cf.config)
 	if err != nil {
 		printErrors(stderr, err)
+		return 1
+	}
+	if err := bq.setUp(cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bigquery: %v\n", err)
 		return 1
 	}
 	if !ch.enabled() {
@@ -96,6 +108,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "status page: http://%s/ (or: switchyard status --admin %s)\n", a, a)
 	}
 	ch.printHelp(stdout, c)
+	bq.printHelp(stdout, c)
 	var last []pipelines.Stats
 	lastAt := time.Now()
 	summarized := false
@@ -104,6 +117,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			// The last call, after the drain: the table is final, and the progress line
 			// stays the last line.
 			ch.printSummary(stdout, c)
+			bq.printSummary(stdout, c)
 			summarized = true
 		}
 		now := time.Now()

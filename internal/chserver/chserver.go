@@ -42,14 +42,19 @@ var ErrNotInstalled = errors.New("clickhouse-server not found on PATH or in /usr
 // clickhouse-server (Debian), or the single `clickhouse` binary of upstream packages as
 // `clickhouse server`. The error wraps ErrNotInstalled and says how to install one.
 func Command() ([]string, error) {
-	if p, err := exec.LookPath("clickhouse-server"); err == nil {
+	return command(exec.LookPath, func(p string) bool { _, err := os.Stat(p); return err == nil })
+}
+
+// command is Command with the PATH look-up and the file check passed in, for tests.
+func command(lookPath func(string) (string, error), exists func(string) bool) ([]string, error) {
+	if p, err := lookPath("clickhouse-server"); err == nil {
 		return []string{p}, nil
 	}
-	if p, err := exec.LookPath("clickhouse"); err == nil {
+	if p, err := lookPath("clickhouse"); err == nil {
 		return []string{p, "server"}, nil
 	}
 	// Debian installs it in /usr/sbin, which a non-login PATH may lack.
-	if _, err := os.Stat("/usr/sbin/clickhouse-server"); err == nil {
+	if exists("/usr/sbin/clickhouse-server") {
 		return []string{"/usr/sbin/clickhouse-server"}, nil
 	}
 	return nil, fmt.Errorf("%w; install it with `%s`", ErrNotInstalled, InstallHint)

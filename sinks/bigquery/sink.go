@@ -132,7 +132,8 @@ func (s *Sink) connect(ctx context.Context) error {
 	var conn *grpc.ClientConn
 	switch {
 	case cfg.Insecure && cfg.GRPCEndpoint != "":
-		conn, err = grpc.NewClient(cfg.GRPCEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err = grpc.NewClient(cfg.GRPCEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStreamInterceptor(namedAppends))
 		if err != nil {
 			bq.Close()
 			return fmt.Errorf("dial storage write api at %s: %w", cfg.GRPCEndpoint, err)

@@ -279,6 +279,17 @@ func (b *builder) reset(n int) {
 	b.hash.Reset()
 }
 
+// hashRecord adds the record's position to the batch's insert_deduplication_token.
+func (b *builder) hashRecord(r *event.Record) {
+	b.num = strconv.AppendInt(append(append(b.num[:0], r.Topic...), 0), int64(r.Partition), 10)
+	b.num = strconv.AppendInt(append(b.num, 0), r.Offset, 10)
+	b.hash.Write(append(b.num, '\n'))
+}
+
+// token is the insert_deduplication_token of the rows added so far: a retried batch (the same
+// records) gets the same token, so the server drops it when the first attempt landed.
+func (b *builder) token() string { return hex.EncodeToString(b.hash.Sum(nil)[:16]) }
+
 // Write inserts the records in one INSERT and blocks until the server confirms it. Records
 // already in the table (see dedup.go) are skipped and count as landed. A record whose value
 // cannot be written (out of range for its column, an invalid Timestamp, a message of another
@@ -320,9 +331,7 @@ func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 		p := b.rp[i]
 		p.written = max(p.written, r.Offset)
 		if w.token {
-			b.num = strconv.AppendInt(append(append(b.num[:0], r.Topic...), 0), int64(r.Partition), 10)
-			b.num = strconv.AppendInt(append(b.num, 0), r.Offset, 10)
-			b.hash.Write(append(b.num, '\n'))
+			b.hashRecord(r)
 		}
 	}
 	if b.rows > 0 {
@@ -414,7 +423,7 @@ func (s *Sink) insert(ctx context.Context, b *builder) error {
 	}
 	settings := ch.Settings{}
 	if b.w.token && (!s.cfg.AsyncInsert || f.asyncDedup) {
-		settings["insert_deduplication_token"] = hex.EncodeToString(b.hash.Sum(nil)[:16])
+		settings["insert_deduplication_token"] = b.token()
 	}
 	if s.cfg.AsyncInsert {
 		settings["async_insert"] = 1

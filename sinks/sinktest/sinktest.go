@@ -3,6 +3,11 @@
 // A sink package calls Run from its tests with a constructor that opens a sink on a fresh
 // destination (its own topic or table) of a real server, and a ReadBack that queries that
 // server for what landed.
+//
+// A sink may run the suite in an external mode too: against a server it did not write
+// (an emulator, or a real service), with the endpoints from environment variables and
+// ReadBack querying the server the way a user would (for BigQuery, SQL through jobs.query;
+// see TestSink_conformance_external in sinks/bigquery).
 package sinktest
 
 import (
