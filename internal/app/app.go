@@ -193,7 +193,7 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 	if err != nil {
 		var errs config.Errors
 		if cfg != nil && errors.As(err, &errs) {
-			// One pass: the route conditions of what decoded are checked too, so CEL
+			// One pass: the route conditions and transform CEL of what decoded are checked too, so CEL
 			// mistakes show next to the structural ones rather than after they are fixed.
 			err = config.Merge(errs, conditionErrors(cfg, broken))
 		}
