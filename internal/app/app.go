@@ -193,8 +193,9 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 	if err != nil {
 		var errs config.Errors
 		if cfg != nil && errors.As(err, &errs) {
-			// One pass: the route conditions and transform CEL of what decoded are checked too, so CEL
-			// mistakes show next to the structural ones rather than after they are fixed.
+			// One pass: the CEL of the route conditions and transforms of what decoded is
+			// checked too, so its mistakes show next to the structural ones rather than
+			// after they are fixed.
 			err = config.Merge(errs, conditionErrors(cfg, broken))
 		}
 		printErrors(stderr, err)
