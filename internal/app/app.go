@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-dev/switchyard/pipelines"
 	"github.com/switchyard-dev/switchyard/routing"
 	_ "github.com/switchyard-dev/switchyard/sinks/all" // every sink kind Switchyard ships
+	"github.com/switchyard-dev/switchyard/transforms"
 )
 
 // Version and Commit are set at build time (make build, the Dockerfile) with
@@ -192,8 +193,9 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 	if err != nil {
 		var errs config.Errors
 		if cfg != nil && errors.As(err, &errs) {
-			// One pass: the route conditions of what decoded are checked too, so CEL
-			// mistakes show next to the structural ones rather than after they are fixed.
+			// One pass: the CEL of the route conditions and transforms of what decoded is
+			// checked too, so its mistakes show next to the structural ones rather than
+			// after they are fixed.
 			err = config.Merge(errs, conditionErrors(cfg, broken))
 		}
 		printErrors(stderr, err)
@@ -202,10 +204,14 @@ func load(path string, stderr io.Writer) (*pipelines.Compiled, bool) {
 	return compile(cfg, stderr)
 }
 
-// conditionErrors type-checks the route conditions of a configuration that has other
-// problems, for every pipeline whose contract and routes decoded: the checks of
-// pipelines.Compile that need nothing else to be right. It reports nothing when the
-// contracts cannot be loaded (that problem is reported when the rest is fixed).
+// conditionErrors type-checks the CEL of a configuration that has other problems: the route
+// conditions and the transforms of every pipeline whose contract decoded, skipping only the
+// parts that did not (a condition that failed to decode, the steps from the first broken
+// one on). These are the checks of pipelines.Compile that need nothing else to be right, so
+// CEL mistakes (with their did-you-mean) show next to the structural ones rather than after
+// they are fixed. It reports nothing when the contracts cannot be loaded (that problem is
+// reported when the rest is fixed). It is called only when loading failed, so the full
+// compile, which reports the same checks, never runs after it: nothing is reported twice.
 func conditionErrors(cfg *config.Config, broken func(string) bool) config.Errors {
 	if broken("contracts") {
 		return nil
@@ -214,9 +220,17 @@ func conditionErrors(cfg *config.Config, broken func(string) bool) config.Errors
 	if err != nil {
 		return nil
 	}
+	// An unreadable key file is the full check's to report, and a pii section that failed to
+	// decode says nothing about the key: either would only turn into "no hash key is
+	// configured" on every route that hashes, so check as if a key were there.
+	placeholder := []byte("placeholder: the configuration does not load")
+	hashKey, err := transforms.HashKey(cfg.PII)
+	if broken("pii") || err != nil {
+		hashKey = placeholder
+	}
 	var errs config.Errors
 	for _, p := range cfg.Pipelines {
-		if broken(p.Path+".contract") || broken(p.Path+".routes") {
+		if broken(p.Path + ".contract") {
 			continue
 		}
 		names := []string{p.Contract.Message}
@@ -239,10 +253,56 @@ func conditionErrors(cfg *config.Config, broken func(string) bool) config.Errors
 		if len(msgs) == 0 {
 			continue
 		}
-		_, rerrs := routing.Compile(p.Routes, msgs, p.Path, cfg)
+		routes := slices.Clone(p.Routes)
+		for j := range routes {
+			if broken(fmt.Sprintf("%s.routes[%d].when", p.Path, j)) {
+				routes[j].When = ""
+			}
+		}
+		compiled, rerrs := routing.Compile(routes, msgs, p.Path, cfg)
 		errs = append(errs, rerrs...)
+		for j, r := range compiled {
+			rc, cut, ok := decodedSteps(p.Routes[j], fmt.Sprintf("%s.routes[%d]", p.Path, j), broken)
+			if !ok {
+				continue
+			}
+			key := hashKey
+			if cut {
+				key = placeholder // a later step may drop the hashed field
+			}
+			for _, md := range msgs {
+				// No shared sink schema: whether the routes to a table sink agree on a shape
+				// is not a CEL question, and a route cut short has no final shape.
+				opts := transforms.Options{Pipeline: p.Name, Route: r.Name, HashKey: key}
+				_, terrs := transforms.Compile(rc, md, opts, cfg.Pos, fmt.Sprintf("%s.routes[%d]", p.Path, j))
+				errs = append(errs, terrs...)
+			}
+		}
 	}
 	return errs
+}
+
+// decodedSteps returns route with only the transform steps before the first one that failed
+// to decode (later steps see the event as that one shapes it, so they cannot be checked) and
+// cut true when it dropped any, or ok false when nothing of the route's transforms can be checked: its pii settings or the list
+// itself failed to decode, or the route failed to decode and has no step left.
+func decodedSteps(route config.Route, path string, broken func(string) bool) (_ config.Route, cut, ok bool) {
+	if broken(path+".pii") || broken(path+".pii_reason") {
+		return route, false, false
+	}
+	k := 0
+	for k < len(route.Transforms) && !broken(fmt.Sprintf("%s.transforms[%d]", path, k)) {
+		k++
+	}
+	if k == len(route.Transforms) && broken(path+".transforms") {
+		return route, false, false // the list as a whole, not one step
+	}
+	if k == 0 && broken(path) {
+		return route, false, false
+	}
+	cut = k < len(route.Transforms)
+	route.Transforms = route.Transforms[:k:k]
+	return route, cut, true
 }
 
 // compile loads the contracts of a loaded configuration and compiles its pipelines, printing

@@ -51,8 +51,8 @@ func Load(path string) (*Config, error) {
 // LoadPartial is Load that also returns, when the configuration has problems, what could be
 // decoded, and broken, which reports whether the value at a YAML path (or anything under it)
 // failed to decode. It is for reporting every problem in one pass (switchyard validate checks
-// the route conditions of what decoded, next to the structural errors): the partial Config
-// must not be run. When the sources cannot be read, cfg is nil.
+// the CEL of the route conditions and transforms of what decoded, next to the structural
+// errors): the partial Config must not be run. When the sources cannot be read, cfg is nil.
 func LoadPartial(path string) (cfg *Config, broken func(path string) bool, err error) {
 	srcs, err := readSources(path)
 	if err != nil {
