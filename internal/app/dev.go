@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks/clickhouse"
 )
 
 const devSummary = `Run the embedded default: an in-process Kafka-compatible broker (franz-go's kfake), a
@@ -70,7 +71,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !ch.enabled() {
-		if dropped := dropClickHouseSinks(cfg); len(dropped) > 0 {
+		if dropped := dropSinks[*clickhouse.Config](cfg); len(dropped) > 0 {
 			fmt.Fprintf(stdout, "clickhouse: left out ClickHouse sinks %v\n", dropped)
 		}
 	}

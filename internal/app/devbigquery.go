@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"cloud.google.com/go/bigquery"
@@ -181,33 +180,6 @@ func (d *devBigQuery) addSink(cfg *config.Config) (string, error) {
 	return "", nil
 }
 
-// dropBigQuerySinks removes every bigquery sink and the routes to it from cfg, and every
-// pipeline left without sinks, returning "pipeline/sink" for each removed sink.
-func dropBigQuerySinks(cfg *config.Config) []string {
-	var dropped []string
-	var keep []config.Pipeline
-	for _, p := range cfg.Pipelines {
-		var kept []config.Sink
-		var names []string
-		for _, sc := range p.Sinks {
-			if _, ok := sc.Options.(*bqsink.Config); ok {
-				names = append(names, sc.Name)
-				dropped = append(dropped, p.Name+"/"+sc.Name)
-				continue
-			}
-			kept = append(kept, sc)
-		}
-		if len(kept) == 0 {
-			continue
-		}
-		p.Sinks = kept
-		p.Routes = slices.DeleteFunc(slices.Clone(p.Routes), func(r config.Route) bool { return slices.Contains(names, r.Sink) })
-		keep = append(keep, p)
-	}
-	cfg.Pipelines = keep
-	return dropped
-}
-
 // bqTables returns `project.dataset.table` of every bigquery sink of c.
 func bqTables(c *pipelines.Compiled) []string {
 	var out []string
@@ -286,7 +258,7 @@ func countRows(ctx context.Context, cl *bigquery.Client, sql string) (int64, err
 // (addSink); without one, the config's own bigquery sinks are left out. It says what it did.
 func (d *devBigQuery) setUp(cfg *config.Config, stdout io.Writer) error {
 	if !d.enabled() {
-		if dropped := dropBigQuerySinks(cfg); len(dropped) > 0 {
+		if dropped := dropSinks[*bqsink.Config](cfg); len(dropped) > 0 {
 			fmt.Fprintf(stdout, "bigquery: left out BigQuery sinks %v\n", dropped)
 		}
 		return nil

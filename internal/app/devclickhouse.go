@@ -85,16 +85,17 @@ func (d *devClickHouse) stop() {
 	os.RemoveAll(d.dir)
 }
 
-// dropClickHouseSinks removes every ClickHouse sink and the routes to it from cfg, and every
-// pipeline left without sinks, returning "pipeline/sink" for each removed sink.
-func dropClickHouseSinks(cfg *config.Config) []string {
+// dropSinks removes every sink whose options are of type O (one sink kind) and the routes to
+// it from cfg, and every pipeline left without sinks, returning "pipeline/sink" for each
+// removed sink.
+func dropSinks[O any](cfg *config.Config) []string {
 	var dropped []string
 	var keep []config.Pipeline
 	for _, p := range cfg.Pipelines {
 		var kept []config.Sink
 		var names []string
 		for _, sc := range p.Sinks {
-			if _, ok := sc.Options.(*clickhouse.Config); ok {
+			if _, ok := sc.Options.(O); ok {
 				names = append(names, sc.Name)
 				dropped = append(dropped, p.Name+"/"+sc.Name)
 				continue

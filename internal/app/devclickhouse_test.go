@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/chserver"
 	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/sinks/clickhouse"
 )
 
 func TestStartDevClickHouse_says_plainly_when_it_is_not_there(t *testing.T) {
@@ -88,7 +89,7 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropped := dropClickHouseSinks(cfg)
+	dropped := dropSinks[*clickhouse.Config](cfg)
 	if want := []string{"mixed/olap", "only-clickhouse/olap"}; !slices.Equal(dropped, want) {
 		t.Fatalf("dropped %v, want %v", dropped, want)
 	}
