@@ -3,7 +3,7 @@ package contract
 import (
 	"bytes"
 	"context"
-	"embed"
+	_ "embed"
 	"fmt"
 	"io"
 	"sort"
@@ -11,34 +11,38 @@ import (
 
 	"github.com/bufbuild/protocompile"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/switchyard-dev/switchyard/contracts"
 )
 
 // Import paths of Switchyard's own field options (the PII marks).
 const (
 	// OptionsProto declares (switchyard.v1.field), extension 57292 of
-	// google.protobuf.FieldOptions. contracts/switchyard/v1/options.proto is a copy for
-	// editors and the buf CLI (a test keeps the two equal).
+	// google.protobuf.FieldOptions; its source is contracts/switchyard/v1/options.proto,
+	// compiled in through package contracts.
 	OptionsProto = "switchyard/v1/options.proto"
 	// LegacyOptionsProto declares the deprecated (switchyard.field), extension 57291, in the
 	// unversioned package switchyard. Contracts written before switchyard.v1 import it.
 	LegacyOptionsProto = "switchyard/options.proto"
 )
 
-//go:embed options/switchyard/options.proto options/switchyard/v1/options.proto
-var optionsFS embed.FS
+// legacyOptions is the source of LegacyOptionsProto. It is kept out of contracts/ because buf
+// lint rejects its unversioned package.
+//
+//go:embed options/switchyard/options.proto
+var legacyOptions []byte
 
 // optionsSource returns the compiled-in source of one of Switchyard's options files, or
 // false for any other import path. Contract directories and descriptor sets that hold the
 // file themselves use their own copy; this one fills in when they do not.
 func optionsSource(importPath string) ([]byte, bool) {
-	if importPath != OptionsProto && importPath != LegacyOptionsProto {
-		return nil, false
+	switch importPath {
+	case OptionsProto:
+		return contracts.OptionsProto, true
+	case LegacyOptionsProto:
+		return legacyOptions, true
 	}
-	b, err := optionsFS.ReadFile("options/" + importPath)
-	if err != nil {
-		panic(err) // embedded above
-	}
-	return b, true
+	return nil, false
 }
 
 // isOptionsFile reports whether importPath is one of Switchyard's options files, which

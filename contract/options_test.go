@@ -17,20 +17,9 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/buftool"
 )
 
-// TestOptionsProto_copy_matches_contracts keeps the compiled-in switchyard/v1/options.proto
-// equal to the copy in contracts/, which editors and the buf CLI read.
-func TestOptionsProto_copy_matches_contracts(t *testing.T) {
-	want, err := os.ReadFile(filepath.Join(contractsDir, contract.OptionsProto))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(filepath.Join("options", contract.OptionsProto))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("contract/options/%s differs from contracts/%s: copy one over the other", contract.OptionsProto, contract.OptionsProto)
-	}
+// TestLegacyOptionsProto_stays_out_of_contracts: the deprecated file is compiled in from
+// contract/options only; in contracts/ buf lint would reject its unversioned package.
+func TestLegacyOptionsProto_stays_out_of_contracts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(contractsDir, contract.LegacyOptionsProto)); err == nil {
 		t.Fatalf("contracts/%s is back: buf lint rejects its unversioned package; it lives only in contract/options", contract.LegacyOptionsProto)
 	}
