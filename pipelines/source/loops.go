@@ -88,10 +88,9 @@ func (s *Source) emitLoop() {
 				select {
 				case s.out <- b.msg:
 				case <-p.revokeCh:
-					// Undelivered: nacking it ends the partition's acked prefix here.
-					b.msg.Nack()
+					p.undeliver(b)
 				case <-s.closing:
-					b.msg.Nack()
+					p.undeliver(b)
 					return
 				}
 			}

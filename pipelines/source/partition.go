@@ -307,6 +307,26 @@ func (p *partition) acked(head *batch) {
 	p.s.wakeEmitter()
 }
 
+// undeliver takes back b, the batch nextBatch just carved, when it could not be handed to the
+// reader because the partition is being revoked or the source is closing. Its records were
+// never processed, so they are neither in flight nor unfinished: the partition's next owner
+// consumes them again from the committed offset, as it does the pending ones. Nacking the
+// message wakes a tracker waiting on it; it redelivers nothing once revoking or closing.
+func (p *partition) undeliver(b *batch) {
+	p.mu.Lock()
+	if n := len(p.inflight.items); n > p.inflight.head && p.inflight.items[n-1] == b {
+		p.inflight.items[n-1] = nil
+		p.inflight.items = p.inflight.items[:n-1]
+		if p.inflight.len() == 0 {
+			p.inflight.reset()
+		}
+		p.inflightN -= len(b.Records)
+		p.inflightB -= b.bytes
+	}
+	p.mu.Unlock()
+	b.msg.Nack()
+}
+
 // redeliver sends the nacked head batch again after a backoff. It reports false if the
 // partition is being released or the source is closing, in which case the batch stays unacked.
 func (p *partition) redeliver(head *batch) bool {

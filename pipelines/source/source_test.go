@@ -403,6 +403,48 @@ func TestSource_unfinished_after_a_drain_timeout(t *testing.T) {
 	}
 }
 
+// TestSource_undelivered_batch_is_not_unfinished closes the source while its emitter is
+// blocked handing a batch to a reader that is busy (here: not reading). That batch was never
+// processed, so Close reports nothing unfinished, and the next owner resumes right after the
+// acked batch.
+func TestSource_undelivered_batch_is_not_unfinished(t *testing.T) {
+	brokers := newCluster(t)
+	topic := "undelivered"
+	createTopic(t, brokers, topic, 1)
+	produce(t, brokers, topic, 0, 30)
+	cfg := Config{Kafka: seeds(brokers), Group: "g-undelivered", Topics: []string{topic}, MaxBatch: 10}
+	src, ch := start(t, cfg)
+	first := receive(t, ch, 30*time.Second)
+	if off := BatchOf(first).Records[0].Offset; off != 0 {
+		t.Fatalf("first batch starts at %d, want 0", off)
+	}
+	first.Ack()
+	// The emitter carves the next batch and blocks sending it, as when the router is slow.
+	waitFor(t, 10*time.Second, "the next batch carved", func() bool {
+		src.mu.RLock()
+		defer src.mu.RUnlock()
+		for _, p := range src.order {
+			p.mu.Lock()
+			n := p.inflightN
+			p.mu.Unlock()
+			if n == 10 {
+				return true
+			}
+		}
+		return false
+	})
+	_ = src.Close()
+	if u := src.Unfinished(); u != nil {
+		t.Fatalf("Unfinished = %+v after closing with only an undelivered batch, want none", u)
+	}
+	_, ch2 := start(t, cfg)
+	next := receive(t, ch2, 30*time.Second)
+	if off := BatchOf(next).Records[0].Offset; off != 10 {
+		t.Fatalf("the next owner starts at %d, want 10 (after the acked batch)", off)
+	}
+	next.Ack()
+}
+
 // TestSource_router runs the source under a watermill Router; Router.Close closes the source
 // while the router reads its channel, and what was handled is committed.
 func TestSource_router(t *testing.T) {
