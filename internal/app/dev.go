@@ -28,12 +28,10 @@ temporary data directory, stopped on exit) and lands sample bids in it; set
 SWITCHYARD_CLICKHOUSE=host:port to use a server of your own instead. Without one, the
 ClickHouse sinks of the configuration are left out and dev says so.
 
-With --bigquery, when bqemulator (a local BigQuery emulator, installed by .ci/setup) is
-installed, dev starts one too and lands the sample orders in it, flattened, through a bigquery
-sink it adds to the orders-paid pipeline, and prints the SQL to run; set SWITCHYARD_BQ_ENDPOINT
-and SWITCHYARD_BQ_GRPC_ENDPOINT to use an emulator of your own instead. It is off by default
-for now: on 2 cores the emulator's load makes the shutdown drain leave a batch uncommitted
-(exit 1, nothing lost) in about one run of three.`
+When bqemulator (a local BigQuery emulator, installed by .ci/setup) is installed, dev starts
+one too and lands the sample orders in it, flattened, through a bigquery sink it adds to the
+orders-paid pipeline, and prints the SQL to run; set SWITCHYARD_BQ_ENDPOINT and
+SWITCHYARD_BQ_GRPC_ENDPOINT to use an emulator of your own instead.`
 
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
@@ -42,7 +40,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	invalid := fs.Float64("invalid", 0.01, "fraction of sample events that are invalid")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	withCH := fs.Bool("clickhouse", true, "land sample events in a private clickhouse-server too, when one is installed")
-	withBQ := fs.Bool("bigquery", false, "land sample orders in a private BigQuery emulator (bqemulator) too, when one is installed")
+	withBQ := fs.Bool("bigquery", true, "land sample orders in a private BigQuery emulator (bqemulator) too, when one is installed")
 	logFile := fs.String("log-file", filepath.Join(os.TempDir(), "switchyard-dev.log"), "write the full log here (one line per dead-lettered event among it); the terminal shows progress lines and errors only")
 	if code, ok := parse(fs, args); !ok {
 		return code

@@ -52,7 +52,7 @@ func startDevBigQuery(ctx context.Context, enabled bool, stdout io.Writer) *devB
 		fmt.Fprintf(stdout, "bigquery: landing sample orders at %s and %s ($%s, $%s)\n", rest, grpc, devBQEndpointEnv, devBQGRPCEnv)
 		d.rest, d.grpc = rest, grpc
 	case !enabled:
-		fmt.Fprintln(stdout, "bigquery: BigQuery lands are off (dev --bigquery, or make dev DEV_FLAGS=--bigquery, turns them on)")
+		fmt.Fprintln(stdout, "bigquery: BigQuery lands are off (--bigquery=false)")
 		return d
 	case !bqemu.Installed():
 		fmt.Fprintf(stdout, "bigquery: bqemulator is not installed, so BigQuery lands are skipped (everything else runs);\n"+

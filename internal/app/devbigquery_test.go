@@ -41,7 +41,7 @@ func TestDev_lands_orders_in_bqemulator(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := Main(ctx, []string{"dev", "--bigquery", "--duration", "8s", "--rate", "1000", "--clickhouse=false",
+	code := Main(ctx, []string{"dev", "--duration", "8s", "--rate", "1000", "--clickhouse=false",
 		"--log-file", filepath.Join(t.TempDir(), "dev.log")}, &stdout, &stderr)
 	out := stdout.String()
 	if code != 0 {
