@@ -12,6 +12,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-dev/switchyard/contract"
@@ -64,6 +65,10 @@ type pipeline struct {
 	dlq   *deadLetterer
 	brk   *breaker // nil when dead_letter.breaker is disabled
 	lanes []*lane
+	// verdicts shares valid verdicts between the lanes (nil with one lane).
+	verdicts *verdicts
+	// shared counts validations a lane skipped because another lane had validated the record.
+	shared prometheus.Counter
 }
 
 // contractFor picks the contract of a record: by header value, then by topic, then the
@@ -145,6 +150,10 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			l.slo = newLaneSLO(m, cp.Config, sc)
 			p.lanes = append(p.lanes, l)
 		}
+		// Two source.max_in_flight per partition: lanes that move together are never further
+		// apart than that; one that is further behind validates for itself.
+		p.verdicts = newVerdicts(len(p.lanes), 2*cp.Config.Source.MaxInFlight)
+		p.shared = e.metrics.SharedValidations.WithLabelValues(p.name)
 		e.pipelines = append(e.pipelines, p)
 	}
 	return e, nil

@@ -71,6 +71,10 @@ type laneState struct {
 	// switchyard.attempts header of its dead letters.
 	attempt int
 	slo     sloScratch
+	// ring holds the valid verdicts of the batch's partition shared by the pipeline's lanes
+	// (nil with one lane).
+	ring   *verdictRing
+	shared int64 // validations of the batch skipped thanks to ring
 }
 
 func (l *lane) newState() *laneState {
@@ -114,6 +118,7 @@ func (l *lane) handle(msg *message.Message) error {
 		l.state.Put(st)
 	}()
 	st.attempt = max(source.AttemptOf(msg), 1)
+	st.ring, st.shared = l.p.verdicts.ring(b.Topic, b.Partition), 0
 	n := len(b.Records)
 	if cap(st.recs) < n {
 		st.recs = make([]event.Record, n)
@@ -130,6 +135,10 @@ func (l *lane) handle(msg *message.Message) error {
 			st.retry = nil
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
+	}
+	if st.shared > 0 {
+		l.p.shared.Add(float64(st.shared))
+		st.shared = 0
 	}
 	for i := range st.dead {
 		st.dead[i].attempts = st.attempt
@@ -246,7 +255,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		}
 		return
 	}
-	if err := ct.Validate(msg); err != nil {
+	if err := l.validate(st, ct, kr, msg); err != nil {
 		keep = true // the error may refer to the message; invalid events are rare
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonValidate, err: err, contract: name})
@@ -307,6 +316,24 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 	if l.primary && !matched && !l.matchesOther(&st.act) {
 		l.unrouted.Inc()
 	}
+}
+
+// validate validates msg, the decoded kr, unless another lane of the pipeline already found
+// kr valid (see verdicts); a valid verdict is shared with the other lanes.
+func (l *lane) validate(st *laneState, ct *contract.Contract, kr *kgo.Record, msg protoreflect.Message) error {
+	if st.ring == nil || !ct.HasRules() {
+		return ct.Validate(msg)
+	}
+	h := st.ring.hash(kr.Value, ct)
+	if st.ring.valid(kr.Offset, h) {
+		st.shared++
+		return nil
+	}
+	if err := ct.Validate(msg); err != nil {
+		return err
+	}
+	st.ring.store(kr.Offset, h)
+	return nil
 }
 
 // matchesOther reports whether a route of another sink matches (an evaluation error counts as

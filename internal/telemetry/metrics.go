@@ -14,20 +14,21 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Consumed     *prometheus.CounterVec   // pipeline
-	Unrouted     *prometheus.CounterVec   // pipeline
-	Landed       *prometheus.CounterVec   // pipeline, sink
-	DeadLettered *prometheus.CounterVec   // pipeline, reason
-	WriteErrors  *prometheus.CounterVec   // pipeline, sink
-	Lag          *prometheus.GaugeVec     // pipeline, sink, topic, partition
-	FetchLag     *prometheus.GaugeVec     // pipeline, sink, topic, partition
-	Stalled      *prometheus.GaugeVec     // pipeline, sink, topic, partition
-	Redelivered  *prometheus.CounterVec   // pipeline, sink
-	DLQFailures  *prometheus.CounterVec   // pipeline
-	BatchRecords *prometheus.HistogramVec // pipeline, sink
-	WriteSeconds *prometheus.HistogramVec // pipeline, sink
-	LandLatency  *prometheus.HistogramVec // pipeline, sink
-	SinkUp       *prometheus.GaugeVec     // pipeline, sink
+	Consumed          *prometheus.CounterVec   // pipeline
+	Unrouted          *prometheus.CounterVec   // pipeline
+	SharedValidations *prometheus.CounterVec   // pipeline
+	Landed            *prometheus.CounterVec   // pipeline, sink
+	DeadLettered      *prometheus.CounterVec   // pipeline, reason
+	WriteErrors       *prometheus.CounterVec   // pipeline, sink
+	Lag               *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	FetchLag          *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	Stalled           *prometheus.GaugeVec     // pipeline, sink, topic, partition
+	Redelivered       *prometheus.CounterVec   // pipeline, sink
+	DLQFailures       *prometheus.CounterVec   // pipeline
+	BatchRecords      *prometheus.HistogramVec // pipeline, sink
+	WriteSeconds      *prometheus.HistogramVec // pipeline, sink
+	LandLatency       *prometheus.HistogramVec // pipeline, sink
+	SinkUp            *prometheus.GaugeVec     // pipeline, sink
 
 	Freshness      *prometheus.HistogramVec // pipeline, sink
 	SLOEvents      *prometheus.CounterVec   // pipeline, sink, slo
@@ -52,6 +53,10 @@ func New() *Metrics {
 		Unrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_events_unrouted_total",
 			Help: "Valid events that matched no route; they are acknowledged and dropped on purpose.",
+		}, []string{"pipeline"}),
+		SharedValidations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_validations_shared_total",
+			Help: "Validations a sink lane skipped because another lane of the pipeline had already found the event valid (lanes moving together validate each event once).",
 		}, []string{"pipeline"}),
 		Landed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_events_landed_total",
@@ -143,7 +148,7 @@ func New() *Metrics {
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
 	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
 		m.BreakerState, m.BreakerTrips)
-	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
+	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
