@@ -192,11 +192,12 @@ func TestDecoder_binary_decode_does_not_allocate_in_steady_state(t *testing.T) {
 		batch() // size the arenas
 		perEvent := testing.AllocsPerRun(20, batch) / float64(len(payloads))
 		// hyperpb's internal sync.Pools refill after a GC, hence not exactly 0. Race
-		// builds add one payload copy per event, and their sync.Pools drop items at
-		// random, so there the bound only catches per-field allocation.
+		// builds add one payload copy per event, and their sync.Pools (hyperpb's and the
+		// decoders' arena pool) drop items at random, so there the bound only catches
+		// per-field allocation.
 		limit := 0.05
 		if raceBuild {
-			limit = 3
+			limit = 4
 		}
 		if perEvent > limit {
 			t.Errorf("%s: %.3f allocations per decoded event in steady state, want at most %.2f", e, perEvent, limit)

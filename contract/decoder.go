@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"buf.build/go/hyperpb"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,8 +35,10 @@ type Decoder struct {
 	c   *Contract
 	enc Encoding
 	// shared holds one hyperpb arena per message decoded since the last Release (hyperpb
-	// allows a single top-level parse per arena); used counts the live ones. Arenas are
-	// kept across Release, so their memory is reused by the next batch.
+	// allows a single top-level parse per arena); used counts the live ones. Release gives
+	// them back to the process-wide arenas pool, so their memory is reused by the next batch
+	// of any decoder: what arenas hold follows the messages alive at once, not the largest
+	// batch each decoder (one per handler goroutine of a lane) ever saw.
 	shared []*hyperpb.Shared
 	used   int
 	// last reports whether the latest Decode took an arena (a payload rejected before
@@ -121,7 +124,7 @@ func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
 		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
 	}
 	if d.used == len(d.shared) {
-		d.shared = append(d.shared, new(hyperpb.Shared))
+		d.shared = append(d.shared, arenas.Get().(*hyperpb.Shared))
 	}
 	s := d.shared[d.used]
 	// Count the arena as used before parsing: a failed parse still holds arena memory
@@ -188,12 +191,20 @@ var quotedToken = regexp.MustCompile(`\s*"(?:[^"\\]|\\.)*"`)
 // recycles their memory for the next batch. Call it once the batch has been routed and
 // written (or dead-lettered), never while a message of the batch is still referenced.
 func (d *Decoder) Release() {
-	for _, s := range d.shared[:d.used] {
+	for i, s := range d.shared[:d.used] {
 		s.Free()
+		arenas.Put(s)
+		d.shared[i] = nil
 	}
+	d.shared = d.shared[:0]
 	d.used = 0
 	d.last = false
 }
+
+// arenas holds the hyperpb arenas no Decoder is using (*hyperpb.Shared, freed); an arena
+// keeps its memory for the next parse, and the pool lets the garbage collector trim what a
+// burst left.
+var arenas = sync.Pool{New: func() any { return new(hyperpb.Shared) }}
 
 // Live returns how many binary-decoded messages are awaiting Release.
 func (d *Decoder) Live() int { return d.used }
@@ -207,5 +218,8 @@ func (d *Decoder) Discard() {
 		d.last = false
 		d.used--
 		d.shared[d.used].Free()
+		arenas.Put(d.shared[d.used])
+		d.shared[d.used] = nil
+		d.shared = d.shared[:d.used]
 	}
 }

@@ -58,6 +58,16 @@ type Route struct {
 	chains map[protoreflect.FullName]*transforms.Chain
 }
 
+// transforms reports whether any of the route's chains changes the message.
+func (r *Route) transforms() bool {
+	for _, ch := range r.chains {
+		if ch != nil && !ch.Identity() {
+			return true
+		}
+	}
+	return false
+}
+
 // chain returns the route's transforms for events of md.
 func (r *Route) chain(md protoreflect.MessageDescriptor) *transforms.Chain {
 	return r.chains[md.FullName()]

@@ -326,6 +326,7 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		MaxBatch:      src.MaxBatch,
 		// The lane's records in flight: fetched, decoded, in sink batches (docs/ARCHITECTURE.md).
 		MaxInFlightBytes: budget,
+		DecodedFactor:    l.decodedFactor(),
 		ExternalCommit:   l.txn != nil,
 		DrainTimeout:     src.DrainTimeout,
 		LagInterval:      src.LagInterval,

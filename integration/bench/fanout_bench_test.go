@@ -135,7 +135,11 @@ func startDaemon(b *testing.B, bin, yaml string) *chDaemon {
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(b.TempDir(), "daemon.log"))
+	logDir := os.Getenv("SWITCHYARD_BENCH_LOG_DIR") // keep the daemon's log (e.g. with GODEBUG=gctrace=1)
+	if logDir == "" {
+		logDir = b.TempDir()
+	}
+	logf, err := os.CreateTemp(logDir, "daemon-*.log")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -331,7 +335,8 @@ func rssSplit(pid int) (anon, file float64) {
 
 // profileDir is $SWITCHYARD_BENCH_PROFILE_DIR: with it (and SWITCHYARD_BENCH_ADMIN) the
 // fan-out and memory-budget scenarios turn on admin.pprof and save a CPU profile of the first
-// seconds of the run and a heap profile at its end there, named after the scenario.
+// seconds of the run, a heap profile right after it (under load) and one at the end there,
+// named after the scenario.
 func profileDir() string {
 	if os.Getenv("SWITCHYARD_BENCH_ADMIN") == "" {
 		return ""
@@ -373,6 +378,11 @@ func cpuProfile(b *testing.B) {
 		time.Sleep(2 * time.Second)
 		if err := fetchProfile(fmt.Sprintf("profile?seconds=%d", secs), file); err != nil {
 			fmt.Fprintf(os.Stderr, "cpu profile: %v\n", err)
+		}
+		// The heap under load, for what the daemon holds while it runs (the end-of-run profile
+		// shows what is left).
+		if err := fetchProfile("heap", profileFile(b, "heap-under-load")); err != nil {
+			fmt.Fprintf(os.Stderr, "heap profile: %v\n", err)
 		}
 	}()
 }

@@ -65,9 +65,13 @@ func NewProducer(base []kgo.Opt, opt ProducerOptions) (*Producer, error) {
 		opt.DeliveryTimeout = 2 * time.Minute
 	}
 	opts := append([]kgo.Opt{}, base...)
+	if codec == kgo.Lz4Compression() {
+		opts = append(opts, kgo.WithCompressor(newLz4Compressor()))
+	} else {
+		opts = append(opts, kgo.ProducerBatchCompression(codec))
+	}
 	opts = append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytes(int32(min(opt.MaxRecordBytes, 1<<30))),
 		kgo.RecordDeliveryTimeout(opt.DeliveryTimeout),
 		// The default partitioner: murmur2 for keyed records, as the Java client does;

@@ -126,7 +126,7 @@ func (p *partition) addPending(recs []*kgo.Record) {
 	p.pending.push(recs)
 	p.pendingN += len(recs)
 	if p.s.cfg.MaxInFlightBytes > 0 {
-		p.pendingB += recordsBytes(recs)
+		p.pendingB += p.s.recordsBytes(recs)
 	}
 	if p.firstFetched < 0 {
 		p.firstFetched = recs[0].Offset
@@ -138,17 +138,15 @@ func (p *partition) addPending(recs []*kgo.Record) {
 	}
 }
 
-// recordBytes is what the in-flight byte budget counts for r.
-func recordBytes(r *kgo.Record) int64 {
-	return int64(len(r.Key)+len(r.Value)) + RecordOverhead
-}
-
-func recordsBytes(recs []*kgo.Record) int64 {
-	var n int64
+// recordsBytes is what the in-flight byte budget counts for recs: keys and values, the
+// decoded messages' DecodedFactor times the values, and RecordOverhead each.
+func (s *Source) recordsBytes(recs []*kgo.Record) int64 {
+	var kv, v int64
 	for _, r := range recs {
-		n += recordBytes(r)
+		kv += int64(len(r.Key) + len(r.Value))
+		v += int64(len(r.Value))
 	}
-	return n
+	return kv + v*int64(max(s.cfg.DecodedFactor, 0)) + int64(len(recs))*RecordOverhead
 }
 
 // bytesShareLocked is the partition's share of MaxInFlightBytes, or 0 without a budget.
@@ -204,7 +202,7 @@ func (p *partition) nextBatch() *batch {
 	p.inflightN += n
 	b := &batch{Batch: Batch{Topic: p.tp.Topic, Partition: p.tp.Partition, Records: run[:n:n], p: p}, p: p}
 	if p.s.cfg.MaxInFlightBytes > 0 {
-		b.bytes = recordsBytes(b.Records)
+		b.bytes = p.s.recordsBytes(b.Records)
 	}
 	p.pendingB -= b.bytes
 	p.inflightB += b.bytes

@@ -30,9 +30,10 @@ import (
 )
 
 const (
-	// RecordOverhead is what MaxInFlightBytes counts for a record besides its key and value:
-	// the kgo.Record and its share of the fetch bookkeeping.
-	RecordOverhead = 256
+	// RecordOverhead is what MaxInFlightBytes counts for a record besides its key and value
+	// (and Config.DecodedFactor): the kgo.Record (176 bytes) and its pointer, the handler's
+	// event.Record and their share of the fetch and batch bookkeeping.
+	RecordOverhead = 512
 	// MinPartitionBytes is the smallest in-flight byte share of a partition.
 	MinPartitionBytes = 256 << 10
 )
@@ -84,10 +85,16 @@ type Config struct {
 	// (key, value and RecordOverhead each) held over all of the source's partitions: each
 	// partition pauses fetching at its share (MaxInFlightBytes over the assigned partitions,
 	// at least MinPartitionBytes) and resumes below half of it. It also caps what one fetch
-	// may return at an eighth of it (FetchMaxBytes and the per-partition fetch size), so that
-	// what still arrives after a pause (the fetches in flight or buffered in the client)
+	// may return at a 32nd of it (FetchMaxBytes, and the per-partition fetch size at most
+	// that), so that what still arrives after a pause (a fetch in flight and one buffered in
+	// the client, each some five times its compressed size once decompressed into records)
 	// stays a fraction of the budget.
 	MaxInFlightBytes int64
+	// DecodedFactor, when positive, makes MaxInFlightBytes also count DecodedFactor bytes per
+	// byte of each record's value: the decoded message the handler keeps until its sink has
+	// written it (hyperpb's arena of a BidPlaced is about 4.7 times its payload). Zero for a
+	// handler that lets go of the decoded message at once (a sink writing the record's bytes).
+	DecodedFactor int
 	// FetchMaxBytes is the most bytes one fetch returns; franz-go's default when zero.
 	FetchMaxBytes int32
 	// DrainTimeout bounds how long a revoke or Close waits for the acks of in-flight batches
@@ -357,13 +364,16 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 	opts = append(opts, s.cfg.Kafka...)
 	fetchMax := int64(s.cfg.FetchMaxBytes)
 	if b := s.cfg.MaxInFlightBytes; b > 0 {
-		// One fetch response at most an eighth of the budget (over all partitions), one
+		// One fetch response at most a 32nd of the budget (over all partitions), one
 		// partition's part of it at most 1MiB (franz-go's default): what arrives after a
-		// partition paused, a fetch or two in flight or buffered, stays a fraction of it.
+		// partition paused, a fetch in flight and one buffered, stays a fraction of it. A
+		// fetch is compressed: decompressed into records (values, and a 176-byte kgo.Record
+		// each) it takes some five times its size, and the first fetches after an assignment
+		// arrive before any partition can pause.
 		if fetchMax <= 0 {
 			fetchMax = 50 << 20 // franz-go's default
 		}
-		fetchMax = min(fetchMax, max(b/8, 64<<10))
+		fetchMax = min(fetchMax, max(b/32, 64<<10))
 		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(min(1<<20, fetchMax))))
 	}
 	if fetchMax > 0 {

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -666,5 +667,68 @@ func TestSource_in_flight_bytes(t *testing.T) {
 	}
 	if got := committed(t, brokers, cfg.Group, topic)[0]; got != 3*round {
 		t.Errorf("committed %d, want %d", got, 3*round)
+	}
+}
+
+// TestSource_in_flight_bytes_decoded: DecodedFactor counts the decoded messages a handler
+// keeps, so the same records that leave a partition fetching without it pause it with it.
+func TestSource_in_flight_bytes_decoded(t *testing.T) {
+	const valueBytes, round = 2500, 20
+	// A round is 20*(2500+512) = 60KB without the factor, 20*(6*2500+512) = 310KB with 5:
+	// under and over the 256KiB budget.
+	for _, factor := range []int{0, 5} {
+		t.Run(fmt.Sprintf("factor=%d", factor), func(t *testing.T) {
+			if got, want := (&Source{cfg: Config{DecodedFactor: factor}}).recordsBytes([]*kgo.Record{{Key: []byte("k"), Value: make([]byte, valueBytes)}}),
+				int64(1+valueBytes*(1+factor)+RecordOverhead); got != want {
+				t.Fatalf("recordsBytes = %d, want %d", got, want)
+			}
+			brokers := newCluster(t)
+			topic := fmt.Sprintf("in-flight-decoded-%d", factor)
+			createTopic(t, brokers, topic, 1)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			produceRound := func() {
+				recs := make([]*kgo.Record, round)
+				for i := range recs {
+					recs[i] = &kgo.Record{Topic: topic, Value: make([]byte, valueBytes)}
+				}
+				if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := Config{Kafka: seeds(brokers), Group: "g-" + topic, Topics: []string{topic},
+				MaxInFlight: 100_000, MaxBatch: round, MaxInFlightBytes: MinPartitionBytes, DecodedFactor: factor,
+				CommitInterval: 20 * time.Millisecond}
+			produceRound()
+			src, ch := start(t, cfg)
+			var held []*message.Message
+			got := 0
+			for got < round {
+				msg := receive(t, ch, 30*time.Second)
+				got += len(BatchOf(msg).Records)
+				held = append(held, msg)
+			}
+			produceRound()
+			select {
+			case msg := <-ch:
+				if factor > 0 {
+					t.Fatalf("offsets %v delivered while the decoded first round held more than the budget", offsets(msg))
+				}
+				held = append(held, msg)
+			case <-time.After(time.Second):
+				if factor == 0 {
+					t.Fatal("nothing delivered while 60KB of a 256KiB budget were unacked")
+				}
+			}
+			for _, m := range held {
+				m.Ack()
+			}
+			if err := src.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

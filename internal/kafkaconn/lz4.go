@@ -1,0 +1,46 @@
+package kafkaconn
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// lz4Compressor compresses produce batches as lz4 frames of 64 KiB blocks, as the Java
+// client does (KafkaLZ4BlockOutputStream). franz-go's own lz4 writer keeps lz4's default
+// 4 MiB block buffers: one per batch being compressed, so a few of them (12 MB in a
+// Kafka-to-Kafka profile, a sixth of the daemon's heap) for batches that are at most
+// max_record_bytes (1 MiB) anyway, each pooled buffer reallocated after every other
+// garbage collection. Any consumer reads both.
+type lz4Compressor struct {
+	pool sync.Pool // *lz4.Writer
+}
+
+func newLz4Compressor() *lz4Compressor {
+	c := &lz4Compressor{}
+	c.pool.New = func() any {
+		w := lz4.NewWriter(nil)
+		// Fast level, no concurrency: what kgo.Lz4Compression does, with small blocks.
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1)); err != nil {
+			panic(err) // constant options
+		}
+		return w
+	}
+	return c
+}
+
+// Compress implements kgo.Compressor.
+func (c *lz4Compressor) Compress(dst *bytes.Buffer, src []byte, _ ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
+	w := c.pool.Get().(*lz4.Writer)
+	defer c.pool.Put(w)
+	w.Reset(dst)
+	if _, err := w.Write(src); err != nil {
+		return nil, kgo.CodecError
+	}
+	if err := w.Close(); err != nil {
+		return nil, kgo.CodecError
+	}
+	return dst.Bytes(), kgo.CodecLz4
+}
