@@ -115,6 +115,7 @@ func runDaemon(b *testing.B, k *harness.Kafka, bin, config, out string, want int
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	cpuProfile(b)
 	var first time.Time
 	deadline := time.Now().Add(15 * time.Minute)
 	for {
@@ -238,6 +239,9 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 			avg := preload(b, k, topic, total, values)
 			config := filepath.Join(b.TempDir(), "bench.yaml")
 			yaml := fmt.Sprintf(kafkaSinkConfig, k.Brokers()[0], contracts, topic, tc.enc, os.Getenv("SWITCHYARD_BENCH_ADMIN"), tc.message, tc.sink)
+			if profileDir() != "" {
+				yaml = strings.Replace(yaml, "admin:\n", "admin:\n  pprof: true\n", 1)
+			}
 			if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 				b.Fatal(err)
 			}

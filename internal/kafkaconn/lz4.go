@@ -8,12 +8,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// lz4Compressor compresses produce batches as lz4 frames of 64 KiB blocks, as the Java
-// client does (KafkaLZ4BlockOutputStream). franz-go's own lz4 writer keeps lz4's default
-// 4 MiB block buffers: one per batch being compressed, so a few of them (12 MB in a
-// Kafka-to-Kafka profile, a sixth of the daemon's heap) for batches that are at most
-// max_record_bytes (1 MiB) anyway, each pooled buffer reallocated after every other
-// garbage collection. Any consumer reads both.
+// lz4Compressor compresses produce batches as lz4 frames of 256 KiB blocks. franz-go's own
+// lz4 writer keeps lz4's default 4 MiB block buffers: one per batch being compressed, so a
+// few of them (12 MB in a Kafka-to-Kafka profile, a sixth of the daemon's heap) for batches
+// of at most max_record_bytes (1 MiB), each pooled buffer reallocated after every other
+// garbage collection. BenchmarkLz4 (1 MiB of BidPlaced payloads): the same speed, a ratio
+// of 1.73 against 1.79 with 4 MiB blocks and 1.52 with the Java client's 64 KiB. Any
+// consumer reads every block size.
 type lz4Compressor struct {
 	pool sync.Pool // *lz4.Writer
 }
@@ -23,7 +24,7 @@ func newLz4Compressor() *lz4Compressor {
 	c.pool.New = func() any {
 		w := lz4.NewWriter(nil)
 		// Fast level, no concurrency: what kgo.Lz4Compression does, with small blocks.
-		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1)); err != nil {
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block256Kb), lz4.ConcurrencyOption(1)); err != nil {
 			panic(err) // constant options
 		}
 		return w
