@@ -126,7 +126,7 @@ func (p *partition) addPending(recs []*kgo.Record) {
 	p.pending.push(recs)
 	p.pendingN += len(recs)
 	if p.s.cfg.MaxInFlightBytes > 0 {
-		p.pendingB += p.s.recordsBytes(recs)
+		p.pendingB += p.s.fetchedBytes(recs)
 	}
 	if p.firstFetched < 0 {
 		p.firstFetched = recs[0].Offset
@@ -138,15 +138,32 @@ func (p *partition) addPending(recs []*kgo.Record) {
 	}
 }
 
-// recordsBytes is what the in-flight byte budget counts for recs: keys and values, the
-// decoded messages' DecodedFactor times the values, and RecordOverhead each.
-func (s *Source) recordsBytes(recs []*kgo.Record) int64 {
-	var kv, v int64
+// fetchedBytes is what the in-flight byte budget counts for fetched records: keys and
+// values, and RecordOverhead each.
+func (s *Source) fetchedBytes(recs []*kgo.Record) int64 {
+	n := int64(len(recs)) * RecordOverhead
 	for _, r := range recs {
-		kv += int64(len(r.Key) + len(r.Value))
-		v += int64(len(r.Value))
+		n += int64(len(r.Key) + len(r.Value))
 	}
-	return kv + v*int64(max(s.cfg.DecodedFactor, 0)) + int64(len(recs))*RecordOverhead
+	return n
+}
+
+// decodedBytes is what the budget counts besides, once recs are handed out: the decoded
+// messages, DecodedFactor times the values.
+func (s *Source) decodedBytes(recs []*kgo.Record) int64 {
+	if s.cfg.DecodedFactor <= 0 {
+		return 0
+	}
+	var n int64
+	for _, r := range recs {
+		n += int64(len(r.Value))
+	}
+	return n * int64(s.cfg.DecodedFactor)
+}
+
+// recordsBytes is what the budget counts for recs in flight: fetchedBytes and decodedBytes.
+func (s *Source) recordsBytes(recs []*kgo.Record) int64 {
+	return s.fetchedBytes(recs) + s.decodedBytes(recs)
 }
 
 // bytesShareLocked is the partition's share of MaxInFlightBytes, or 0 without a budget.
@@ -191,6 +208,13 @@ func (p *partition) nextBatch() *batch {
 	if room <= 0 || p.s.cfg.ExternalCommit && p.inflightN > 0 {
 		return nil // ExternalCommit: one batch at a time, each starting at the committed offset
 	}
+	// Records handed out are decoded and held until their sink wrote them: hand out no more
+	// once those reach the partition's byte share (a fetched record batch can hold more
+	// records than the share, and the broker returns a first batch whole). The first batch
+	// always goes, so that a share smaller than one batch still moves.
+	if share := p.bytesShareLocked(); share > 0 && p.inflightN > 0 && p.inflightB >= share {
+		return nil
+	}
 	run := p.pending.peek()
 	n := min(len(run), p.s.cfg.MaxBatch, room)
 	if n == len(run) {
@@ -202,9 +226,10 @@ func (p *partition) nextBatch() *batch {
 	p.inflightN += n
 	b := &batch{Batch: Batch{Topic: p.tp.Topic, Partition: p.tp.Partition, Records: run[:n:n], p: p}, p: p}
 	if p.s.cfg.MaxInFlightBytes > 0 {
-		b.bytes = p.s.recordsBytes(b.Records)
+		fetched := p.s.fetchedBytes(b.Records)
+		b.bytes = fetched + p.s.decodedBytes(b.Records)
+		p.pendingB -= fetched
 	}
-	p.pendingB -= b.bytes
 	p.inflightB += b.bytes
 	p.deliverLocked(b)
 	p.inflight.push(b)

@@ -85,14 +85,16 @@ type Config struct {
 	// (key, value and RecordOverhead each) held over all of the source's partitions: each
 	// partition pauses fetching at its share (MaxInFlightBytes over the assigned partitions,
 	// at least MinPartitionBytes) and resumes below half of it. It also caps what one fetch
-	// may return at a 32nd of it (FetchMaxBytes, and the per-partition fetch size at most
-	// that), so that what still arrives after a pause (a fetch in flight and one buffered in
+	// may return at a 32nd of it (FetchMaxBytes, and the per-partition fetch size at an
+	// eighth of that), so that what still arrives after a pause (a fetch in flight and one buffered in
 	// the client, each some five times its compressed size once decompressed into records)
 	// stays a fraction of the budget.
 	MaxInFlightBytes int64
 	// DecodedFactor, when positive, makes MaxInFlightBytes also count DecodedFactor bytes per
-	// byte of each record's value: the decoded message the handler keeps until its sink has
-	// written it (hyperpb's arena of a BidPlaced is about 4.7 times its payload). Zero for a
+	// byte of the value of each record handed out: the decoded message the handler keeps
+	// until its sink has written it (hyperpb's arena of a BidPlaced is about 4.7 times its
+	// payload). A partition hands out no batch while its handed-out records hold its share
+	// (fetched records can be more: the broker returns a record batch whole). Zero for a
 	// handler that lets go of the decoded message at once (a sink writing the record's bytes).
 	DecodedFactor int
 	// FetchMaxBytes is the most bytes one fetch returns; franz-go's default when zero.
@@ -374,7 +376,11 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 			fetchMax = 50 << 20 // franz-go's default
 		}
 		fetchMax = min(fetchMax, max(b/32, 64<<10))
-		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(min(1<<20, fetchMax))))
+		// One partition's part at most an eighth of that: a partition pauses only after a
+		// fetch of it arrived, so a fetch must be small against its share of the budget
+		// (b over the partitions), or the count limit (MaxInFlight) is all that binds. The
+		// broker still returns a first record batch larger than this.
+		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(min(1<<20, max(fetchMax/8, 64<<10)))))
 	}
 	if fetchMax > 0 {
 		opts = append(opts, kgo.FetchMaxBytes(int32(min(fetchMax, 1<<31-1))))

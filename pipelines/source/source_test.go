@@ -732,3 +732,63 @@ func TestSource_in_flight_bytes_decoded(t *testing.T) {
 		})
 	}
 }
+
+// TestSource_hands_out_no_more_than_the_decoded_share: one fetch can bring more records than a
+// partition's byte share (a record batch comes whole). With DecodedFactor the records handed
+// out stop at the share, the rest wait fetched, and acks let them through, in order.
+func TestSource_hands_out_no_more_than_the_decoded_share(t *testing.T) {
+	const valueBytes, total, batch = 2500, 40, 5
+	// A batch of 5 counts 5*(6*2500+512) = 77.5KB: the fourth reaches the 256KiB share.
+	brokers := newCluster(t)
+	topic := "decoded-share"
+	createTopic(t, brokers, topic, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, total)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Value: make([]byte, valueBytes)}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Kafka: seeds(brokers), Group: "g-" + topic, Topics: []string{topic},
+		MaxInFlight: 100_000, MaxBatch: batch, MaxInFlightBytes: MinPartitionBytes, DecodedFactor: 5,
+		CommitInterval: 20 * time.Millisecond}
+	src, ch := start(t, cfg)
+	var held []*message.Message
+	next := int64(0)
+	for range 4 {
+		msg := receive(t, ch, 30*time.Second)
+		if o := offsets(msg); o[0] != next || len(o) != batch {
+			t.Fatalf("got offsets %v, want %d from %d", o, batch, next)
+		}
+		next += batch
+		held = append(held, msg)
+	}
+	select {
+	case msg := <-ch:
+		t.Fatalf("offsets %v handed out while %d records counting 310KB of a 256KiB share were unacked", offsets(msg), next)
+	case <-time.After(time.Second):
+	}
+	for next < total {
+		for _, m := range held {
+			m.Ack()
+		}
+		held = held[:0]
+		msg := receive(t, ch, 30*time.Second)
+		if o := offsets(msg); o[0] != next {
+			t.Fatalf("got offsets %v after the acks, want them to start at %d", o, next)
+		}
+		next += int64(len(BatchOf(msg).Records))
+		held = append(held, msg)
+	}
+	for _, m := range held {
+		m.Ack()
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
