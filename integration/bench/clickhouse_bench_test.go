@@ -101,12 +101,13 @@ func startCHDaemon(b *testing.B, k *harness.Kafka, ch *harness.ClickHouse, bin, 
 // stop sends SIGTERM, waits for a clean exit and returns the process's CPU time and peak RSS.
 func (d *chDaemon) stop(b *testing.B) (cpu time.Duration, maxRSSKB int64) {
 	b.Helper()
+	hwm := peakRSSKB(d.cmd.Process.Pid) // not ru_maxrss, see peakRSSKB
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	if err := d.cmd.Wait(); err != nil {
 		b.Fatalf("daemon exit: %v; log %s", err, d.log.Name())
 	}
 	ru := d.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), hwm
 }
 
 // chRows is count() of table, or -1 while it cannot be read (not created yet).
@@ -160,6 +161,7 @@ func chServerCPU(ch *harness.ClickHouse) time.Duration {
 //     10 ms) that sees its row, so it is an upper bound by up to one poll interval.
 func BenchmarkKafkaToClickHouse(b *testing.B) {
 	total := envInt("SWITCHYARD_BENCH_EVENTS", 1_000_000)
+	harness.UseJVMArgs(harness.BenchmarkJVMArgs) // every scenario against a production-like broker, whatever ran first
 	k := harness.StartKafka(b)
 	ch := harness.StartClickHouse(b)
 	bin := buildDaemon(b)

@@ -208,6 +208,7 @@ func runFanOut(b *testing.B, k *harness.Kafka, bin string, f fanOut, total int, 
 // sink's CPU-µs per event.
 func BenchmarkFanOut(b *testing.B) {
 	total := envInt("SWITCHYARD_BENCH_EVENTS", 1_000_000)
+	harness.UseJVMArgs(harness.BenchmarkJVMArgs) // every scenario against a production-like broker, whatever ran first
 	k := harness.StartKafka(b)
 	ch := harness.StartClickHouse(b)
 	bq := startBQFake(b)
@@ -236,6 +237,7 @@ const memoryBudgetLimit = 128 << 20
 // against memory_limit + 20%.
 func BenchmarkMemoryBudget(b *testing.B) {
 	total := envInt("SWITCHYARD_BENCH_EVENTS", 1_000_000)
+	harness.UseJVMArgs(harness.BenchmarkJVMArgs) // every scenario against a production-like broker, whatever ran first
 	k := harness.StartKafka(b)
 	bq := startBQFake(b)
 	bin := buildDaemon(b)
