@@ -278,7 +278,11 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	budget := e.laneBudget()
 	maxBytes := int64(sc.Batch.MaxBytes)
 	if budget > 0 {
-		maxBytes = min(maxBytes, max(budget/int64(max(1, sc.MaxInFlight)), 64<<10))
+		// The runner counts payload bytes; the budget counts a record handed out as its
+		// payload and, when the sink reads decoded messages, decodedFactor times it more: a
+		// batch holds at most its part of the budget in the same units, so batches fill
+		// before the source stops handing out records.
+		maxBytes = min(maxBytes, max(budget/int64(max(1, sc.MaxInFlight))/int64(1+l.decodedFactor()), 64<<10))
 	}
 	l.runner = sinks.NewRunner(s, sinks.RunnerOptions{
 		MaxRows:        sc.Batch.MaxRows,

@@ -685,20 +685,8 @@ func TestSource_in_flight_bytes_decoded(t *testing.T) {
 			brokers := newCluster(t)
 			topic := fmt.Sprintf("in-flight-decoded-%d", factor)
 			createTopic(t, brokers, topic, 1)
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			produceRound := func() {
-				recs := make([]*kgo.Record, round)
-				for i := range recs {
-					recs[i] = &kgo.Record{Topic: topic, Value: make([]byte, valueBytes)}
-				}
-				if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			produce := valuesProducer(t, brokers, topic, valueBytes)
+			produceRound := func() { produce(round) }
 			cfg := Config{Kafka: seeds(brokers), Group: "g-" + topic, Topics: []string{topic},
 				MaxInFlight: 100_000, MaxBatch: round, MaxInFlightBytes: MinPartitionBytes, DecodedFactor: factor,
 				CommitInterval: 20 * time.Millisecond}
@@ -742,18 +730,7 @@ func TestSource_hands_out_no_more_than_the_decoded_share(t *testing.T) {
 	brokers := newCluster(t)
 	topic := "decoded-share"
 	createTopic(t, brokers, topic, 1)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	recs := make([]*kgo.Record, total)
-	for i := range recs {
-		recs[i] = &kgo.Record{Topic: topic, Value: make([]byte, valueBytes)}
-	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	valuesProducer(t, brokers, topic, valueBytes)(total)
 	cfg := Config{Kafka: seeds(brokers), Group: "g-" + topic, Topics: []string{topic},
 		MaxInFlight: 100_000, MaxBatch: batch, MaxInFlightBytes: MinPartitionBytes, DecodedFactor: 5,
 		CommitInterval: 20 * time.Millisecond}
@@ -790,5 +767,25 @@ func TestSource_hands_out_no_more_than_the_decoded_share(t *testing.T) {
 	}
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// valuesProducer returns a function that produces n records with values of valueBytes zero
+// bytes to partition 0 of topic, in one ProduceSync.
+func valuesProducer(t *testing.T, brokers []string, topic string, valueBytes int) func(n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return func(n int) {
+		recs := make([]*kgo.Record, n)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: topic, Value: make([]byte, valueBytes)}
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
