@@ -161,11 +161,6 @@ func (s *Source) decodedBytes(recs []*kgo.Record) int64 {
 	return n * int64(s.cfg.DecodedFactor)
 }
 
-// recordsBytes is what the budget counts for recs in flight: fetchedBytes and decodedBytes.
-func (s *Source) recordsBytes(recs []*kgo.Record) int64 {
-	return s.fetchedBytes(recs) + s.decodedBytes(recs)
-}
-
 // bytesShareLocked is the partition's share of MaxInFlightBytes, or 0 without a budget.
 func (p *partition) bytesShareLocked() int64 {
 	b := p.s.cfg.MaxInFlightBytes

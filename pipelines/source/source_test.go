@@ -678,9 +678,9 @@ func TestSource_in_flight_bytes_decoded(t *testing.T) {
 	// under and over the 256KiB budget.
 	for _, factor := range []int{0, 5} {
 		t.Run(fmt.Sprintf("factor=%d", factor), func(t *testing.T) {
-			if got, want := (&Source{cfg: Config{DecodedFactor: factor}}).recordsBytes([]*kgo.Record{{Key: []byte("k"), Value: make([]byte, valueBytes)}}),
-				int64(1+valueBytes*(1+factor)+RecordOverhead); got != want {
-				t.Fatalf("recordsBytes = %d, want %d", got, want)
+			s, recs := &Source{cfg: Config{DecodedFactor: factor}}, []*kgo.Record{{Key: []byte("k"), Value: make([]byte, valueBytes)}}
+			if got, want := s.fetchedBytes(recs)+s.decodedBytes(recs), int64(1+valueBytes*(1+factor)+RecordOverhead); got != want {
+				t.Fatalf("fetched + decoded bytes = %d, want %d", got, want)
 			}
 			brokers := newCluster(t)
 			topic := fmt.Sprintf("in-flight-decoded-%d", factor)
