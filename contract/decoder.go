@@ -34,13 +34,12 @@ var hyperOptions = []hyperpb.UnmarshalOption{hyperpb.WithAllowAlias(!raceBuild)}
 type Decoder struct {
 	c   *Contract
 	enc Encoding
-	// shared holds one hyperpb arena per message decoded since the last Release (hyperpb
-	// allows a single top-level parse per arena); used counts the live ones. Release gives
-	// them back to the process-wide arenas pool, so their memory is reused by the next batch
-	// of any decoder: what arenas hold follows the messages alive at once, not the largest
-	// batch each decoder (one per handler goroutine of a lane) ever saw.
+	// shared holds one hyperpb arena per live message decoded since the last Release
+	// (hyperpb allows a single top-level parse per arena). Release gives them back to the
+	// process-wide arenas pool, so their memory is reused by the next batch of any decoder:
+	// what arenas hold follows the messages alive at once, not the largest batch each decoder
+	// (one per handler goroutine of a lane) ever saw.
 	shared []*hyperpb.Shared
-	used   int
 	// last reports whether the latest Decode took an arena (a payload rejected before
 	// parsing takes none), so Discard knows whether there is one to give back.
 	last bool
@@ -123,13 +122,10 @@ func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
 	if err := checkWire(body, d.c.wire, 0); err != nil {
 		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
 	}
-	if d.used == len(d.shared) {
-		d.shared = append(d.shared, arenas.Get().(*hyperpb.Shared))
-	}
-	s := d.shared[d.used]
-	// Count the arena as used before parsing: a failed parse still holds arena memory
-	// that Release must free.
-	d.used++
+	// Take the arena before parsing: a failed parse still holds arena memory that Release
+	// must free.
+	s := arenas.Get().(*hyperpb.Shared)
+	d.shared = append(d.shared, s)
 	d.last = true
 	m := s.NewMessage(d.c.hyper)
 	if err := m.Unmarshal(body, hyperOptions...); err != nil {
@@ -191,13 +187,12 @@ var quotedToken = regexp.MustCompile(`\s*"(?:[^"\\]|\\.)*"`)
 // recycles their memory for the next batch. Call it once the batch has been routed and
 // written (or dead-lettered), never while a message of the batch is still referenced.
 func (d *Decoder) Release() {
-	for i, s := range d.shared[:d.used] {
+	for i, s := range d.shared {
 		s.Free()
 		arenas.Put(s)
 		d.shared[i] = nil
 	}
 	d.shared = d.shared[:0]
-	d.used = 0
 	d.last = false
 }
 
@@ -207,7 +202,7 @@ func (d *Decoder) Release() {
 var arenas = sync.Pool{New: func() any { return new(hyperpb.Shared) }}
 
 // Live returns how many binary-decoded messages are awaiting Release.
-func (d *Decoder) Live() int { return d.used }
+func (d *Decoder) Live() int { return len(d.shared) }
 
 // Discard gives back the memory of the message the last Decode returned, for the next Decode
 // to reuse: call it when that message will not be read again (it matched no route, or its
@@ -216,10 +211,10 @@ func (d *Decoder) Live() int { return d.used }
 func (d *Decoder) Discard() {
 	if d.last {
 		d.last = false
-		d.used--
-		d.shared[d.used].Free()
-		arenas.Put(d.shared[d.used])
-		d.shared[d.used] = nil
-		d.shared = d.shared[:d.used]
+		n := len(d.shared) - 1
+		d.shared[n].Free()
+		arenas.Put(d.shared[n])
+		d.shared[n] = nil
+		d.shared = d.shared[:n]
 	}
 }

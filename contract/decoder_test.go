@@ -62,10 +62,7 @@ func TestDecoder_arenas_pass_between_decoders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := reg.Lookup(eventgen.BidPlaced)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := lookup(t, reg, eventgen.BidPlaced)
 	var payloads [][]byte
 	for range 50 {
 		ev, err := gen.Make(eventgen.BidPlaced, eventgen.Valid, contract.Raw)
