@@ -130,7 +130,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		p.brk = newBreaker(p.name, cp.Config.DeadLetter.Breaker, sinkNames, e.log, e.metrics)
 		for i := range cp.Config.Sinks {
 			sc := &cp.Config.Sinks[i]
-			l := &lane{p: p, sink: sc.Name, primary: i == 0,
+			l := &lane{p: p, sink: sc.Name, index: i, primary: i == 0,
 				log: e.log.With("pipeline", p.name, "sink", sc.Name)}
 			for _, r := range cp.Routes {
 				if r.Sink == sc.Name {
@@ -141,6 +141,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			}
 			m := e.metrics
 			l.landed = m.Landed.WithLabelValues(p.name, sc.Name)
+			l.paced = m.PaceSeconds.WithLabelValues(p.name, sc.Name)
 			l.consumed = m.Consumed.WithLabelValues(p.name)
 			l.unrouted = m.Unrouted.WithLabelValues(p.name)
 			l.batchRec = m.BatchRecords.WithLabelValues(p.name, sc.Name)
@@ -152,11 +153,24 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		}
 		// Two source.max_in_flight per partition: lanes that move together are never further
 		// apart than that; one that is further behind validates for itself.
-		p.verdicts = newVerdicts(len(p.lanes), 2*cp.Config.Source.MaxInFlight)
+		p.verdicts = newVerdicts(len(p.lanes), 2*cp.Config.Source.MaxInFlight, pacePatience(cp.Config))
 		p.shared = e.metrics.SharedValidations.WithLabelValues(p.name)
 		e.pipelines = append(e.pipelines, p)
 	}
 	return e, nil
+}
+
+// pacePatience is how long a lane waits for a slower lane of its pipeline (verdictRing.pace),
+// and how long a lane may go without processing a batch of a partition before the others stop
+// waiting for it there: a second more than the longest batch interval of the pipeline's sinks
+// (a lane whose in-flight records all sit in a filling batch processes nothing until it is
+// written), with a floor of two seconds.
+func pacePatience(pc *config.Pipeline) time.Duration {
+	longest := time.Duration(0)
+	for i := range pc.Sinks {
+		longest = max(longest, pc.Sinks[i].Batch.Interval)
+	}
+	return max(2*time.Second, longest+time.Second)
 }
 
 // laneBudget is a lane's byte budget for its in-flight records (source.Config.MaxInFlightBytes,

@@ -26,6 +26,7 @@ import (
 type lane struct {
 	p       *pipeline
 	sink    string
+	index   int      // in p.lanes
 	primary bool     // dead-letters decode and validation failures, counts consumed
 	payload bool     // the sink writes untransformed records from their bytes (sinks.PayloadWriter)
 	routes  []*Route // routes to this lane's sink
@@ -44,6 +45,7 @@ type lane struct {
 	health laneHealth
 
 	landed   prometheus.Counter
+	paced    prometheus.Counter // seconds waited for slower lanes (verdictRing.pace)
 	consumed prometheus.Counter
 	unrouted prometheus.Counter
 	batchRec prometheus.Observer
@@ -141,6 +143,11 @@ func (l *lane) handle(msg *message.Message) error {
 	st.attempt = max(source.AttemptOf(msg), 1)
 	st.ring, st.shared = l.p.verdicts.ring(b.Topic, b.Partition), 0
 	n := len(b.Records)
+	if st.ring != nil && n > 0 {
+		if waited := st.ring.pace(msg.Context(), l.index, b.Records[0].Offset); waited > 0 {
+			l.paced.Add(waited.Seconds())
+		}
+	}
 	if cap(st.recs) < n {
 		st.recs = make([]event.Record, n)
 	}
@@ -156,6 +163,9 @@ func (l *lane) handle(msg *message.Message) error {
 			st.retry = nil
 			return fmt.Errorf("pipeline %q sink %q: %w", l.p.name, l.sink, err)
 		}
+	}
+	if st.ring != nil && n > 0 {
+		st.ring.advance(l.index, b.Records[n-1].Offset+1)
 	}
 	if st.shared > 0 {
 		l.p.shared.Add(float64(st.shared))

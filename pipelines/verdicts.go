@@ -1,9 +1,11 @@
 package pipelines
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/contract"
 )
@@ -24,11 +26,21 @@ import (
 // Slots are written and read with atomics and never locked; a slot overwritten by a record
 // a window further on, or torn between its two words, just reads as a miss. The hash
 // guards against a topic deleted and created again under the same name.
+//
+// Lanes pace each other so that they do move together (pace): over a backlog the lane of the
+// fastest sink would otherwise run past the ring at once and every lane would validate every
+// event. A lane waits before a batch while another lane that is live (it advanced on the
+// partition within patience) is more than half a window behind but still within the window;
+// a lane that is further behind, or stalled (its sink is down, the partition moved to
+// another instance), is not waited for, and a wait never lasts longer than patience.
 type verdicts struct {
-	seed   maphash.Seed
-	window int64
-	mu     sync.Mutex
-	rings  map[verdictKey]*verdictRing
+	seed     maphash.Seed
+	window   int64
+	lanes    int
+	patience time.Duration
+	epoch    time.Time // marks' clock: monotonic nanoseconds since epoch
+	mu       sync.Mutex
+	rings    map[verdictKey]*verdictRing
 }
 
 type verdictKey struct {
@@ -37,8 +49,16 @@ type verdictKey struct {
 }
 
 type verdictRing struct {
+	v     *verdicts
 	seed  maphash.Seed
 	slots []verdictSlot
+	marks []laneMark // by lane index
+}
+
+// laneMark is how far one lane has processed a partition.
+type laneMark struct {
+	next atomic.Int64 // offset after the last record processed; 0 before the first
+	at   atomic.Int64 // when next last moved (verdicts.since)
 }
 
 type verdictSlot struct {
@@ -47,13 +67,16 @@ type verdictSlot struct {
 }
 
 // newVerdicts returns a cache of window slots per partition, or nil for a pipeline with a
-// single lane (nothing to share).
-func newVerdicts(lanes int, window int) *verdicts {
+// single lane (nothing to share). Lanes wait at most patience for one another (pace).
+func newVerdicts(lanes int, window int, patience time.Duration) *verdicts {
 	if lanes < 2 {
 		return nil
 	}
-	return &verdicts{seed: maphash.MakeSeed(), window: int64(max(window, 1024)), rings: map[verdictKey]*verdictRing{}}
+	return &verdicts{seed: maphash.MakeSeed(), window: int64(max(window, 1024)), lanes: lanes, patience: patience,
+		epoch: time.Now(), rings: map[verdictKey]*verdictRing{}}
 }
+
+func (v *verdicts) since() int64 { return int64(time.Since(v.epoch)) }
 
 // ring returns the partition's ring, created on first use; nil on a nil cache.
 func (v *verdicts) ring(topic string, partition int32) *verdictRing {
@@ -65,7 +88,7 @@ func (v *verdicts) ring(topic string, partition int32) *verdictRing {
 	defer v.mu.Unlock()
 	r := v.rings[k]
 	if r == nil {
-		r = &verdictRing{seed: v.seed, slots: make([]verdictSlot, v.window)}
+		r = &verdictRing{v: v, seed: v.seed, slots: make([]verdictSlot, v.window), marks: make([]laneMark, v.lanes)}
 		v.rings[k] = r
 	}
 	return r
@@ -88,4 +111,65 @@ func (r *verdictRing) store(off int64, h uint64) {
 	s.off.Store(0)
 	s.hash.Store(h)
 	s.off.Store(off + 1)
+}
+
+// pacePoll is how often a waiting lane looks at the others' marks.
+const pacePoll = time.Millisecond
+
+// pace waits, before lane processes a batch starting at first, while another live lane is
+// more than half a window behind first and within the window (so that it finds the verdicts
+// lane is about to store), for at most patience or until ctx is done. The lane furthest
+// behind never waits, so lanes cannot wait on each other in a circle. It returns how long
+// it waited.
+func (r *verdictRing) pace(ctx context.Context, lane int, first int64) time.Duration {
+	if !r.behind(lane, first) {
+		return 0
+	}
+	start := time.Now()
+	t := time.NewTimer(pacePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Since(start)
+		case <-t.C:
+		}
+		if waited := time.Since(start); waited >= r.v.patience || !r.behind(lane, first) {
+			return waited
+		}
+		t.Reset(pacePoll)
+	}
+}
+
+// behind reports whether a live lane other than lane is between half a window and a window
+// behind first.
+func (r *verdictRing) behind(lane int, first int64) bool {
+	now := r.v.since()
+	for i := range r.marks {
+		m := &r.marks[i]
+		next := m.next.Load()
+		if i == lane || next == 0 {
+			continue
+		}
+		lead := first - next
+		if lead > r.v.window/2 && lead <= r.v.window && now-m.at.Load() < int64(r.v.patience) {
+			return true
+		}
+	}
+	return false
+}
+
+// advance records that lane has processed the partition up to next (exclusive).
+func (r *verdictRing) advance(lane int, next int64) {
+	m := &r.marks[lane]
+	for {
+		cur := m.next.Load()
+		if next <= cur {
+			return
+		}
+		if m.next.CompareAndSwap(cur, next) {
+			m.at.Store(r.v.since())
+			return
+		}
+	}
 }

@@ -1,16 +1,18 @@
 package pipelines
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/contract"
 )
 
 func TestVerdicts_ring(t *testing.T) {
-	if newVerdicts(1, 10) != nil {
+	if newVerdicts(1, 10, time.Second) != nil {
 		t.Fatal("a single lane has nothing to share")
 	}
-	v := newVerdicts(2, 1024)
+	v := newVerdicts(2, 1024, time.Second)
 	r := v.ring("t", 0)
 	if r != v.ring("t", 0) || r == v.ring("t", 1) {
 		t.Fatal("one ring per partition")
@@ -33,5 +35,44 @@ func TestVerdicts_ring(t *testing.T) {
 	r.store(5+1024, h) // a window further on overwrites the slot
 	if r.valid(5, h) || !r.valid(5+1024, h) {
 		t.Fatal("an overwritten slot must miss for its old offset")
+	}
+}
+
+func TestVerdicts_pace(t *testing.T) {
+	const patience = 200 * time.Millisecond
+	v := newVerdicts(3, 1024, patience)
+	r := v.ring("t", 0)
+	ctx := context.Background()
+	if w := r.pace(ctx, 0, 5000); w != 0 {
+		t.Fatalf("waited %v with no other lane on the partition", w)
+	}
+	r.advance(1, 4000) // lane 1 is 1000 behind: more than half the ring, within it
+	r.advance(1, 3000) // a redelivered batch never moves a mark back
+	if !r.behind(0, 5000) || r.behind(0, 4400) || r.behind(1, 4000) {
+		t.Fatal("only a lane between half a ring and a ring behind is waited for")
+	}
+	if r.behind(0, 4000+1025) {
+		t.Fatal("a lane more than a ring behind is not waited for")
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		r.advance(1, 4600)
+	}()
+	if w := r.pace(ctx, 0, 5000); w <= 0 || w >= patience {
+		t.Fatalf("waited %v, want until lane 1 came within half a ring (well below %v)", w, patience)
+	}
+	r.advance(2, 4000) // lane 2 stops there
+	if w := r.pace(ctx, 0, 5000); w < patience || w > 10*patience {
+		t.Fatalf("waited %v for a lane that does not move, want the patience %v", w, patience)
+	}
+	time.Sleep(patience)
+	if r.behind(0, 5000) {
+		t.Fatal("a lane that has not moved for the patience is still waited for")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	r.advance(2, 4001) // live again
+	cancel()
+	if w := r.pace(cctx, 0, 5000); w >= patience {
+		t.Fatalf("waited %v after the batch's context was canceled", w)
 	}
 }

@@ -1,10 +1,18 @@
 package pipelines_test
 
 import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	"github.com/switchyard-dev/switchyard/internal/config"
+	"github.com/switchyard-dev/switchyard/internal/event"
+	"github.com/switchyard-dev/switchyard/pipelines"
+	"github.com/switchyard-dev/switchyard/sinks"
 )
 
 const twoLaneConfig = `
@@ -56,4 +64,87 @@ func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 		t.Fatalf("out-a=%d out-b=%d dlq=%d, want %d, %d, %d", a, b, d, valid, valid, n/10)
 	}
 	t.Logf("%v of %d validations shared", shared, valid)
+}
+
+// paceConfig is twoLaneConfig with a small ring (2 × max_in_flight = 1024 slots per
+// partition) so that a backlog of a few thousand events spans it several times.
+var paceConfig = strings.Replace(twoLaneConfig, "max_batch: 100}", "max_batch: 100, max_in_flight: 200}", 1)
+
+// slowSink wraps a real sink; each write first waits delay, and fails while down is set.
+type slowSink struct {
+	sinks.Sink
+	delay time.Duration
+	down  *atomic.Bool
+}
+
+func (s slowSink) Open(ctx context.Context) error {
+	if o, ok := s.Sink.(sinks.Opener); ok {
+		return o.Open(ctx)
+	}
+	return nil
+}
+
+func (s slowSink) Write(ctx context.Context, recs []*event.Record) error {
+	time.Sleep(s.delay)
+	if s.down != nil && s.down.Load() {
+		return errors.New("injected outage: connection refused")
+	}
+	return s.Sink.Write(ctx, recs)
+}
+
+// wrapSink builds the configured sinks, wrapping sink b in slowSink.
+func wrapSink(delay time.Duration, down *atomic.Bool) func(context.Context, *config.Sink, pipelines.SinkDeps) (sinks.Sink, error) {
+	return func(ctx context.Context, sc *config.Sink, deps pipelines.SinkDeps) (sinks.Sink, error) {
+		s, err := pipelines.NewSink(ctx, sc, deps)
+		if err != nil || sc.Name != "b" {
+			return s, err
+		}
+		return slowSink{Sink: s, delay: delay, down: down}, nil
+	}
+}
+
+// Over a backlog the lane of a fast sink would run far ahead of a slower one, past the ring,
+// and both would validate every event. The lanes pace each other instead: the one ahead waits
+// while a live lane behind is more than half the ring behind, so each event is validated once.
+func TestEngine_lanes_move_together_over_a_backlog(t *testing.T) {
+	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
+	const n = 8000
+	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
+	_, m := e.startWith(t, paceConfig, wrapSink(15*time.Millisecond, nil))
+	waitFor(t, 2*time.Minute, "both sinks to land every event", func() bool {
+		return e.count(t, "out-a") == n && e.count(t, "out-b") == n
+	})
+	shared := value(t, m.SharedValidations.WithLabelValues("p"))
+	if shared < 0.95*n {
+		t.Fatalf("switchyard_validations_shared_total = %v of %d events: the lanes drifted apart and validated on their own", shared, n)
+	}
+	t.Logf("%v of %d validations shared", shared, n)
+}
+
+// A lane whose sink is down does not hold back the others for longer than the pacing
+// patience: the healthy lane lands the whole backlog while the other lane's sink fails every
+// write, and the recovered lane lands it too afterwards.
+func TestEngine_a_down_sink_does_not_pace_the_other_lanes(t *testing.T) {
+	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
+	const n = 6000
+	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
+	var down atomic.Bool
+	down.Store(true)
+	start := time.Now()
+	_, m := e.startWith(t, paceConfig, wrapSink(0, &down))
+	waitFor(t, time.Minute, "the healthy sink to land every event", func() bool { return e.count(t, "out-a") == n })
+	took := time.Since(start)
+	if b := e.count(t, "out-b"); b != 0 {
+		t.Fatalf("out-b holds %d events while its sink is down", b)
+	}
+	paced := value(t, m.PaceSeconds.WithLabelValues("p", "a"))
+	if paced <= 0 {
+		t.Fatal("lane a never waited for lane b, so this test does not show that the wait ends")
+	}
+	down.Store(false)
+	waitFor(t, 2*time.Minute, "the recovered sink to land every event", func() bool { return e.count(t, "out-b") == n })
+	if again := value(t, m.PaceSeconds.WithLabelValues("p", "a")); again != paced {
+		t.Fatalf("lane a waited %vs more after it had landed everything", again-paced)
+	}
+	t.Logf("healthy lane landed %d events in %v with the other sink down (%.1fs of batch waits)", n, took, paced)
 }

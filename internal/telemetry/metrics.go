@@ -17,6 +17,7 @@ type Metrics struct {
 	Consumed          *prometheus.CounterVec   // pipeline
 	Unrouted          *prometheus.CounterVec   // pipeline
 	SharedValidations *prometheus.CounterVec   // pipeline
+	PaceSeconds       *prometheus.CounterVec   // pipeline, sink
 	Landed            *prometheus.CounterVec   // pipeline, sink
 	DeadLettered      *prometheus.CounterVec   // pipeline, reason
 	WriteErrors       *prometheus.CounterVec   // pipeline, sink
@@ -58,6 +59,10 @@ func New() *Metrics {
 			Name: "switchyard_validations_shared_total",
 			Help: "Validations a sink lane skipped because another lane of the pipeline had already found the event valid (lanes moving together validate each event once).",
 		}, []string{"pipeline"}),
+		PaceSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_lane_pace_seconds_total",
+			Help: "Seconds a sink lane's batches waited for a slower live lane of the same pipeline to come within half the verdict ring (lanes moving together validate each event once); a lane stalled for longer than the patience is not waited for.",
+		}, []string{"pipeline", "sink"}),
 		Landed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_events_landed_total",
 			Help: "Events a sink confirmed as written.",
@@ -148,7 +153,7 @@ func New() *Metrics {
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
 	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
 		m.BreakerState, m.BreakerTrips)
-	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
+	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.PaceSeconds, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
