@@ -101,7 +101,7 @@ pipelines:
 				"confluent",
 				Batch{MaxRows: 10, MaxBytes: 4 << 20, Interval: 200 * time.Millisecond},
 				Retry{MaxAttempts: 0, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}, 4,
-				"kafka", kafka.Config{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true, Compression: "lz4", TransactionTimeout: 10 * time.Second},
+				"kafka", kafka.Config{Topic: "orders.out", Key: "source", Encoding: "protobuf", Headers: true, Compression: "snappy", TransactionTimeout: 10 * time.Second},
 				"clickhouse", "default", "default", 5000,
 			},
 		},

@@ -19,7 +19,7 @@ var ErrTooLarge = errors.New("record too large")
 
 // ProducerOptions configure a Producer beyond the cluster connection.
 type ProducerOptions struct {
-	// Compression is none, gzip, snappy, lz4 (the default, for "") or zstd.
+	// Compression is none, gzip, snappy (the default, for ""), lz4 or zstd.
 	Compression string
 	// MaxRecordBytes bounds one record batch, and so one record (0: 1 MiB, the broker's
 	// default message.max.bytes).
@@ -107,13 +107,13 @@ func ClientMetrics(reg prometheus.Registerer, name string) kgo.Opt {
 
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	switch name {
-	case "", "lz4":
+	case "lz4":
 		return kgo.Lz4Compression(), nil
 	case "none":
 		return kgo.NoCompression(), nil
 	case "gzip":
 		return kgo.GzipCompression(), nil
-	case "snappy":
+	case "", "snappy":
 		return kgo.SnappyCompression(), nil
 	case "zstd":
 		return kgo.ZstdCompression(), nil
