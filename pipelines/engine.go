@@ -142,6 +142,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			m := e.metrics
 			l.landed = m.Landed.WithLabelValues(p.name, sc.Name)
 			l.paced = m.PaceSeconds.WithLabelValues(p.name, sc.Name)
+			l.skipped = m.DecodesSkipped.WithLabelValues(p.name, sc.Name)
 			l.consumed = m.Consumed.WithLabelValues(p.name)
 			l.unrouted = m.Unrouted.WithLabelValues(p.name)
 			l.batchRec = m.BatchRecords.WithLabelValues(p.name, sc.Name)
@@ -289,6 +290,7 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 	if pw, ok := s.(sinks.PayloadWriter); ok {
 		l.payload = pw.WritesPayload()
 	}
+	l.blind = l.isBlind()
 	budget := e.laneBudget()
 	maxBytes := int64(sc.Batch.MaxBytes)
 	if budget > 0 {

@@ -26,12 +26,16 @@ import (
 type lane struct {
 	p       *pipeline
 	sink    string
-	index   int      // in p.lanes
-	primary bool     // dead-letters decode and validation failures, counts consumed
-	payload bool     // the sink writes untransformed records from their bytes (sinks.PayloadWriter)
-	routes  []*Route // routes to this lane's sink
-	others  []*Route // routes to other sinks (primary lane: to count unrouted events)
-	runner  *sinks.Runner
+	index   int  // in p.lanes
+	primary bool // dead-letters decode and validation failures, counts consumed
+	payload bool // the sink writes untransformed records from their bytes (sinks.PayloadWriter)
+	// blind is set when nothing of the lane reads a decoded message: its sink writes records'
+	// bytes, on routes without conditions or transforms. It then routes a record that another
+	// lane found valid without decoding it (routeVerdict).
+	blind  bool
+	routes []*Route // routes to this lane's sink
+	others []*Route // routes to other sinks (primary lane: to count unrouted events)
+	runner *sinks.Runner
 	// Exactly-once lanes write each batch in a transaction of txn through sinkW, instead of
 	// through the runner (see transact).
 	txn    *kafkaconn.Producer
@@ -46,6 +50,7 @@ type lane struct {
 
 	landed   prometheus.Counter
 	paced    prometheus.Counter // seconds waited for slower lanes (verdictRing.pace)
+	skipped  prometheus.Counter // records routed without decoding (routeVerdict)
 	consumed prometheus.Counter
 	unrouted prometheus.Counter
 	batchRec prometheus.Observer
@@ -92,8 +97,9 @@ type laneState struct {
 	slo     sloScratch
 	// ring holds the valid verdicts of the batch's partition shared by the pipeline's lanes
 	// (nil with one lane).
-	ring   *verdictRing
-	shared int64 // validations of the batch skipped thanks to ring
+	ring    *verdictRing
+	shared  int64 // validations of the batch skipped thanks to ring
+	skipped int64 // records of the batch routed without decoding (routeVerdict)
 }
 
 func (l *lane) newState() *laneState {
@@ -170,6 +176,10 @@ func (l *lane) handle(msg *message.Message) error {
 	if st.shared > 0 {
 		l.p.shared.Add(float64(st.shared))
 		st.shared = 0
+	}
+	if st.skipped > 0 {
+		l.skipped.Add(float64(st.skipped))
+		st.skipped = 0
 	}
 	for i := range st.dead {
 		st.dead[i].attempts = st.attempt
@@ -261,6 +271,13 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		return
 	}
 	name := string(ct.Descriptor().FullName())
+	var h uint64 // the record's verdict hash, with a ring
+	if st.ring != nil {
+		h = st.ring.hash(kr.Value, ct)
+		if l.blind && l.routeVerdict(st, kr, rec, name, h, ct.HasRules()) {
+			return
+		}
+	}
 	dec := st.decoder(ct, l.p.cp)
 	msg, err := dec.Decode(kr.Value)
 	// keep reports whether a sink will read the decoded message; if not, its memory goes
@@ -286,7 +303,8 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		}
 		return
 	}
-	if err := l.validate(st, ct, kr, msg); err != nil {
+	evTime := l.p.cp.EventTime(msg, kr.Timestamp)
+	if err := l.validate(st, ct, kr, msg, h, evTime); err != nil {
 		keep = true // the error may refer to the message; invalid events are rare
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonValidate, err: err, contract: name})
@@ -295,14 +313,8 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 	}
 	rec.Message = msg
 	rec.Contract = name
-	st.slo.evTime = l.p.cp.EventTime(msg, kr.Timestamp)
-	if len(kr.Headers) > 0 {
-		start := len(st.headers)
-		for _, h := range kr.Headers {
-			st.headers = append(st.headers, event.Header{Key: h.Key, Value: h.Value})
-		}
-		rec.Headers = st.headers[start:len(st.headers):len(st.headers)]
-	}
+	st.slo.evTime = evTime
+	st.copyHeaders(kr, rec)
 	st.act.Reset(msg, rec)
 	matched := false
 	for _, r := range l.routes {
@@ -349,22 +361,82 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 	}
 }
 
-// validate validates msg, the decoded kr, unless another lane of the pipeline already found
-// kr valid (see verdicts); a valid verdict is shared with the other lanes.
-func (l *lane) validate(st *laneState, ct *contract.Contract, kr *kgo.Record, msg protoreflect.Message) error {
-	if st.ring == nil || !ct.HasRules() {
+// copyHeaders gives rec the headers of kr, in the state's header buffer.
+func (st *laneState) copyHeaders(kr *kgo.Record, rec *event.Record) {
+	if len(kr.Headers) == 0 {
+		return
+	}
+	start := len(st.headers)
+	for _, h := range kr.Headers {
+		st.headers = append(st.headers, event.Header{Key: h.Key, Value: h.Value})
+	}
+	rec.Headers = st.headers[start:len(st.headers):len(st.headers)]
+}
+
+// validate validates msg, the decoded kr with verdict hash h, unless another lane of the
+// pipeline already found kr valid (see verdicts); a valid verdict is shared with the other
+// lanes, with the record's event time. A contract without rules has nothing to validate,
+// but its verdict ("it decodes") is stored all the same, for blind lanes (routeVerdict).
+func (l *lane) validate(st *laneState, ct *contract.Contract, kr *kgo.Record, msg protoreflect.Message, h uint64, evTime time.Time) error {
+	if st.ring == nil {
 		return ct.Validate(msg)
 	}
-	h := st.ring.hash(kr.Value, ct)
-	if st.ring.valid(kr.Offset, h) {
-		st.shared++
-		return nil
+	if ct.HasRules() {
+		if _, ok := st.ring.valid(kr.Offset, h); ok {
+			st.shared++
+			return nil
+		}
+		if err := ct.Validate(msg); err != nil {
+			return err
+		}
 	}
-	if err := ct.Validate(msg); err != nil {
-		return err
-	}
-	st.ring.store(kr.Offset, h)
+	st.ring.store(kr.Offset, h, evTime)
 	return nil
+}
+
+// routeVerdict routes kr (verdict hash h) to every route of a blind lane without decoding it,
+// when another lane stored it as valid; it reports false, and does nothing, otherwise. The
+// event time is the one that lane found.
+func (l *lane) routeVerdict(st *laneState, kr *kgo.Record, rec *event.Record, name string, h uint64, rules bool) bool {
+	at, ok := st.ring.valid(kr.Offset, h)
+	if !ok {
+		return false
+	}
+	if rules {
+		st.shared++
+	}
+	st.skipped++
+	rec.Contract = name
+	if at.IsZero() {
+		at = kr.Timestamp
+	}
+	st.slo.evTime = at
+	st.copyHeaders(kr, rec)
+	for i, r := range l.routes {
+		out := rec
+		if i > 0 || r.Target != "" {
+			cp := *rec
+			cp.Target = r.Target
+			out = &cp
+		}
+		out.Route = r.Name
+		st.ptrs = append(st.ptrs, out)
+	}
+	return true
+}
+
+// isBlind reports whether nothing of the lane reads decoded messages (lane.blind): its sink
+// writes records' bytes and its routes neither have conditions nor transform.
+func (l *lane) isBlind() bool {
+	if !l.payload || len(l.routes) == 0 {
+		return false
+	}
+	for _, r := range l.routes {
+		if !r.Unconditional() || r.transforms() {
+			return false
+		}
+	}
+	return true
 }
 
 // matchesOther reports whether a route of another sink matches (an evaluation error counts as

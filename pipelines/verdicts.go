@@ -64,6 +64,7 @@ type laneMark struct {
 type verdictSlot struct {
 	off  atomic.Int64 // offset + 1; 0 when empty
 	hash atomic.Uint64
+	at   atomic.Int64 // the event time found by the lane that stored it (Unix nanoseconds, 0 for none)
 }
 
 // newVerdicts returns a cache of window slots per partition, or nil for a pipeline with a
@@ -98,18 +99,36 @@ func (r *verdictRing) hash(value []byte, ct *contract.Contract) uint64 {
 	return maphash.Bytes(r.seed, value) ^ maphash.Comparable(r.seed, ct)
 }
 
-// valid reports whether a lane stored the record at off with this hash as valid.
-func (r *verdictRing) valid(off int64, h uint64) bool {
+// valid reports whether a lane stored the record at off with this hash as valid, and the
+// event time that lane found in it.
+func (r *verdictRing) valid(off int64, h uint64) (time.Time, bool) {
 	s := &r.slots[off%int64(len(r.slots))]
-	return s.off.Load() == off+1 && s.hash.Load() == h
+	if s.off.Load() != off+1 || s.hash.Load() != h {
+		return time.Time{}, false
+	}
+	at := s.at.Load()
+	// A writer empties the slot before it changes anything: the same offset again after the
+	// reads means they all belong to this record.
+	if s.off.Load() != off+1 {
+		return time.Time{}, false
+	}
+	if at == 0 {
+		return time.Time{}, true
+	}
+	return time.Unix(0, at), true
 }
 
-// store records that the record at off with this hash is valid.
-func (r *verdictRing) store(off int64, h uint64) {
+// store records that the record at off with this hash is valid, with its event time.
+func (r *verdictRing) store(off int64, h uint64, eventTime time.Time) {
 	s := &r.slots[off%int64(len(r.slots))]
+	at := int64(0)
+	if !eventTime.IsZero() {
+		at = eventTime.UnixNano()
+	}
 	// Empty the slot first, so that a reader never pairs the new hash with the old offset.
 	s.off.Store(0)
 	s.hash.Store(h)
+	s.at.Store(at)
 	s.off.Store(off + 1)
 }
 

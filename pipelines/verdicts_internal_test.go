@@ -19,22 +19,30 @@ func TestVerdicts_ring(t *testing.T) {
 	}
 	ct1, ct2 := &contract.Contract{}, &contract.Contract{}
 	h := r.hash([]byte("payload"), ct1)
-	if r.valid(5, h) {
+	valid := func(off int64, h uint64) bool {
+		_, ok := r.valid(off, h)
+		return ok
+	}
+	if valid(5, h) {
 		t.Fatal("empty slot reads valid")
 	}
-	r.store(5, h)
-	if !r.valid(5, h) {
-		t.Fatal("stored verdict not found")
+	at := time.Unix(1700000000, 123)
+	r.store(5, h, at)
+	if got, ok := r.valid(5, h); !ok || !got.Equal(at) {
+		t.Fatalf("stored verdict: %v %v, want valid at %v", got, ok, at)
 	}
-	if r.valid(5, r.hash([]byte("other"), ct1)) || r.valid(5, r.hash([]byte("payload"), ct2)) {
+	if valid(5, r.hash([]byte("other"), ct1)) || valid(5, r.hash([]byte("payload"), ct2)) {
 		t.Fatal("another value or contract at the same offset must miss")
 	}
-	if r.valid(5+1024, h) || v.ring("t", 1).valid(5, h) {
+	if _, ok := v.ring("t", 1).valid(5, h); ok || valid(5+1024, h) {
 		t.Fatal("another offset in the same slot, or another partition, must miss")
 	}
-	r.store(5+1024, h) // a window further on overwrites the slot
-	if r.valid(5, h) || !r.valid(5+1024, h) {
+	r.store(5+1024, h, time.Time{}) // a window further on overwrites the slot
+	if valid(5, h) || !valid(5+1024, h) {
 		t.Fatal("an overwritten slot must miss for its old offset")
+	}
+	if got, _ := r.valid(5+1024, h); !got.IsZero() {
+		t.Fatalf("no event time stored, read %v", got)
 	}
 }
 

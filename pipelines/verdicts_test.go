@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/contract/eventgen"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	"github.com/switchyard-dev/switchyard/internal/event"
@@ -57,6 +60,31 @@ func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 	shared := value(t, m.SharedValidations.WithLabelValues("p"))
 	if shared <= 0 || shared > valid {
 		t.Fatalf("switchyard_validations_shared_total = %v, want in (0, %d]", shared, valid)
+	}
+	// Both sinks write the records' bytes on unconditional routes: a lane that finds a verdict
+	// before decoding does not decode the record either (one stored while it decoded is still
+	// a shared validation).
+	if skipped := value(t, m.DecodesSkipped.WithLabelValues("p", "a")) + value(t, m.DecodesSkipped.WithLabelValues("p", "b")); skipped <= 0 || skipped > shared {
+		t.Fatalf("switchyard_decodes_skipped_total = %v over both lanes, want in (0, %v], the shared verdicts", skipped, shared)
+	}
+	// Byte for byte: the protobuf body of every (Confluent-framed) input value is in both
+	// outputs once, or (the invalid ones) in neither.
+	a, b := e.values(t, "out-a"), e.values(t, "out-b")
+	rejected := 0
+	for _, v := range e.valuesList(t, "in") {
+		_, _, body, err := contract.SplitConfluent(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch na, nb := a[string(body)], b[string(body)]; {
+		case na == 0 && nb == 0:
+			rejected++
+		case na != 1 || nb != 1:
+			t.Fatalf("an input value is %d times in out-a and %d times in out-b, want once each", na, nb)
+		}
+	}
+	if rejected != n/10 {
+		t.Fatalf("%d input values reached neither sink, want the %d invalid ones", rejected, n/10)
 	}
 	// Nothing more lands later: no invalid event slipped through a shared verdict.
 	time.Sleep(300 * time.Millisecond)
@@ -147,4 +175,55 @@ func TestEngine_a_down_sink_does_not_pace_the_other_lanes(t *testing.T) {
 		t.Fatalf("lane a waited %vs more after it had landed everything", again-paced)
 	}
 	t.Logf("healthy lane landed %d events in %v with the other sink down (%.1fs of batch waits)", n, took, paced)
+}
+
+// valuesList reads every record value of topic, partition after partition.
+func (e *env) valuesList(t *testing.T, topic string) [][]byte {
+	t.Helper()
+	n := e.count(t, topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out [][]byte
+	for int64(len(out)) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records of %s: %v", len(out), n, topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r.Value) })
+	}
+	return out
+}
+
+// values counts the record values of topic.
+func (e *env) values(t *testing.T, topic string) map[string]int {
+	t.Helper()
+	m := map[string]int{}
+	for _, v := range e.valuesList(t, topic) {
+		m[string(v)]++
+	}
+	return m
+}
+
+// A lane whose route has a condition reads decoded messages: it never skips a decode, and
+// still shares verdicts with the other lane.
+func TestEngine_a_conditional_route_decodes_what_it_matches(t *testing.T) {
+	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
+	const n = 2000
+	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
+	cfg := strings.Replace(twoLaneConfig, "{sink: b, pii: raw, pii_reason: test}", "{sink: b, pii: raw, pii_reason: test, when: 'event.amount.units >= 0'}", 1)
+	_, m := e.start(t, cfg)
+	waitFor(t, time.Minute, "both sinks to land every event", func() bool {
+		return e.count(t, "out-a") == n && e.count(t, "out-b") == n
+	})
+	if s := value(t, m.DecodesSkipped.WithLabelValues("p", "b")); s != 0 {
+		t.Fatalf("lane b with a route condition skipped %v decodes", s)
+	}
+	if s := value(t, m.SharedValidations.WithLabelValues("p")); s <= 0 {
+		t.Fatalf("switchyard_validations_shared_total = %v of %d: lane b no longer shares verdicts", s, n)
+	}
 }

@@ -18,6 +18,7 @@ type Metrics struct {
 	Unrouted          *prometheus.CounterVec   // pipeline
 	SharedValidations *prometheus.CounterVec   // pipeline
 	PaceSeconds       *prometheus.CounterVec   // pipeline, sink
+	DecodesSkipped    *prometheus.CounterVec   // pipeline, sink
 	Landed            *prometheus.CounterVec   // pipeline, sink
 	DeadLettered      *prometheus.CounterVec   // pipeline, reason
 	WriteErrors       *prometheus.CounterVec   // pipeline, sink
@@ -62,6 +63,10 @@ func New() *Metrics {
 		PaceSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_lane_pace_seconds_total",
 			Help: "Seconds a sink lane's batches waited for a slower live lane of the same pipeline to come within half the verdict ring (lanes moving together validate each event once); a lane stalled for longer than the patience is not waited for.",
+		}, []string{"pipeline", "sink"}),
+		DecodesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_decodes_skipped_total",
+			Help: "Events a sink lane routed without decoding them, because another lane of the pipeline had found them valid and nothing of this lane reads decoded messages (its sink writes the original bytes, on routes without conditions or transforms).",
 		}, []string{"pipeline", "sink"}),
 		Landed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_events_landed_total",
@@ -153,7 +158,7 @@ func New() *Metrics {
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
 	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
 		m.BreakerState, m.BreakerTrips)
-	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.PaceSeconds, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
+	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.PaceSeconds, m.DecodesSkipped, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
