@@ -12,11 +12,13 @@ import (
 
 // verdicts shares "this record is valid" between the lanes of one pipeline, so that while the
 // lanes move together each event is validated once rather than once per sink
-// (docs/ARCHITECTURE.md, Validate once across lanes). Validation is most of a lane's CPU
-// (protovalidate: about 5.5 µs of a BidPlaced), decoding a small part (hyperpb: about 0.5 µs),
-// so lanes still decode for themselves and keep their own consumers, offsets and sink
-// batches: a lane that falls behind (its sink is down) only stops finding its records here
-// and validates them itself, and nothing it holds is tied to another lane.
+// (docs/ARCHITECTURE.md, Validate once across lanes, and move together). Validation is most
+// of a lane's CPU (protovalidate: about 5.5 µs of a BidPlaced), decoding a small part
+// (hyperpb: about 0.5 µs), so lanes whose sinks read fields still decode for themselves
+// (a lane that reads no decoded message routes a valid verdict from the record's bytes:
+// lane.routeVerdict), and every lane keeps its own consumer, offsets and sink batches: a lane
+// that falls behind (its sink is down) only stops finding its records here and validates
+// them itself, and nothing it holds is tied to another lane.
 //
 // Each partition has a ring of slots indexed by offset; a slot holds the offset (plus one)
 // and a hash of the record's value and contract. A lane looks its record up before
