@@ -55,6 +55,9 @@ type verdictRing struct {
 	seed  maphash.Seed
 	slots []verdictSlot
 	marks []laneMark // by lane index
+
+	mu    sync.Mutex
+	moved chan struct{} // closed when a mark moves, for lanes waiting in pace; nil when none waits
 }
 
 // laneMark is how far one lane has processed a partition.
@@ -134,9 +137,6 @@ func (r *verdictRing) store(off int64, h uint64, eventTime time.Time) {
 	s.off.Store(off + 1)
 }
 
-// pacePoll is how often a waiting lane looks at the others' marks.
-const pacePoll = time.Millisecond
-
 // pace waits, before lane processes a batch starting at first, while another live lane is
 // more than half a window behind first and within the window (so that it finds the verdicts
 // lane is about to store), for at most patience or until ctx is done. The lane furthest
@@ -147,19 +147,32 @@ func (r *verdictRing) pace(ctx context.Context, lane int, first int64) time.Dura
 		return 0
 	}
 	start := time.Now()
-	t := time.NewTimer(pacePoll)
+	t := time.NewTimer(r.v.patience)
 	defer t.Stop()
 	for {
+		moved := r.movedChan()
+		// Look again once subscribed, so that a move just before is not missed.
+		if !r.behind(lane, first) {
+			return time.Since(start)
+		}
 		select {
 		case <-ctx.Done():
 			return time.Since(start)
 		case <-t.C:
+			return time.Since(start)
+		case <-moved:
 		}
-		if waited := time.Since(start); waited >= r.v.patience || !r.behind(lane, first) {
-			return waited
-		}
-		t.Reset(pacePoll)
 	}
+}
+
+// movedChan returns the channel that the next move of a mark closes.
+func (r *verdictRing) movedChan() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.moved == nil {
+		r.moved = make(chan struct{})
+	}
+	return r.moved
 }
 
 // behind reports whether a live lane other than lane is between half a window and a window
@@ -190,6 +203,12 @@ func (r *verdictRing) advance(lane int, next int64) {
 		}
 		if m.next.CompareAndSwap(cur, next) {
 			m.at.Store(r.v.since())
+			r.mu.Lock()
+			if r.moved != nil {
+				close(r.moved)
+				r.moved = nil
+			}
+			r.mu.Unlock()
 			return
 		}
 	}
