@@ -106,7 +106,7 @@ func TestJSONSchema(t *testing.T) {
 		want any
 	}{
 		{[]string{"Logging", "properties", "level", "default"}, "info"},
-		{[]string{"Source", "properties", "max_in_flight", "default"}, 5000.0},
+		{[]string{"Source", "properties", "max_in_flight", "default"}, 3500.0},
 		{[]string{"Batch", "properties", "max_bytes", "default"}, "4MiB"},
 		{[]string{"kafka.Config", "properties", "headers", "default"}, true},
 		{[]string{"SASL", "properties", "password", "writeOnly"}, true},

@@ -97,7 +97,7 @@ pipelines:
 				}
 			},
 			want: []any{
-				"earliest", 5000, 1000, 30 * time.Second, Bytes(50 << 20),
+				"earliest", 3500, 1000, 30 * time.Second, Bytes(50 << 20),
 				"confluent",
 				Batch{MaxRows: 10, MaxBytes: 4 << 20, Interval: 200 * time.Millisecond},
 				Retry{MaxAttempts: 0, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}, 4,

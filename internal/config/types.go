@@ -135,7 +135,7 @@ type Source struct {
 	Topics         []string      `yaml:"topics" doc:"Topics to consume." required:"true"`
 	Group          string        `yaml:"group" doc:"Consumer group id; each sink consumes as <group>.<sink>. Defaults to switchyard.<pipeline name>."`
 	Start          string        `yaml:"start" doc:"Where a group without committed offsets starts." default:"earliest" enum:"earliest|latest"`
-	MaxInFlight    int           `yaml:"max_in_flight" doc:"Most records per partition handed out and not yet acknowledged; fetching that partition pauses at the limit." default:"5000"`
+	MaxInFlight    int           `yaml:"max_in_flight" doc:"Most records per partition handed out and not yet acknowledged; fetching that partition pauses at the limit." default:"3500"`
 	MaxBatch       int           `yaml:"max_batch" doc:"Most records in one unit of work handed from the source to the engine." default:"1000"`
 	SessionTimeout time.Duration `yaml:"session_timeout" doc:"Consumer-group session timeout: how long the group waits for a member that stopped heartbeating (e.g. a killed process) before giving its partitions to others." default:"15s"`
 	InstanceID     string        `yaml:"instance_id" doc:"Static group membership: an id per process, stable across its restarts and unique among the instances running the pipeline, e.g. ${POD_NAME} of a StatefulSet pod; each sink's lane joins as <instance_id>.<sink>. A process back within session_timeout gets its partitions back without a rebalance; a stopped one does not leave the group, so its partitions move after session_timeout (see docs/scaling.md)."`

@@ -40,7 +40,7 @@ const (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxInFlight    = 5000
+	DefaultMaxInFlight    = 3500
 	DefaultMaxBatch       = 1000
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultCommitInterval = time.Second
