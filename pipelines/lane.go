@@ -147,7 +147,7 @@ func (l *lane) handle(msg *message.Message) error {
 		l.state.Put(st)
 	}()
 	st.attempt = max(source.AttemptOf(msg), 1)
-	st.ring, st.shared = l.p.verdicts.ring(b.Topic, b.Partition), 0
+	st.ring, st.shared, st.skipped = l.p.verdicts.ring(b.Topic, b.Partition), 0, 0
 	n := len(b.Records)
 	if st.ring != nil && n > 0 {
 		if waited := st.ring.pace(msg.Context(), l.index, b.Records[0].Offset); waited > 0 {
