@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -69,6 +70,9 @@ type pipeline struct {
 	verdicts *verdicts
 	// shared counts validations a lane skipped because another lane had validated the record.
 	shared prometheus.Counter
+	// blind is set once a lane of the pipeline that reads no decoded message has started
+	// (lane.blind): the other lanes then share verdicts of rule-free contracts too.
+	blind atomic.Bool
 }
 
 // contractFor picks the contract of a record: by header value, then by topic, then the
@@ -291,6 +295,9 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		l.payload = pw.WritesPayload()
 	}
 	l.blind = l.isBlind()
+	if l.blind {
+		p.blind.Store(true)
+	}
 	budget := e.laneBudget()
 	maxBytes := int64(sc.Batch.MaxBytes)
 	if budget > 0 {

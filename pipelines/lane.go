@@ -271,8 +271,8 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		return
 	}
 	name := string(ct.Descriptor().FullName())
-	var h uint64 // the record's verdict hash, with a ring
-	if st.ring != nil {
+	var h uint64 // the record's verdict hash, when its verdict is shared
+	if st.ring != nil && (ct.HasRules() || l.p.blind.Load()) {
 		h = st.ring.hash(kr.Value, ct)
 		if l.blind && l.routeVerdict(st, kr, rec, name, h, ct.HasRules()) {
 			return
@@ -330,15 +330,8 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		ch := r.chain(msg.Descriptor())
 		if ch == nil || ch.Identity() {
 			keep = keep || !l.payload
-			out := rec
-			if matched || r.Target != "" {
-				cp := *rec
-				cp.Target = r.Target
-				out = &cp
-			}
-			out.Route = r.Name
+			st.routed(rec, r, !matched)
 			matched = true
-			st.ptrs = append(st.ptrs, out)
 			continue
 		}
 		matched = true
@@ -376,9 +369,10 @@ func (st *laneState) copyHeaders(kr *kgo.Record, rec *event.Record) {
 // validate validates msg, the decoded kr with verdict hash h, unless another lane of the
 // pipeline already found kr valid (see verdicts); a valid verdict is shared with the other
 // lanes, with the record's event time. A contract without rules has nothing to validate,
-// but its verdict ("it decodes") is stored all the same, for blind lanes (routeVerdict).
+// but its verdict ("it decodes") is stored all the same when the pipeline has a blind lane
+// (routeVerdict).
 func (l *lane) validate(st *laneState, ct *contract.Contract, kr *kgo.Record, msg protoreflect.Message, h uint64, evTime time.Time) error {
-	if st.ring == nil {
+	if st.ring == nil || !ct.HasRules() && !l.p.blind.Load() {
 		return ct.Validate(msg)
 	}
 	if ct.HasRules() {
@@ -413,16 +407,22 @@ func (l *lane) routeVerdict(st *laneState, kr *kgo.Record, rec *event.Record, na
 	st.slo.evTime = at
 	st.copyHeaders(kr, rec)
 	for i, r := range l.routes {
-		out := rec
-		if i > 0 || r.Target != "" {
-			cp := *rec
-			cp.Target = r.Target
-			out = &cp
-		}
-		out.Route = r.Name
-		st.ptrs = append(st.ptrs, out)
+		st.routed(rec, r, i == 0)
 	}
 	return true
+}
+
+// routed hands rec to the sink for route r: rec itself for the first route matched, unless
+// r has a target of its own, else a copy.
+func (st *laneState) routed(rec *event.Record, r *Route, first bool) {
+	out := rec
+	if !first || r.Target != "" {
+		cp := *rec
+		cp.Target = r.Target
+		out = &cp
+	}
+	out.Route = r.Name
+	st.ptrs = append(st.ptrs, out)
 }
 
 // isBlind reports whether nothing of the lane reads decoded messages (lane.blind): its sink
