@@ -27,6 +27,9 @@ type Contract struct {
 
 	// validator is nil when the message has no rules; Validate is then free.
 	validator protovalidate.Validator
+	// proofs skip protovalidate's evaluation of the fields they prove pass (prove.go); nil
+	// when no field's rules can be proven.
+	proofs *proofs
 }
 
 func newContract(r *Registry, md protoreflect.MessageDescriptor) (*Contract, error) {
@@ -55,6 +58,7 @@ func newContract(r *Registry, md protoreflect.MessageDescriptor) (*Contract, err
 		return nil, fmt.Errorf("compile buf.validate rules of %s: %w", md.FullName(), err)
 	}
 	c.validator = v
+	c.proofs = newProofs(md)
 	return c, nil
 }
 
@@ -141,7 +145,12 @@ func (c *Contract) Validate(msg protoreflect.Message) error {
 	if c.validator == nil {
 		return nil
 	}
-	err := c.validator.Validate(msg.Interface())
+	var err error
+	if c.proofs != nil {
+		err = c.proofs.validate(c.validator, msg)
+	} else {
+		err = c.validator.Validate(msg.Interface())
+	}
 	if err == nil {
 		return nil
 	}

@@ -1,6 +1,49 @@
 package contract
 
-import "time"
+import (
+	"errors"
+	"math/bits"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
 
 // SetRegistryClock replaces the clock the registry's cache expiry reads, for tests.
 func SetRegistryClock(r *SchemaRegistry, now func() time.Time) { r.now = now }
+
+// ValidateWithoutProofs is Validate with every rule evaluated by protovalidate.
+func ValidateWithoutProofs(c *Contract, msg protoreflect.Message) error {
+	if c.validator == nil {
+		return nil
+	}
+	err := c.validator.Validate(msg.Interface())
+	var verr *protovalidate.ValidationError
+	if errors.As(err, &verr) {
+		return newValidationError(c.desc.FullName(), verr)
+	}
+	return err
+}
+
+// ProvenFields returns the names of the fields c has a proof for.
+func ProvenFields(c *Contract) []string {
+	if c.proofs == nil {
+		return nil
+	}
+	var names []string
+	for _, f := range c.proofs.fields {
+		names = append(names, string(f.fd.Name()))
+	}
+	return names
+}
+
+// Proven returns how many fields of msg the proofs of c prove.
+func Proven(c *Contract, msg protoreflect.Message) int {
+	if c.proofs == nil {
+		return 0
+	}
+	return bits.OnesCount64(c.proofs.prove(msg))
+}
+
+// ProvesWhole reports whether c's proofs cover every rule of its message.
+func ProvesWhole(c *Contract) bool { return c.proofs != nil && c.proofs.whole }
