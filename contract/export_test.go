@@ -2,7 +2,6 @@ package contract
 
 import (
 	"errors"
-	"math/bits"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -25,13 +24,13 @@ func ValidateWithoutProofs(c *Contract, msg protoreflect.Message) error {
 	return err
 }
 
-// ProvenFields returns the names of the fields c has a proof for.
+// ProvenFields returns the names of the fields of c's message that have a proof.
 func ProvenFields(c *Contract) []string {
 	if c.proofs == nil {
 		return nil
 	}
 	var names []string
-	for _, f := range c.proofs.fields {
+	for _, f := range c.proofs.top {
 		names = append(names, string(f.fd.Name()))
 	}
 	return names
@@ -42,7 +41,13 @@ func Proven(c *Contract, msg protoreflect.Message) int {
 	if c.proofs == nil {
 		return 0
 	}
-	return bits.OnesCount64(c.proofs.prove(msg))
+	n := 0
+	for _, f := range c.proofs.top {
+		if f.passes(msg) {
+			n++
+		}
+	}
+	return n
 }
 
 // ProvesWhole reports whether c's proofs cover every rule of its message.

@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -17,14 +16,14 @@ import (
 // Proofs: protovalidate stays the validator, and the only source of violations. What it
 // spends on a valid event is mostly the standard rules of plain fields: a regular expression
 // per uuid and email field (0.5 µs each on the benchmark machine) and the evaluator machinery
-// around every rule. For each top-level field whose rules are all of the kinds below, the
-// contract keeps a check that answers "certainly passes" or "not sure". Before protovalidate
-// runs, the checks run; the fields they prove are skipped through protovalidate's Filter, and
-// everything else (CEL, message and oneof rules, nested messages, every field not proven) is
+// around every rule. For each field (of the message and of every message nested in it) whose
+// rules are all of the kinds below, the contract keeps a check that answers "certainly
+// passes" or "not sure". protovalidate asks its Filter before it evaluates a field; the
+// checks answer, the fields they prove are skipped, and everything else (CEL, message and oneof rules, nested messages, every field not proven) is
 // evaluated by protovalidate as before. A check never decides that a field fails: a field it
 // cannot prove is handed to protovalidate, which reports the violation it finds. So a check
 // that is too strict only costs time, and one that is too lax would be the only way to get a
-// wrong verdict; TestProofs_agree_with_protovalidate and FuzzProofs hold each check to the
+// wrong verdict; TestProofs_agree_with_protovalidate and FuzzFormatChecks hold each check to the
 // library's own verdict.
 //
 // Kinds proven (anything else on a field, including CEL, predefined rule extensions,
@@ -41,73 +40,85 @@ import (
 // fieldCheck reports whether value v of a field certainly passes the field's rules.
 type fieldCheck func(v protoreflect.Value) bool
 
-// fieldProof is the check of one top-level field.
+// fieldProof is the check of one field.
 type fieldProof struct {
 	fd       protoreflect.FieldDescriptor
 	required bool
+	presence bool // fd.HasPresence(), which protocompile's descriptors compute on each call
 	// inner is the wrapper's "value" field when fd is a google.protobuf wrapper message; the
 	// check then applies to it.
 	inner protoreflect.FieldDescriptor
 	check fieldCheck // nil: the field passes whenever the required rule does
 }
 
-// proofs are a contract's checks, built once.
+// proofs are a contract's checks, built once; they are also the protovalidate Filter that
+// skips what they prove, so one validation option serves every call.
 type proofs struct {
-	desc   protoreflect.MessageDescriptor
-	fields []fieldProof // at most 64
-	bit    []int8       // bit of fields[i] by field index in desc; -1 when unproven
-	// whole: every rule of the message is on a proven field, so when every field is proven
-	// protovalidate need not run at all.
+	desc protoreflect.MessageDescriptor
+	// byField holds the proofs of every message type reachable from desc: protovalidate asks
+	// the filter about each field of each message it evaluates, at any depth.
+	byField map[protoreflect.FieldDescriptor]*fieldProof
+	// top are the proofs of desc's own fields. whole: every rule reachable from desc is on
+	// one of them, so when all of them pass protovalidate need not run at all.
+	top   []*fieldProof
 	whole bool
-	pool  sync.Pool // *provenFilter
+	opt   protovalidate.ValidationOption
 }
 
-// newProofs builds the checks of md; nil when no field can be proven.
+// newProofs builds the checks of md and the messages reachable from it; nil when no field
+// can be proven.
 func newProofs(md protoreflect.MessageDescriptor) *proofs {
-	p := &proofs{desc: md, whole: true}
+	p := &proofs{desc: md, byField: make(map[protoreflect.FieldDescriptor]*fieldProof)}
+	p.top, p.whole = p.addMessage(md, make(map[protoreflect.FullName]bool))
+	if len(p.byField) == 0 {
+		return nil
+	}
+	p.opt = protovalidate.WithFilter(p)
+	return p
+}
+
+// addMessage adds the proofs of md's fields, and of the messages reachable from it, and
+// returns md's own and whether they cover every rule of md.
+func (p *proofs) addMessage(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) ([]*fieldProof, bool) {
+	seen[md.FullName()] = true
+	whole := true
 	if r, err := protovalidate.ResolveMessageRules(md); err != nil || r != nil {
-		p.whole = false
+		whole = false
 	}
 	oneofs := md.Oneofs()
 	for i := range oneofs.Len() {
 		if r, err := protovalidate.ResolveOneofRules(oneofs.Get(i)); err != nil || r != nil {
-			p.whole = false
+			whole = false
 		}
 	}
+	var own []*fieldProof
 	fields := md.Fields()
-	p.bit = make([]int8, fields.Len())
 	for i := range fields.Len() {
-		p.bit[i] = -1
 		fd := fields.Get(i)
+		if sub := elemMessage(fd); sub != nil && !seen[sub.FullName()] {
+			p.addMessage(sub, seen)
+		}
 		fr, err := protovalidate.ResolveFieldRules(fd)
 		if err != nil {
-			p.whole = false
+			whole = false
 			continue
 		}
 		if fr == nil {
 			// No rules of its own; protovalidate still walks into messages with rules.
 			if sub := elemMessage(fd); sub != nil && hasRules(sub, make(map[protoreflect.FullName]bool)) {
-				p.whole = false
+				whole = false
 			}
 			continue
 		}
 		proof, ok := proveField(fd, fr)
-		if !ok || len(p.fields) == 64 {
-			p.whole = false
+		if !ok {
+			whole = false
 			continue
 		}
-		p.bit[i] = int8(len(p.fields))
-		p.fields = append(p.fields, proof)
+		p.byField[fd] = &proof
+		own = append(own, &proof)
 	}
-	if len(p.fields) == 0 {
-		return nil
-	}
-	p.pool.New = func() any {
-		f := &provenFilter{bit: p.bit, desc: md}
-		f.opt = protovalidate.WithFilter(f)
-		return f
-	}
-	return p
+	return own, whole
 }
 
 func elemMessage(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
@@ -117,21 +128,10 @@ func elemMessage(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor
 	return fd.Message()
 }
 
-// prove returns the bit set of the fields of msg that certainly pass.
-func (p *proofs) prove(msg protoreflect.Message) uint64 {
-	var proven uint64
-	for i := range p.fields {
-		if p.fields[i].passes(msg) {
-			proven |= 1 << i
-		}
-	}
-	return proven
-}
-
 func (f *fieldProof) passes(msg protoreflect.Message) bool {
 	// An unset field with presence is skipped by protovalidate unless required; an unset
 	// implicit-presence scalar is its zero value, checked as any other (Get returns it).
-	if f.required || (f.fd.HasPresence() && f.check != nil) {
+	if f.required || (f.presence && f.check != nil) {
 		if !msg.Has(f.fd) {
 			return !f.required
 		}
@@ -146,54 +146,43 @@ func (f *fieldProof) passes(msg protoreflect.Message) bool {
 	return f.check(v)
 }
 
-// all is the bit set of every proof.
-func (p *proofs) all() uint64 {
-	if len(p.fields) == 64 {
-		return math.MaxUint64
-	}
-	return 1<<len(p.fields) - 1
-}
-
-// provenFilter is the protovalidate Filter of one Validate call: it skips the proven fields
-// of the validated message itself (not of messages nested in it, which may share the type).
-type provenFilter struct {
-	top    protoreflect.Message
-	proven uint64
-	bit    []int8
-	desc   protoreflect.MessageDescriptor
-	opt    protovalidate.ValidationOption
-}
-
-func (f *provenFilter) ShouldValidate(msg protoreflect.Message, d protoreflect.Descriptor) bool {
+// ShouldValidate implements protovalidate.Filter: a field is evaluated unless its proof
+// passes on msg, the message that holds it.
+func (p *proofs) ShouldValidate(msg protoreflect.Message, d protoreflect.Descriptor) bool {
 	fd, ok := d.(protoreflect.FieldDescriptor)
-	if !ok || msg != f.top || fd.IsExtension() || fd.ContainingMessage() != f.desc {
-		return true
+	if !ok {
+		return true // message and oneof rules
 	}
-	b := f.bit[fd.Index()]
-	return b < 0 || f.proven&(1<<b) == 0
+	f := p.byField[fd]
+	return f == nil || !f.passes(msg)
 }
 
 // validate runs v on msg with the proven fields skipped.
 func (p *proofs) validate(v protovalidate.Validator, msg protoreflect.Message) error {
-	proven := p.prove(msg)
-	if proven == 0 {
+	if msg.Descriptor() != p.desc {
+		// Another descriptor of the same message (a generated Go type in the producer):
+		// the proofs' field descriptors are not its own.
 		return v.Validate(msg.Interface())
 	}
-	if p.whole && proven == p.all() {
+	if p.whole && p.provesAll(msg) {
 		return nil
 	}
-	f := p.pool.Get().(*provenFilter)
-	f.top, f.proven = msg, proven
-	err := v.Validate(msg.Interface(), f.opt)
-	f.top = nil
-	p.pool.Put(f)
-	return err
+	return v.Validate(msg.Interface(), p.opt)
+}
+
+func (p *proofs) provesAll(msg protoreflect.Message) bool {
+	for _, f := range p.top {
+		if !f.passes(msg) {
+			return false
+		}
+	}
+	return true
 }
 
 // proveField builds the proof of fd from its resolved rules; ok is false when some rule is
 // of a kind not proven here.
 func proveField(fd protoreflect.FieldDescriptor, fr *validate.FieldRules) (fieldProof, bool) {
-	proof := fieldProof{fd: fd, required: fr.GetRequired()}
+	proof := fieldProof{fd: fd, required: fr.GetRequired(), presence: fd.HasPresence()}
 	if fd.IsList() || fd.IsMap() || fd.IsExtension() || fr.GetIgnore() == validate.Ignore_IGNORE_ALWAYS {
 		return proof, false
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/contract/eventgen"
+	auctionsv1 "github.com/switchyard-dev/switchyard/gen/go/auctions/v1"
 )
 
 // zooProto has a field for every rule kind the proofs know, and fields next to them that
@@ -324,4 +325,56 @@ func edgeValue(rng *rand.Rand, m protoreflect.Message, fd protoreflect.FieldDesc
 		return protoreflect.ValueOfMessage(sub), true
 	}
 	return protoreflect.Value{}, false
+}
+
+// TestProofs_leave_other_descriptors_to_protovalidate: the producer validates generated Go
+// types, whose descriptors are not the registry's; the proofs must not read them with the
+// registry's field descriptors (dynamicpb and generated messages panic on that).
+func TestProofs_leave_other_descriptors_to_protovalidate(t *testing.T) {
+	reg := load(t)
+	c := lookup(t, reg, eventgen.BidPlaced)
+	g, err := eventgen.New(reg, eventgen.Options{Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid, err := g.Valid(eventgen.BidPlaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := proto.Marshal(valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated := &auctionsv1.BidPlaced{}
+	if err := proto.Unmarshal(raw, generated); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(generated.ProtoReflect()); err != nil {
+		t.Fatalf("valid generated BidPlaced: %v", err)
+	}
+	generated.EventId = "not-a-uuid"
+	got := violations(c.Validate(generated.ProtoReflect()))
+	if want := []contract.Violation{{Field: "event_id", Rule: "string.uuid"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("generated BidPlaced with a bad event_id: %v, want %v", got, want)
+	}
+	// The same message type from another Load: equal names, other descriptors.
+	other := lookup(t, load(t), eventgen.BidPlaced).New()
+	if err := proto.Unmarshal(raw, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(other); err != nil {
+		t.Fatalf("valid BidPlaced of another registry: %v", err)
+	}
+	// A contract whose proofs are whole reads the top-level fields itself.
+	plain := lookup(t, zooRegistry(t), "zoo.v1.Plain")
+	for text, want := range map[string]string{validBases["zoo.v1.Plain"]: "", `id: "x" n: 1 at {seconds: 1} free {}`: "id"} {
+		m := lookup(t, zooRegistry(t), "zoo.v1.Plain").New()
+		if err := prototext.Unmarshal([]byte(text), m); err != nil {
+			t.Fatal(err)
+		}
+		got := violations(plain.Validate(m))
+		if (want == "" && got != nil) || (want != "" && (len(got) != 1 || got[0].Field != want)) {
+			t.Errorf("Plain of another registry %q: %v, want a violation of %q", text, got, want)
+		}
+	}
 }
