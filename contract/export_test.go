@@ -2,6 +2,7 @@ package contract
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -21,7 +22,10 @@ func ValidateWithoutProofs(c *Contract, msg protoreflect.Message) error {
 	if errors.As(err, &verr) {
 		return newValidationError(c.desc.FullName(), verr)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("evaluate buf.validate rules of %s: %w", c.desc.FullName(), err)
+	}
+	return nil
 }
 
 // ProvenFields returns the names of the fields of c's message that have a proof.
@@ -30,7 +34,7 @@ func ProvenFields(c *Contract) []string {
 		return nil
 	}
 	var names []string
-	for _, f := range c.proofs.top {
+	for _, f := range c.proofs.top.fields {
 		names = append(names, string(f.fd.Name()))
 	}
 	return names
@@ -42,7 +46,7 @@ func Proven(c *Contract, msg protoreflect.Message) int {
 		return 0
 	}
 	n := 0
-	for _, f := range c.proofs.top {
+	for _, f := range c.proofs.top.fields {
 		if f.passes(msg) {
 			n++
 		}
@@ -51,4 +55,4 @@ func Proven(c *Contract, msg protoreflect.Message) int {
 }
 
 // ProvesWhole reports whether c's proofs cover every rule of its message.
-func ProvesWhole(c *Contract) bool { return c.proofs != nil && c.proofs.whole }
+func ProvesWhole(c *Contract) bool { return c.proofs != nil && c.proofs.top.whole }

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,28 +15,34 @@ import (
 )
 
 // Proofs: protovalidate stays the validator, and the only source of violations. What it
-// spends on a valid event is mostly the standard rules of plain fields: a regular expression
-// per uuid and email field (0.5 µs each on the benchmark machine) and the evaluator machinery
-// around every rule. For each field (of the message and of every message nested in it) whose
-// rules are all of the kinds below, the contract keeps a check that answers "certainly
-// passes" or "not sure". protovalidate asks its Filter before it evaluates a field; the
-// checks answer, the fields they prove are skipped, and everything else (CEL, message and oneof rules, nested messages, every field not proven) is
-// evaluated by protovalidate as before. A check never decides that a field fails: a field it
-// cannot prove is handed to protovalidate, which reports the violation it finds. So a check
-// that is too strict only costs time, and one that is too lax would be the only way to get a
-// wrong verdict; TestProofs_agree_with_protovalidate and FuzzFormatChecks hold each check to the
-// library's own verdict.
+// spends on a valid event is mostly the standard rules of plain fields (a regular expression
+// per uuid and email field, 0.5 µs each on the benchmark machine), CEL evaluated through
+// reflection, and the evaluator machinery around every rule. For each field and message
+// (the contract's and every one nested in it) whose rules are all of the kinds below, the
+// contract keeps a check that answers "certainly passes" or "not sure". protovalidate asks
+// its Filter before it evaluates a field or a message's own rules; the checks answer, what
+// they prove is skipped, and everything else is evaluated by protovalidate as before. When
+// every rule of the contract is covered and all checks pass, protovalidate is not called.
 //
-// Kinds proven (anything else on a field, including CEL, predefined rule extensions,
-// repeated and map rules, and timestamp rules, leaves the field to protovalidate):
+// A check never decides that anything fails: what it cannot prove is handed to
+// protovalidate, which reports the violation it finds. So a check that is too strict only
+// costs time, and one that is too lax would be the only way to get a wrong verdict;
+// TestProofs_agree_with_protovalidate and FuzzFormatChecks hold each check to the library's
+// own verdict.
+//
+// Kinds proven (anything else on a field, including predefined rule extensions, repeated
+// and map rules, and timestamp rules, leaves the field to protovalidate):
 //   - required, and ignore (which only ever lets more values pass);
 //   - string: uuid, tuuid, email, len/min_len/max_len, len_bytes/min_bytes/max_bytes, const,
-//     prefix, suffix, contains, not_contains, in, not_in (also on google.protobuf.StringValue);
+//     prefix, suffix, contains, not_contains, in, not_in, pattern (also on
+//     google.protobuf.StringValue);
 //   - integers of every width and encoding: const, gt/gte/lt/lte, in, not_in (also on the
 //     integer wrapper types);
 //   - enum: const, defined_only, in, not_in;
 //   - google.protobuf.Duration: const, gt/gte/lt/lte;
-//   - a message field with no rules of its own besides required, whose type has no rules.
+//   - CEL rules of fields and messages written in the subset of provecel.go;
+//   - a message field whose type, and everything reachable from it, is proven whole (or has
+//     no rules); skipping the field skips its message's rules too.
 
 // fieldCheck reports whether value v of a field certainly passes the field's rules.
 type fieldCheck func(v protoreflect.Value) bool
@@ -51,74 +58,153 @@ type fieldProof struct {
 	check fieldCheck // nil: the field passes whenever the required rule does
 }
 
+// messageProof is what is proven of one message type.
+type messageProof struct {
+	// rules: the message-level rules are all CEL of the subset (provecel.go), compiled in
+	// cel; false when there is any other (oneof rules, CEL outside the subset).
+	rules bool
+	cel   []fieldCheck
+	// fields are the proofs of its fields that have rules, or whose message type has.
+	fields []*fieldProof
+	// whole: every rule of the message and of the messages reachable from it is in rules,
+	// cel and fields, so a message passing all of them is valid without protovalidate.
+	whole bool
+}
+
+// passesRules reports whether msg certainly passes its message-level rules.
+func (m *messageProof) passesRules(msg protoreflect.Message) bool {
+	if !m.rules {
+		return false
+	}
+	v := protoreflect.ValueOfMessage(msg)
+	for _, c := range m.cel {
+		if !c(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// passesWhole reports whether msg, of a whole type, is certainly valid.
+func (m *messageProof) passesWhole(msg protoreflect.Message) bool {
+	if !m.passesRules(msg) {
+		return false
+	}
+	for _, f := range m.fields {
+		if !f.passes(msg) {
+			return false
+		}
+	}
+	return true
+}
+
 // proofs are a contract's checks, built once; they are also the protovalidate Filter that
 // skips what they prove, so one validation option serves every call.
 type proofs struct {
 	desc protoreflect.MessageDescriptor
-	// byField holds the proofs of every message type reachable from desc: protovalidate asks
-	// the filter about each field of each message it evaluates, at any depth.
-	byField map[protoreflect.FieldDescriptor]*fieldProof
-	// top are the proofs of desc's own fields. whole: every rule reachable from desc is on
-	// one of them, so when all of them pass protovalidate need not run at all.
-	top   []*fieldProof
-	whole bool
-	opt   protovalidate.ValidationOption
+	// byField and byMessage hold the proofs of every message type reachable from desc:
+	// protovalidate asks the filter about each message and field it evaluates, at any depth.
+	byField   map[protoreflect.FieldDescriptor]*fieldProof
+	byMessage map[protoreflect.MessageDescriptor]*messageProof
+	top       *messageProof
+	opt       protovalidate.ValidationOption
 }
 
-// newProofs builds the checks of md and the messages reachable from it; nil when no field
+// newProofs builds the checks of md and the messages reachable from it; nil when nothing
 // can be proven.
 func newProofs(md protoreflect.MessageDescriptor) *proofs {
-	p := &proofs{desc: md, byField: make(map[protoreflect.FieldDescriptor]*fieldProof)}
-	p.top, p.whole = p.addMessage(md, make(map[protoreflect.FullName]bool))
-	if len(p.byField) == 0 {
+	p := &proofs{
+		desc:      md,
+		byField:   make(map[protoreflect.FieldDescriptor]*fieldProof),
+		byMessage: make(map[protoreflect.MessageDescriptor]*messageProof),
+	}
+	p.top = p.message(md)
+	if len(p.byField) == 0 && !p.top.rules {
 		return nil
 	}
 	p.opt = protovalidate.WithFilter(p)
 	return p
 }
 
-// addMessage adds the proofs of md's fields, and of the messages reachable from it, and
-// returns md's own and whether they cover every rule of md.
-func (p *proofs) addMessage(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) ([]*fieldProof, bool) {
-	seen[md.FullName()] = true
-	whole := true
-	if r, err := protovalidate.ResolveMessageRules(md); err != nil || r != nil {
-		whole = false
+// message builds (once) the proofs of md and of the messages reachable from it. A type met
+// again while it is being built (a recursive message) counts as not whole there.
+func (p *proofs) message(md protoreflect.MessageDescriptor) *messageProof {
+	if m, ok := p.byMessage[md]; ok {
+		return m
 	}
+	m := &messageProof{}
+	p.byMessage[md] = m
+	m.rules, m.cel = messageRules(md)
+	whole := m.rules
 	oneofs := md.Oneofs()
 	for i := range oneofs.Len() {
 		if r, err := protovalidate.ResolveOneofRules(oneofs.Get(i)); err != nil || r != nil {
 			whole = false
 		}
 	}
-	var own []*fieldProof
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		if sub := elemMessage(fd); sub != nil && !seen[sub.FullName()] {
-			p.addMessage(sub, seen)
+		var sub *messageProof
+		subRules := false
+		if sd := elemMessage(fd); sd != nil {
+			sub = p.message(sd)
+			subRules = hasRules(sd, make(map[protoreflect.FullName]bool))
 		}
 		fr, err := protovalidate.ResolveFieldRules(fd)
 		if err != nil {
 			whole = false
 			continue
 		}
-		if fr == nil {
-			// No rules of its own; protovalidate still walks into messages with rules.
-			if sub := elemMessage(fd); sub != nil && hasRules(sub, make(map[protoreflect.FullName]bool)) {
-				whole = false
-			}
-			continue
+		if fr == nil && !subRules {
+			continue // nothing for protovalidate to evaluate
 		}
-		proof, ok := proveField(fd, fr)
+		proof, ok := proveField(fd, fr, sub, subRules)
 		if !ok {
 			whole = false
 			continue
 		}
 		p.byField[fd] = &proof
-		own = append(own, &proof)
+		m.fields = append(m.fields, &proof)
 	}
-	return own, whole
+	m.whole = whole
+	return m
+}
+
+// messageRules compiles md's message-level rules; ok is true when there are none, or all
+// are CEL of the subset.
+func messageRules(md protoreflect.MessageDescriptor) (bool, []fieldCheck) {
+	r, err := protovalidate.ResolveMessageRules(md)
+	if err != nil {
+		return false, nil
+	}
+	if r == nil {
+		return true, nil
+	}
+	rest := proto.Clone(r).(*validate.MessageRules)
+	rest.SetCel(nil)
+	rest.SetCelExpression(nil)
+	if !empty(rest) {
+		return false, nil
+	}
+	cel, ok := compileRules(r.GetCel(), r.GetCelExpression(), messageRoot(md))
+	return ok, cel
+}
+
+// compileRules compiles CEL rules with `this` typed as root.
+func compileRules(rules []*validate.Rule, exprs []string, root celNode) ([]fieldCheck, bool) {
+	var out []fieldCheck
+	for _, r := range rules {
+		exprs = append(exprs, r.GetExpression())
+	}
+	for _, e := range exprs {
+		c, ok := compileCELProof(e, root)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, c)
+	}
+	return out, true
 }
 
 func elemMessage(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
@@ -147,14 +233,18 @@ func (f *fieldProof) passes(msg protoreflect.Message) bool {
 }
 
 // ShouldValidate implements protovalidate.Filter: a field is evaluated unless its proof
-// passes on msg, the message that holds it.
+// passes on msg, the message that holds it, and a message's own rules unless their proof
+// passes.
 func (p *proofs) ShouldValidate(msg protoreflect.Message, d protoreflect.Descriptor) bool {
-	fd, ok := d.(protoreflect.FieldDescriptor)
-	if !ok {
-		return true // message and oneof rules
+	switch d := d.(type) {
+	case protoreflect.FieldDescriptor:
+		f := p.byField[d]
+		return f == nil || !f.passes(msg)
+	case protoreflect.MessageDescriptor:
+		m := p.byMessage[d]
+		return m == nil || len(m.cel) == 0 || !m.passesRules(msg)
 	}
-	f := p.byField[fd]
-	return f == nil || !f.passes(msg)
+	return true // oneof rules
 }
 
 // validate runs v on msg with the proven fields skipped.
@@ -164,24 +254,19 @@ func (p *proofs) validate(v protovalidate.Validator, msg protoreflect.Message) e
 		// the proofs' field descriptors are not its own.
 		return v.Validate(msg.Interface())
 	}
-	if p.whole && p.provesAll(msg) {
+	if p.top.whole && p.top.passesWhole(msg) {
 		return nil
 	}
 	return v.Validate(msg.Interface(), p.opt)
 }
 
-func (p *proofs) provesAll(msg protoreflect.Message) bool {
-	for _, f := range p.top {
-		if !f.passes(msg) {
-			return false
-		}
+// proveField builds the proof of fd from its resolved rules (nil when it has none of its
+// own) and the proof of its message type (sub, whose subtree has rules when subRules); ok
+// is false when some rule is of a kind not proven here.
+func proveField(fd protoreflect.FieldDescriptor, fr *validate.FieldRules, sub *messageProof, subRules bool) (fieldProof, bool) {
+	if fr == nil {
+		fr = &validate.FieldRules{}
 	}
-	return true
-}
-
-// proveField builds the proof of fd from its resolved rules; ok is false when some rule is
-// of a kind not proven here.
-func proveField(fd protoreflect.FieldDescriptor, fr *validate.FieldRules) (fieldProof, bool) {
 	proof := fieldProof{fd: fd, required: fr.GetRequired(), presence: fd.HasPresence()}
 	if fd.IsList() || fd.IsMap() || fd.IsExtension() || fr.GetIgnore() == validate.Ignore_IGNORE_ALWAYS {
 		return proof, false
@@ -189,18 +274,41 @@ func proveField(fd protoreflect.FieldDescriptor, fr *validate.FieldRules) (field
 	rest := proto.Clone(fr).(*validate.FieldRules)
 	rest.ClearRequired()
 	rest.ClearIgnore()
+	rest.SetCel(nil)
+	rest.SetCelExpression(nil)
 	typ := rest.ProtoReflect().WhichOneof(rest.ProtoReflect().Descriptor().Oneofs().ByName("type"))
 	if typ != nil {
 		rest.ProtoReflect().Clear(typ)
 	}
 	if !empty(rest) {
-		return proof, false // cel, or a rule this version of the proofs does not know
+		return proof, false // a rule this version of the proofs does not know
+	}
+	var checks []fieldCheck
+	if len(fr.GetCel()) > 0 || len(fr.GetCelExpression()) > 0 {
+		root, ok := celRoot(fd)
+		if !ok {
+			return proof, false
+		}
+		cel, ok := compileRules(fr.GetCel(), fr.GetCelExpression(), root)
+		if !ok {
+			return proof, false
+		}
+		checks = append(checks, cel...)
 	}
 	target := fd
 	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+		if subRules {
+			// Skipping the field skips its message's rules too: they must all be proven.
+			if typ != nil || !sub.whole {
+				return proof, false
+			}
+			checks = append(checks, func(v protoreflect.Value) bool { return sub.passesWhole(v.Message()) })
+			proof.check = allOf(checks)
+			return proof, true
+		}
 		if typ == nil {
-			// required at most; the message's own type must have no rules to skip it.
-			return proof, !hasRules(fd.Message(), make(map[protoreflect.FullName]bool))
+			proof.check = allOf(checks)
+			return proof, true // required and CEL at most, on a type without rules
 		}
 		switch fd.Message().FullName() {
 		case "google.protobuf.Duration":
@@ -208,17 +316,21 @@ func proveField(fd protoreflect.FieldDescriptor, fr *validate.FieldRules) (field
 				return proof, false
 			}
 			check, ok := durationCheck(fr.GetDuration(), fd.Message())
-			proof.check = check
+			proof.check = allOf(append(checks, check))
 			return proof, ok
 		case "google.protobuf.StringValue", "google.protobuf.Int32Value", "google.protobuf.Int64Value",
 			"google.protobuf.UInt32Value", "google.protobuf.UInt64Value":
+			if len(checks) > 0 {
+				return proof, false // CEL sees the unwrapped value; not proven here
+			}
 			target = fd.Message().Fields().ByName("value")
 			proof.inner = target
 		default:
 			return proof, false
 		}
 	} else if typ == nil {
-		return proof, true // required at most
+		proof.check = allOf(checks)
+		return proof, true // required and CEL at most
 	}
 	rules := fr.ProtoReflect().Get(typ).Message()
 	var check fieldCheck
@@ -238,8 +350,29 @@ func proveField(fd protoreflect.FieldDescriptor, fr *validate.FieldRules) (field
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		check, ok = uintCheck(rules, typ.Name(), target.Kind())
 	}
-	proof.check = check
+	proof.check = allOf(append(checks, check))
 	return proof, ok
+}
+
+// allOf is the check passing when every one of checks does; nil when there are none.
+func allOf(checks []fieldCheck) fieldCheck {
+	switch len(checks) {
+	case 0:
+		return nil
+	case 1:
+		return checks[0]
+	case 2:
+		a, b := checks[0], checks[1]
+		return func(v protoreflect.Value) bool { return a(v) && b(v) }
+	}
+	return func(v protoreflect.Value) bool {
+		for _, c := range checks {
+			if !c(v) {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // empty reports whether m has no field set and no unknown fields (predefined rules are
@@ -266,7 +399,7 @@ func without(rules protoreflect.Message, names ...protoreflect.Name) bool {
 
 func stringCheck(r *validate.StringRules) (fieldCheck, bool) {
 	if !without(r.ProtoReflect(), "uuid", "tuuid", "email", "len", "min_len", "max_len", "len_bytes",
-		"min_bytes", "max_bytes", "const", "prefix", "suffix", "contains", "not_contains", "in", "not_in", "example") {
+		"min_bytes", "max_bytes", "const", "prefix", "suffix", "contains", "not_contains", "in", "not_in", "example", "pattern") {
 		return nil, false
 	}
 	// A well-known rule set to false is no rule; keep it simple and leave it to protovalidate.
@@ -299,6 +432,15 @@ func stringCheck(r *validate.StringRules) (fieldCheck, bool) {
 			c := uint64(len(s))
 			return (!hasLen || c == n) && (!hasMin || c >= lo) && (!hasMax || c <= hi)
 		})
+	}
+	if r.HasPattern() {
+		// The same RE2 pattern protovalidate compiles; proven so that a message with one
+		// can still be skipped whole.
+		re, err := regexp.Compile(r.GetPattern())
+		if err != nil {
+			return nil, false
+		}
+		checks = append(checks, re.MatchString)
 	}
 	if r.HasConst() {
 		want := r.GetConst()
