@@ -103,7 +103,7 @@ func roundTrip(t *testing.T, typ chType, c column) []any {
 	if err := block.AddColumn("c", chcol.Type(typ.String())); err != nil {
 		t.Fatalf("driver column %s: %v", typ, err)
 	}
-	if err := c.flush(batchColumn{block.Columns[0]}); err != nil {
+	if err := c.flush(batchColumn{block.Columns[0]}, 0, c.len()); err != nil {
 		t.Fatalf("append to %s: %v", typ, err)
 	}
 	const revision = 54460

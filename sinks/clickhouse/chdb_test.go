@@ -138,7 +138,7 @@ func nativeBatch(t *testing.T, s *Sink, bound []boundColumn, recs []*event.Recor
 		}
 	}
 	for i, c := range b.cols {
-		if err := c.flush(batchColumn{block.Columns[i]}); err != nil {
+		if err := c.flush(batchColumn{block.Columns[i]}, 0, c.len()); err != nil {
 			t.Fatalf("append to column %s %s: %v", bound[i].lc.name, bound[i].typ, err)
 		}
 	}

@@ -38,8 +38,8 @@ type column interface {
 	add(r *row) error
 	len() int
 	truncate(n int)
-	// flush appends the buffered values to the batch column.
-	flush(bc driver.BatchColumn) error
+	// flush appends the buffered values of rows [lo, hi) to the batch column.
+	flush(bc driver.BatchColumn, lo, hi int) error
 	reset()
 }
 
@@ -136,17 +136,17 @@ func (c *scalarCol[T]) truncate(n int) {
 	}
 }
 
-func (c *scalarCol[T]) flush(bc driver.BatchColumn) error {
+func (c *scalarCol[T]) flush(bc driver.BatchColumn, lo, hi int) error {
 	if !c.spec.nullable {
-		return bc.Append(c.vals)
+		return bc.Append(c.vals[lo:hi])
 	}
 	// The driver's Nullable columns take []*T; point into vals instead of allocating.
-	c.ptrs = slices.Grow(c.ptrs[:0], len(c.vals))[:len(c.vals)]
-	for i := range c.vals {
+	c.ptrs = slices.Grow(c.ptrs[:0], hi-lo)[:hi-lo]
+	for i := lo; i < hi; i++ {
 		if c.nulls[i] {
-			c.ptrs[i] = nil
+			c.ptrs[i-lo] = nil
 		} else {
-			c.ptrs[i] = &c.vals[i]
+			c.ptrs[i-lo] = &c.vals[i]
 		}
 	}
 	return bc.Append(c.ptrs)
@@ -184,8 +184,8 @@ func (c *arrayCol) len() int       { return len(c.rows) }
 func (c *arrayCol) truncate(n int) { clear(c.rows[n:]); c.rows = c.rows[:n] }
 func (c *arrayCol) reset()         { c.truncate(0) }
 
-func (c *arrayCol) flush(bc driver.BatchColumn) error {
-	for _, v := range c.rows {
+func (c *arrayCol) flush(bc driver.BatchColumn, lo, hi int) error {
+	for _, v := range c.rows[lo:hi] {
 		if err := bc.AppendRow(v); err != nil {
 			return err
 		}

@@ -103,7 +103,7 @@ func TestModernServer_driver_takes_values(t *testing.T) {
 		}
 	}
 	for i, c := range b.cols {
-		if err := c.flush(batchColumn{block.Columns[i]}); err != nil {
+		if err := c.flush(batchColumn{block.Columns[i]}, 0, c.len()); err != nil {
 			t.Fatalf("append to column %s %s: %v", bound[i].lc.name, bound[i].typ, err)
 		}
 	}

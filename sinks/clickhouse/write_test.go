@@ -195,3 +195,52 @@ func TestSink_accepts_other_descriptor_of_the_contract(t *testing.T) {
 		t.Fatalf("rows = %q", got)
 	}
 }
+
+// TestSink_batch_of_several_blocks_lands_whole: a batch of more rows than one data block
+// (insertBlockRows) goes to the server in several blocks of the one INSERT; every row lands
+// exactly once and in its place, also when records that cannot be written sit at the block
+// boundaries, and the table gets the batch as one INSERT (one part on a MergeTree).
+func TestSink_batch_of_several_blocks_lands_whole(t *testing.T) {
+	v1 := compile(t, "order_v1.proto", "evolve.v1.Order")
+	table := newTable(t)
+	mustExec(t, fmt.Sprintf("CREATE TABLE default.%s (order_id String, cents Int16, "+
+		"_topic String, _partition Int32, _offset Int64) ENGINE = MergeTree() ORDER BY (_topic, _partition, _offset)", table))
+	cfg := testConfig(table)
+	cfg.CreateTable = false
+	s := openSink(t, cfg, testDeps(t, v1))
+	n := 2*insertBlockRows + 1000
+	bad := map[int]bool{0: true, insertBlockRows - 1: true, insertBlockRows: true, 2 * insertBlockRows: true, n - 1: true}
+	recs := make([]*event.Record, n)
+	for i := range recs {
+		cents := i % 30000
+		if bad[i] {
+			cents = 70000 // does not fit Int16
+		}
+		recs[i] = record("o", 0, int64(i), orderTime, fromJSON(t, v1, fmt.Sprintf(`{"order_id": "o%d", "cents": "%d"}`, i, cents)))
+	}
+	err := write(t, s, recs...)
+	var be *sinks.BatchError
+	if !errors.As(err, &be) || !be.Landed || len(be.Failed) != len(bad) {
+		t.Fatalf("write: %v, want a BatchError for the %d bad records", err, len(bad))
+	}
+	got := server.Query(t, "SELECT count(), uniqExact(_offset), sum(cents), min(_offset), max(_offset) FROM default."+table)
+	var want int
+	for i := range n {
+		if !bad[i] {
+			want += i % 30000
+		}
+	}
+	if w := fmt.Sprintf("%d %d %d 1 %d", n-len(bad), n-len(bad), want, n-2); strings.Join(got[0], " ") != w {
+		t.Fatalf("table holds count, distinct offsets, sum, min, max = %v, want %s", got[0], w)
+	}
+	// The server squashes the INSERT's blocks into one before writing: one part, as before
+	// the batch was split into blocks.
+	if parts := server.Query(t, "SELECT count() FROM system.parts WHERE database = 'default' AND table = '"+table+"'"); parts[0][0] != "1" {
+		t.Errorf("the batch made %s parts, want 1", parts[0][0])
+	}
+	for _, off := range []int{1, insertBlockRows - 2, insertBlockRows + 1, n - 2} {
+		if got := server.Query(t, fmt.Sprintf("SELECT order_id FROM default.%s WHERE _offset = %d", table, off)); len(got) != 1 || got[0][0] != fmt.Sprintf("o%d", off) {
+			t.Errorf("offset %d holds %v, want o%d", off, got, off)
+		}
+	}
+}
