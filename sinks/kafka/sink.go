@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -215,9 +216,15 @@ func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	krs := make([]kgo.Record, 0, len(records))
-	out := make([]*kgo.Record, 0, len(records))
-	index := make([]int, 0, len(records)) // out[j] is records[index[j]]
+	// Produce returns once every record is acknowledged and franz-go keeps none of them, so the
+	// records and their index are pooled: building 10,000 fresh 176-byte kgo.Records per batch
+	// was a tenth of a pass-through lane's CPU, most of it first touches of new memory.
+	sc := writeScratchPool.Get().(*writeScratch)
+	defer sc.put()
+	krs := slices.Grow(sc.krs[:0], len(records))
+	out := slices.Grow(sc.out[:0], len(records))
+	index := slices.Grow(sc.index[:0], len(records)) // out[j] is records[index[j]]
+	defer func() { sc.krs, sc.out, sc.index = krs, out, index }()
 	var failed map[int]error
 	for i, r := range records {
 		value, err := s.encode(r)
@@ -260,6 +267,22 @@ func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 		return nil
 	}
 	return &sinks.BatchError{Failed: failed, Retry: retry, Landed: true}
+}
+
+// writeScratch is the per-Write scratch of the records produced.
+type writeScratch struct {
+	krs   []kgo.Record
+	out   []*kgo.Record
+	index []int
+}
+
+var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
+// put drops the references to the batch (values, keys, headers) and returns sc to the pool.
+func (sc *writeScratch) put() {
+	clear(sc.krs)
+	clear(sc.out)
+	writeScratchPool.Put(sc)
 }
 
 // Transactions returns the sink's transactional producer when exactly_once is set, else nil.
