@@ -3,7 +3,9 @@ package contract_test
 import (
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/switchyard-dev/switchyard/contract"
@@ -115,4 +117,52 @@ func benchFramed(b *testing.B, dec *contract.Decoder, framed [][]byte, avg int64
 			i = 0
 		}
 	}
+}
+
+// BenchmarkEncodeJSON encodes decoded BidPlaced events as protobuf JSON with the contract's
+// compiled encoder and with protojson.Marshal.
+//
+//	go test ./contract -run '^$' -bench EncodeJSON -benchmem
+func BenchmarkEncodeJSON(b *testing.B) {
+	reg := load(b)
+	c := lookup(b, reg, eventgen.BidPlaced)
+	g, err := eventgen.New(reg, eventgen.Options{Seed: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec := c.NewDecoder(contract.Raw)
+	msgs := make([]protoreflect.Message, benchBatch)
+	for i := range msgs {
+		ev, err := g.Make(eventgen.BidPlaced, eventgen.Valid, contract.Raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if msgs[i], err = dec.Decode(ev.Payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	enc, err := c.Encoder(contract.JSON, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("compiled", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := enc.Encode(msgs[i%len(msgs)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("protojson", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := protojson.Marshal(msgs[i%len(msgs)].Interface()); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -19,6 +20,10 @@ type Encoder struct {
 		protoregistry.ExtensionTypeResolver
 		protoregistry.MessageTypeResolver
 	}
+	// json writes messages of desc as protojson does, faster (jsonenc.go); nil: protojson.
+	json *jsonMsg
+	desc protoreflect.MessageDescriptor
+	size atomic.Int64 // largest JSON written so far (up to 64 KiB): the next buffer's size
 }
 
 // NewEncoder returns an encoder for enc. schemaID and indexes are the Confluent framing
@@ -39,6 +44,9 @@ func (c *Contract) Encoder(enc Encoding, schemaID uint32) (*Encoder, error) {
 		return nil, fmt.Errorf("encode %s: %w", c.desc.FullName(), err)
 	}
 	e.types = c.registry.types
+	if enc == JSON {
+		e.json, e.desc = c.jsonPlan(), c.desc
+	}
 	return e, nil
 }
 
@@ -50,6 +58,14 @@ func (e *Encoder) Encoding() Encoding { return e.enc }
 func (e *Encoder) Encode(msg protoreflect.Message) ([]byte, error) {
 	switch e.enc {
 	case JSON:
+		if e.json != nil && msg.Descriptor() == e.desc {
+			if b, ok := e.json.appendJSON(make([]byte, 0, max(256, e.size.Load())), msg); ok {
+				if n := int64(len(b)); n > e.size.Load() && n <= 64<<10 {
+					e.size.Store(n)
+				}
+				return b, nil
+			}
+		}
 		opts := protojson.MarshalOptions{}
 		if e.types != nil {
 			opts.Resolver = e.types

@@ -56,3 +56,6 @@ func Proven(c *Contract, msg protoreflect.Message) int {
 
 // ProvesWhole reports whether c's proofs cover every rule of its message.
 func ProvesWhole(c *Contract) bool { return c.proofs != nil && c.proofs.top.whole }
+
+// FastJSON reports whether c's JSON encoder is compiled (not protojson).
+func FastJSON(c *Contract) bool { return c.jsonPlan() != nil }

@@ -261,8 +261,10 @@ var (
 		"0f8fad5bd9cb469fa16570867728950", "0f8fad5bd9cb469fa16570867728950G",
 		"a@b", "a@b.c", "a.b+c@d-e.f", "@b", "a@", "a@-b", "a@b-", "a@b..c", "a@b.", "a b@c", "ä@b", "a@@b", "a@b@c",
 		"x@" + strings.Repeat("a", 63), "x@" + strings.Repeat("a", 64), "x@a." + strings.Repeat("b", 63) + ".c", "x@a-b.c-d", "x@1.2",
-		"bad", "USD", "usd", "US", "USDX",
+		"bad", "USD", "usd", "US", "USDX", "q\"uote\\back\nnl\ttab\x01\x1f\u2028\u00e9", "\x7f<>&",
 	}
+	edgeFloats = []float64{0, math.Copysign(0, -1), 1, -1.5, 1e-7, 1e21, 123456789.125, math.MaxFloat64, math.SmallestNonzeroFloat64,
+		math.Inf(1), math.Inf(-1), math.NaN(), 3.4e38, 1.17549435e-38}
 	edgeInts  = []int64{math.MinInt64, math.MinInt32, -6, -5, -4, -1, 0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 99, 100, 101, math.MaxInt32, math.MaxInt64}
 	edgeNanos = []int64{0, 1, -1, 999_999_999, -999_999_999, 1_000_000_000}
 	edgeSecs  = []int64{0, 1, -1, 59, 60, 61, math.MaxInt64, math.MinInt64, 315_576_000_000}
@@ -290,10 +292,26 @@ func fill(rng *rand.Rand, m protoreflect.Message, depth int) {
 		if rng.IntN(5) == 0 {
 			continue
 		}
+		if fd.IsMap() {
+			mp := m.Mutable(fd).Map()
+			for range rng.IntN(3) {
+				k, ok := edgeValue(rng, m, fd.MapKey(), depth)
+				v, ok2 := edgeValue(rng, m, fd.MapValue(), depth)
+				if ok && ok2 {
+					mp.Set(k.MapKey(), v)
+				}
+			}
+			continue
+		}
 		if fd.IsList() {
 			l := m.Mutable(fd).List()
 			for range rng.IntN(3) {
-				l.Append(protoreflect.ValueOfString(edgeStrings[rng.IntN(len(edgeStrings))]))
+				if v, ok := edgeValue(rng, m, fd, depth); ok {
+					if fd.Message() != nil {
+						v = protoreflect.ValueOfMessage(v.Message())
+					}
+					l.Append(v)
+				}
 			}
 			continue
 		}
@@ -321,13 +339,18 @@ func edgeValue(rng *rand.Rand, m protoreflect.Message, fd protoreflect.FieldDesc
 	case protoreflect.EnumKind:
 		return protoreflect.ValueOfEnum(protoreflect.EnumNumber(rng.IntN(4) - 1)), true
 	case protoreflect.DoubleKind:
-		return protoreflect.ValueOfFloat64(float64(n)), true
+		return protoreflect.ValueOfFloat64(edgeFloats[rng.IntN(len(edgeFloats))]), true
+	case protoreflect.FloatKind:
+		return protoreflect.ValueOfFloat32(float32(edgeFloats[rng.IntN(len(edgeFloats))])), true
+	case protoreflect.BytesKind:
+		return protoreflect.ValueOfBytes([]byte(edgeStrings[rng.IntN(len(edgeStrings))])), true
 	case protoreflect.MessageKind:
-		sub := m.NewField(fd).Message()
+		sub := dynamicpb.NewMessage(fd.Message())
 		switch fd.Message().FullName() {
 		case "google.protobuf.Duration", "google.protobuf.Timestamp":
 			sub.Set(sub.Descriptor().Fields().ByName("seconds"), protoreflect.ValueOfInt64(edgeSecs[rng.IntN(len(edgeSecs))]))
 			sub.Set(sub.Descriptor().Fields().ByName("nanos"), protoreflect.ValueOfInt32(int32(edgeNanos[rng.IntN(len(edgeNanos))])))
+		case "google.protobuf.Empty":
 		case "google.protobuf.StringValue", "google.protobuf.Int32Value":
 			inner := sub.Descriptor().Fields().ByName("value")
 			if v, ok := edgeValue(rng, sub, inner, depth); ok {
