@@ -3,8 +3,8 @@ package contract
 import (
 	"cmp"
 	"encoding/base64"
-	"slices"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
