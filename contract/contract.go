@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"buf.build/go/hyperpb"
 	"buf.build/go/protovalidate"
@@ -28,8 +27,6 @@ type Contract struct {
 
 	// validator is nil when the message has no rules; Validate is then free.
 	validator protovalidate.Validator
-	// jsonPlan compiles the JSON encoder of the message once; nil when protojson must write it.
-	jsonPlan func() *jsonMsg
 	// proofs skip protovalidate's evaluation of the fields they prove pass (prove.go); nil
 	// when no field's rules can be proven.
 	proofs *proofs
@@ -44,13 +41,6 @@ func newContract(r *Registry, md protoreflect.MessageDescriptor) (*Contract, err
 		wire:     newWireShape(md, make(map[protoreflect.FullName]*wireShape)),
 	}
 	c.frame = localFrameSchema(c)
-	c.jsonPlan = sync.OnceValue(func() *jsonMsg {
-		m, ok := compileJSON(md, make(map[protoreflect.FullName]*jsonMsg))
-		if !ok {
-			return nil
-		}
-		return m
-	})
 	if !hasRules(md, make(map[protoreflect.FullName]bool)) {
 		return c, nil
 	}

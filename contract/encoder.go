@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -20,10 +21,23 @@ type Encoder struct {
 		protoregistry.ExtensionTypeResolver
 		protoregistry.MessageTypeResolver
 	}
-	// json writes messages of desc as protojson does, faster (jsonenc.go); nil: protojson.
-	json *jsonMsg
-	desc protoreflect.MessageDescriptor
-	size atomic.Int64 // largest JSON written so far (up to 64 KiB): the next buffer's size
+	// plans are the compiled JSON encoders (jsonenc.go) by message descriptor, a nil
+	// *jsonMsg for a type protojson must write; built on first use.
+	plans sync.Map
+	size  atomic.Int64 // largest JSON written so far (up to 64 KiB): the next buffer's size
+}
+
+// jsonPlan returns the compiled JSON encoder of md, nil when protojson must write it.
+func (e *Encoder) jsonPlan(md protoreflect.MessageDescriptor) *jsonMsg {
+	if p, ok := e.plans.Load(md); ok {
+		return p.(*jsonMsg)
+	}
+	p, ok := compileJSON(md, make(map[protoreflect.FullName]*jsonMsg))
+	if !ok {
+		p = nil
+	}
+	e.plans.Store(md, p)
+	return p
 }
 
 // NewEncoder returns an encoder for enc. schemaID and indexes are the Confluent framing
@@ -44,9 +58,6 @@ func (c *Contract) Encoder(enc Encoding, schemaID uint32) (*Encoder, error) {
 		return nil, fmt.Errorf("encode %s: %w", c.desc.FullName(), err)
 	}
 	e.types = c.registry.types
-	if enc == JSON {
-		e.json, e.desc = c.jsonPlan(), c.desc
-	}
 	return e, nil
 }
 
@@ -58,8 +69,8 @@ func (e *Encoder) Encoding() Encoding { return e.enc }
 func (e *Encoder) Encode(msg protoreflect.Message) ([]byte, error) {
 	switch e.enc {
 	case JSON:
-		if e.json != nil && msg.Descriptor() == e.desc {
-			if b, ok := e.json.appendJSON(make([]byte, 0, max(256, e.size.Load())), msg); ok {
+		if plan := e.jsonPlan(msg.Descriptor()); plan != nil {
+			if b, ok := plan.appendJSON(make([]byte, 0, max(256, e.size.Load())), msg); ok {
 				if n := int64(len(b)); n > e.size.Load() && n <= 64<<10 {
 					e.size.Store(n)
 				}

@@ -58,4 +58,7 @@ func Proven(c *Contract, msg protoreflect.Message) int {
 func ProvesWhole(c *Contract) bool { return c.proofs != nil && c.proofs.top.whole }
 
 // FastJSON reports whether c's JSON encoder is compiled (not protojson).
-func FastJSON(c *Contract) bool { return c.jsonPlan() != nil }
+func FastJSON(c *Contract) bool {
+	_, ok := compileJSON(c.desc, make(map[protoreflect.FullName]*jsonMsg))
+	return ok
+}
