@@ -29,7 +29,7 @@ import (
 // land about 1.5-2x what 20000 rows with 4 in flight do (18.16 spends one thread per insert);
 // a source max_in_flight of 50000 per partition instead of 10000 gains little and more than
 // doubles peak RSS. 8 inserts of 50000 rows in flight are some 400k decoded records: more than
-// the default memory_limit (512MiB) lets one lane hold, so this tuned scenario raises it.
+// the default memory_limit (256MiB) lets one lane hold, so this tuned scenario raises it.
 const clickHouseSinkConfig = `
 memory_limit: 1GiB
 kafka:
