@@ -31,6 +31,20 @@ type row struct {
 	rec *event.Record
 	msg protoreflect.Message // rec.Message, or its conversion to the sink schema
 	now time.Time            // landing time of the batch
+
+	// The top-level message field the last nested column read, and its value: a message's
+	// leaves are adjacent columns (amount_currency_code, amount_units, amount_nanos), so
+	// they read their parent once per row, not once each.
+	parentFd protoreflect.FieldDescriptor
+	parent   protoreflect.Message
+}
+
+// child is the message in top-level field fd of r's message (an invalid message when unset).
+func (r *row) child(fd protoreflect.FieldDescriptor) protoreflect.Message {
+	if r.parentFd != fd {
+		r.parentFd, r.parent = fd, r.msg.Get(fd).Message()
+	}
+	return r.parent
 }
 
 // column buffers the values of one table column for one batch.
@@ -394,13 +408,20 @@ func (it *mapIter) Value() any { return it.m.vals[it.i] }
 // leafGet returns the value of a singular leaf of m and whether it is present.
 func leafGet(m protoreflect.Message, lc *logicalColumn) (protoreflect.Value, bool) {
 	fd := lc.fd
+	// A message field is read once, not with Has and Get: unset, it reads as an invalid
+	// (empty, read-only) message.
 	if lc.wrapped {
-		if !m.Has(fd) {
+		w := m.Get(fd).Message()
+		if !w.IsValid() {
 			return lc.vfd.Default(), false
 		}
-		return lc.unwrap(m.Get(fd).Message()), true
+		return lc.unwrap(w), true
 	}
 	if lc.presence {
+		if lc.message {
+			v := m.Get(fd)
+			return v, v.Message().IsValid()
+		}
 		return m.Get(fd), m.Has(fd)
 	}
 	return m.Get(fd), true

@@ -266,9 +266,12 @@ func bind(lc *logicalColumn, typ string) (colSpec, chType, error) {
 // fieldGetter reads a singular leaf outside any array.
 func fieldGetter(lc *logicalColumn) func(*row) (protoreflect.Value, bool) {
 	steps := lc.steps
+	if len(steps) == 0 {
+		return func(r *row) (protoreflect.Value, bool) { return leafGet(r.msg, lc) }
+	}
 	return func(r *row) (protoreflect.Value, bool) {
-		m := r.msg
-		for _, s := range steps {
+		m := r.child(steps[0].fd)
+		for _, s := range steps[1:] {
 			m = m.Get(s.fd).Message()
 		}
 		return leafGet(m, lc)
@@ -284,9 +287,11 @@ func eventTime(lc *logicalColumn) func(*row) time.Time {
 		ts = newWKT(fd)
 	}
 	return func(r *row) time.Time {
-		if fd != nil && r.msg.Has(fd) {
-			if t, err := ts.timestamp(r.msg.Get(fd).Message()); err == nil {
-				return t
+		if fd != nil {
+			if m := r.msg.Get(fd).Message(); m.IsValid() {
+				if t, err := ts.timestamp(m); err == nil {
+					return t
+				}
 			}
 		}
 		if !r.rec.Timestamp.IsZero() {

@@ -93,6 +93,7 @@ type logicalColumn struct {
 	wrapped  bool
 	wrapper  *wkt // reads the wrapper's value field
 	presence bool // fd.HasPresence(), which is slow on some descriptor implementations
+	message  bool // fd is a singular message field
 	nullable bool // singular leaf with presence, outside any array
 	depth    int  // array levels
 }
@@ -292,6 +293,7 @@ func (b *schemaBuilder) message(md protoreflect.MessageDescriptor, prefix, src s
 func (b *schemaBuilder) add(lc *logicalColumn, fd protoreflect.FieldDescriptor, name, path string, steps []step, depth int) {
 	lc.name, lc.fd, lc.steps = name, fd, steps
 	lc.presence = fd.HasPresence()
+	lc.message = fd.Message() != nil && !fd.IsList() && !fd.IsMap()
 	lc.source = fmt.Sprintf("field %s (%s)", path, kindName(fd))
 	if fd.IsList() {
 		lc.leaf, lc.depth = leafList, depth+1
