@@ -53,9 +53,11 @@ func (l *layout) appendRow(b []byte, r *event.Record, landedMicros int64) ([]byt
 // eventMicros is the _event_time of r: event_time_field when set, else the Kafka timestamp,
 // else the landing time.
 func (l *layout) eventMicros(r *event.Record, landedMicros int64) (int64, error) {
-	if l.eventTime != nil && r.Message.Has(l.eventTime) {
-		ts := r.Message.Get(l.eventTime).Message()
-		return timestampMicros(ts.Get(l.evSec).Int(), ts.Get(l.evNanos).Int())
+	if l.eventTime != nil {
+		// One Get: an unset message field reads as an invalid message.
+		if ts := r.Message.Get(l.eventTime).Message(); ts.IsValid() {
+			return timestampMicros(ts.Get(l.evSec).Int(), ts.Get(l.evNanos).Int())
+		}
 	}
 	if r.Timestamp.IsZero() {
 		return landedMicros, nil
@@ -100,6 +102,15 @@ func appendMessage(b []byte, plan *msgPlan, m protoreflect.Message) ([]byte, err
 				}
 			}
 		default:
+			if fp.message {
+				// One Get: an unset message field reads as an invalid message.
+				v := m.Get(fp.fd)
+				if !v.Message().IsValid() {
+					continue
+				}
+				b, err = appendValue(b, fp, v)
+				break
+			}
 			if fp.presence && !m.Has(fp.fd) {
 				continue
 			}

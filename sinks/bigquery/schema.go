@@ -121,6 +121,7 @@ type fieldPlan struct {
 	isMap    bool
 	presence bool // explicit presence: unset is NULL; otherwise the (zero) value is written
 	packed   bool
+	message  bool     // a singular message field: presence is its value's IsValid
 	sub      *msgPlan // kMessage: the record; isMap: the key/value entry
 	// Well-known-type fields: wrapper value, Timestamp/Duration seconds and nanos.
 	f1, f2 protoreflect.FieldDescriptor
@@ -253,6 +254,7 @@ func (c *compiler) message(md protoreflect.MessageDescriptor, dp *descriptorpb.D
 // without fields).
 func (c *compiler) field(fd protoreflect.FieldDescriptor, depth int, path string) (*fieldPlan, *column, error) {
 	fp := &fieldPlan{fd: fd, list: fd.IsList(), isMap: fd.IsMap(), presence: fd.HasPresence()}
+	fp.message = fd.Message() != nil && !fd.IsList() && !fd.IsMap()
 	col := &column{name: string(fd.Name()), repeated: fd.IsList() || fd.IsMap(), src: fmt.Sprintf("field %s (%s)", fd.FullName(), kindName(fd))}
 	if fd.IsMap() {
 		entry := fd.Message()
