@@ -2,7 +2,6 @@ package contract
 
 import (
 	"math"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -451,11 +450,11 @@ func stringCheck(r *validate.StringRules) (fieldCheck, bool) {
 	if r.HasPattern() {
 		// The same RE2 pattern protovalidate compiles; proven so that a message with one
 		// can still be skipped whole.
-		re, err := regexp.Compile(r.GetPattern())
-		if err != nil {
+		match, ok := compilePattern(r.GetPattern())
+		if !ok {
 			return nil, false
 		}
-		checks = append(checks, re.MatchString)
+		checks = append(checks, match)
 	}
 	if r.HasConst() {
 		want := r.GetConst()
