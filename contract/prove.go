@@ -640,33 +640,58 @@ func isUUID(s string) bool {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	return allHex(s[:8]) && allHex(s[9:13]) && allHex(s[14:18]) && allHex(s[19:23]) && allHex(s[24:])
+	// Eight bytes at a time, the four dashes (checked above) read as '0'. Bytes 8 and 13 are
+	// bytes 0 and 5 of the second word, 18 and 23 bytes 2 and 7 of the third.
+	const (
+		dash1 = 0xff | 0xff<<40
+		zero1 = '0' | '0'<<40
+		dash2 = 0xff<<16 | 0xff<<56
+		zero2 = '0'<<16 | '0'<<56
+	)
+	return hex8(le64(s[0:]))&hex8(le64(s[8:])&^dash1|zero1)&hex8(le64(s[16:])&^dash2|zero2)&
+		hex8(le64(s[24:]))&hex8(le64(s[28:])) != 0
 }
 
 // isTrimmedUUID is protovalidate's ^[0-9a-fA-F]{32}$.
-func isTrimmedUUID(s string) bool { return len(s) == 32 && allHex(s) }
+func isTrimmedUUID(s string) bool {
+	return len(s) == 32 && hex8(le64(s[0:]))&hex8(le64(s[8:]))&hex8(le64(s[16:]))&hex8(le64(s[24:])) != 0
+}
 
-func allHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if charClass[s[i]]&classHex == 0 {
-			return false
-		}
+// le64 is the first eight bytes of s, little-endian (one load).
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// hex8 is non-zero when all eight bytes of w are ASCII hex digits ([0-9a-fA-F]).
+func hex8(w uint64) uint64 {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	if w&high != 0 {
+		return 0
 	}
-	return true
+	// For bytes below 0x80, b+(0x80-lo) has its high bit set when b >= lo, and b+(0x7f-hi)
+	// when b > hi; neither sum carries into the next byte.
+	inRange := func(w uint64, lo, hi byte) uint64 {
+		return (w + (0x80-uint64(lo))*ones) &^ (w + (0x7f-uint64(hi))*ones) & high
+	}
+	if inRange(w, '0', '9')|inRange(w|0x20*ones, 'a', 'f') != high {
+		return 0
+	}
+	return 1
 }
 
 const (
-	classHex = 1 << iota
-	classAlnum
+	classAlnum = 1 << iota
 	classLocal // the local part of an email address
 )
 
 var charClass = func() (t [256]uint8) {
 	for c := range 256 {
 		b := byte(c)
-		if '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F' {
-			t[c] |= classHex
-		}
 		if '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' {
 			t[c] |= classAlnum | classLocal
 		}
