@@ -12,14 +12,17 @@ import (
 var patternCases = []struct {
 	pattern string
 	scanned bool
+	example string // a string the pattern matches
 }{
-	{`^[A-Z]{3}$`, true}, {`^[0-9]{4}$`, true}, {`^[A-Z]{2}$`, true}, {`^[a-z0-9_]+$`, true},
-	{`^SKU-[0-9]{1,8}$`, true}, {`^[a-z]+-[0-9]+$`, true}, {`^$`, false}, {`^a?$`, true},
-	{`^[a-f0-9]{8}-?[0-9]$`, true}, {`^[a-z]+-?[0-9]$`, false}, // a variable run followed by an optional one
-	{`^[a-z]+[a-z0-9]$`, false}, // overlapping classes: the longest take is not the only match
-	{`^[a-z]*$`, true}, {`^(?i)[a-z]{2}$`, false}, {`^[a-zA-Z]{2}$`, true}, {`^(?i)ab$`, false}, {`^[^A-Z]{3}$`, false},
-	{`^[é]{2}$`, false}, {`[A-Z]{3}`, false}, {`^[A-Z]{3}`, false}, {`^(ab|cd)$`, false},
-	{`^.{3}$`, false}, {`^\d{3}$`, true}, {`^\w+$`, true}, {`^[A-Z]{2,}$`, true},
+	{`^[A-Z]{3}$`, true, "USD"}, {`^[0-9]{4}$`, true, "1234"}, {`^[A-Z]{2}$`, true, "US"},
+	{`^[a-z0-9_]+$`, true, "a_9"}, {`^SKU-[0-9]{1,8}$`, true, "SKU-42"}, {`^[a-z]+-[0-9]+$`, true, "ab-12"},
+	{`^$`, false, ""}, {`^a?$`, true, "a"}, {`^[a-f0-9]{8}-?[0-9]$`, true, "0f8fad5b-1"},
+	{`^[a-z]+-?[0-9]$`, false, "ab1"},  // a variable run followed by an optional one
+	{`^[a-z]+[a-z0-9]$`, false, "abc"}, // overlapping classes: the longest take is not the only match
+	{`^[a-z]*$`, true, ""}, {`^(?i)[a-z]{2}$`, false, "aZ"}, {`^[a-zA-Z]{2}$`, true, "aZ"},
+	{`^(?i)ab$`, false, "AB"}, {`^[^A-Z]{3}$`, false, "abc"}, {`^[é]{2}$`, false, "éé"},
+	{`[A-Z]{3}`, false, "xUSDx"}, {`^[A-Z]{3}`, false, "USDx"}, {`^(ab|cd)$`, false, "cd"},
+	{`^.{3}$`, false, "a b"}, {`^\d{3}$`, true, "123"}, {`^\w+$`, true, "a_Z9"}, {`^[A-Z]{2,}$`, true, "USDX"},
 }
 
 func TestCompilePattern_scans_simple_patterns_and_agrees_with_regexp(t *testing.T) {
@@ -34,7 +37,9 @@ func TestCompilePattern_scans_simple_patterns_and_agrees_with_regexp(t *testing.
 			t.Fatalf("%s does not compile", tc.pattern)
 		}
 		re := regexp.MustCompile(tc.pattern)
-		matched := 0
+		if !re.MatchString(tc.example) || !match(tc.example) {
+			t.Errorf("%s on its example %q: %v, regexp says %v", tc.pattern, tc.example, match(tc.example), re.MatchString(tc.example))
+		}
 		for range 3000 {
 			b := make([]byte, rng.IntN(10))
 			for i := range b {
@@ -44,17 +49,11 @@ func TestCompilePattern_scans_simple_patterns_and_agrees_with_regexp(t *testing.
 			if got, want := match(s), re.MatchString(s); got != want {
 				t.Fatalf("%s on %q: %v, regexp says %v", tc.pattern, s, got, want)
 			}
-			if re.MatchString(s) {
-				matched++
-			}
 		}
 		for _, s := range []string{"", "USD", "usd", "US", "USDX", "1234", "SKU-1", "SKU-123456789", "ab-12", "ab-", "a", "aé", "US\n"} {
 			if got, want := match(s), re.MatchString(s); got != want {
 				t.Fatalf("%s on %q: %v, regexp says %v", tc.pattern, s, got, want)
 			}
-		}
-		if tc.scanned && matched == 0 && tc.pattern != `^[A-Z]{3}$` {
-			t.Logf("%s: no random string matched", tc.pattern)
 		}
 	}
 	if _, ok := compilePattern(`^[A-Z`); ok {
@@ -67,7 +66,7 @@ func TestCompilePattern_scans_simple_patterns_and_agrees_with_regexp(t *testing.
 //	go test ./contract -run '^$' -fuzz FuzzPatterns -fuzztime 60s
 func FuzzPatterns(f *testing.F) {
 	for _, tc := range patternCases {
-		f.Add(tc.pattern, "USD")
+		f.Add(tc.pattern, tc.example)
 		f.Add(tc.pattern, "SKU-42")
 	}
 	f.Fuzz(func(t *testing.T, pattern, s string) {
