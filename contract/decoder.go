@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 
 	"buf.build/go/hyperpb"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,14 +33,14 @@ var hyperOptions = []hyperpb.UnmarshalOption{hyperpb.WithAllowAlias(!raceBuild)}
 type Decoder struct {
 	c   *Contract
 	enc Encoding
-	// shared holds one hyperpb arena per live message decoded since the last Release
-	// (hyperpb allows a single top-level parse per arena). Release gives them back to the
-	// process-wide arenas pool, so their memory is reused by the next batch of any decoder:
-	// what arenas hold follows the messages alive at once, not the largest batch each decoder
-	// (one per handler goroutine of a lane) ever saw.
-	shared []*hyperpb.Shared
-	// last reports whether the latest Decode took an arena (a payload rejected before
-	// parsing takes none), so Discard knows whether there is one to give back.
+	// shared holds one arena per live message decoded (or borrowed, see Borrow) since the
+	// last Release (hyperpb allows a single top-level parse per arena). Release lets go of
+	// them; a freed arena goes back to the process-wide arenas pool, so its memory is reused
+	// by the next batch of any decoder: what arenas hold follows the messages alive at once,
+	// not the largest batch each decoder (one per handler goroutine of a lane) ever saw.
+	shared []*Arena
+	// last reports whether the latest Decode (or Borrow) took an arena (a payload rejected
+	// before parsing takes none), so Discard knows whether there is one to give back.
 	last bool
 	json protojson.UnmarshalOptions
 
@@ -124,13 +123,14 @@ func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
 	}
 	// Take the arena before parsing: a failed parse still holds arena memory that Release
 	// must free.
-	s := arenas.Get().(*hyperpb.Shared)
-	d.shared = append(d.shared, s)
+	a := takeArena()
+	d.shared = append(d.shared, a)
 	d.last = true
-	m := s.NewMessage(d.c.hyper)
+	m := a.shared.NewMessage(d.c.hyper)
 	if err := m.Unmarshal(body, hyperOptions...); err != nil {
 		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
 	}
+	a.c, a.msg = d.c, m
 	return m, nil
 }
 
@@ -183,37 +183,31 @@ func redactJSONError(err error) string {
 
 var quotedToken = regexp.MustCompile(`\s*"(?:[^"\\]|\\.)*"`)
 
-// Release invalidates every message returned by Decode since the previous Release and
-// recycles their memory for the next batch. Call it once the batch has been routed and
-// written (or dead-lettered), never while a message of the batch is still referenced.
+// Release invalidates every message returned by Decode (or Borrow) since the previous
+// Release and recycles their memory for the next batch (a message another Decoder borrowed
+// lives on until that one lets go too). Call it once the batch has been routed and written
+// (or dead-lettered), never while a message of the batch is still referenced.
 func (d *Decoder) Release() {
-	for i, s := range d.shared {
-		s.Free()
-		arenas.Put(s)
+	for i, a := range d.shared {
+		a.release()
 		d.shared[i] = nil
 	}
 	d.shared = d.shared[:0]
 	d.last = false
 }
 
-// arenas holds the hyperpb arenas no Decoder is using (*hyperpb.Shared, freed); an arena
-// keeps its memory for the next parse, and the pool lets the garbage collector trim what a
-// burst left.
-var arenas = sync.Pool{New: func() any { return new(hyperpb.Shared) }}
-
 // Live returns how many binary-decoded messages are awaiting Release.
 func (d *Decoder) Live() int { return len(d.shared) }
 
-// Discard gives back the memory of the message the last Decode returned, for the next Decode
-// to reuse: call it when that message will not be read again (it matched no route, or its
+// Discard gives back the memory of the message the last Decode (or Borrow) returned, for the
+// next Decode to reuse: call it when that message will not be read again (it matched no route, or its
 // sink writes the original payload). The message must not be used afterwards. Without
 // Discard, every message of a batch holds its arena until Release.
 func (d *Decoder) Discard() {
 	if d.last {
 		d.last = false
 		n := len(d.shared) - 1
-		d.shared[n].Free()
-		arenas.Put(d.shared[n])
+		d.shared[n].release()
 		d.shared[n] = nil
 		d.shared = d.shared[:n]
 	}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -70,9 +69,8 @@ type pipeline struct {
 	verdicts *verdicts
 	// shared counts validations a lane skipped because another lane had validated the record.
 	shared prometheus.Counter
-	// blind is set once a lane of the pipeline that reads no decoded message has started
-	// (lane.blind): the other lanes then share verdicts of rule-free contracts too.
-	blind atomic.Bool
+	// borrowed counts decodes a lane skipped by reading another lane's decoded message.
+	borrowed prometheus.Counter
 }
 
 // contractFor picks the contract of a record: by header value, then by topic, then the
@@ -160,6 +158,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		// apart than that; one that is further behind validates for itself.
 		p.verdicts = newVerdicts(len(p.lanes), 2*cp.Config.Source.MaxInFlight, pacePatience(cp.Config))
 		p.shared = e.metrics.SharedValidations.WithLabelValues(p.name)
+		p.borrowed = e.metrics.SharedDecodes.WithLabelValues(p.name)
 		e.pipelines = append(e.pipelines, p)
 	}
 	return e, nil
@@ -295,9 +294,7 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		l.payload = pw.WritesPayload()
 	}
 	l.blind = l.isBlind()
-	if l.blind {
-		p.blind.Store(true)
-	}
+	p.verdicts.started(l.index, !l.blind)
 	budget := e.laneBudget()
 	maxBytes := int64(sc.Batch.MaxBytes)
 	if budget > 0 {

@@ -65,15 +65,20 @@ type lane struct {
 // decodedFactor is what the lane's byte budget counts for the decoded messages it keeps until
 // its sink has written them, per byte of payload (source.Config.DecodedFactor): none when
 // the sink writes the records' bytes on every route, else about hyperpb's arena (4.7 times
-// the payload of a BidPlaced, measured with runtime.MemStats over 10,000 decodes).
+// the payload of a BidPlaced, measured with runtime.MemStats over 10,000 decodes), plus the
+// payload once more when the pipeline has other lanes: a message borrowed from another lane
+// (process) aliases that lane's fetched record, which the message keeps alive.
 func (l *lane) decodedFactor() int {
-	const hyperpbArena = 5
+	decoded := 5 // hyperpb's arena
+	if l.p.verdicts != nil {
+		decoded++
+	}
 	if !l.payload {
-		return hyperpbArena
+		return decoded
 	}
 	for _, r := range l.routes {
 		if r.transforms() {
-			return hyperpbArena
+			return decoded
 		}
 	}
 	return 0
@@ -97,9 +102,10 @@ type laneState struct {
 	slo     sloScratch
 	// ring holds the valid verdicts of the batch's partition shared by the pipeline's lanes
 	// (nil with one lane).
-	ring    *verdictRing
-	shared  int64 // validations of the batch skipped thanks to ring
-	skipped int64 // records of the batch routed without decoding (routeVerdict)
+	ring     *verdictRing
+	shared   int64 // validations of the batch skipped thanks to ring
+	skipped  int64 // records of the batch routed without decoding (routeVerdict)
+	borrowed int64 // records of the batch read from another lane's decoded message
 }
 
 func (l *lane) newState() *laneState {
@@ -147,10 +153,10 @@ func (l *lane) handle(msg *message.Message) error {
 		l.state.Put(st)
 	}()
 	st.attempt = max(source.AttemptOf(msg), 1)
-	st.ring, st.shared, st.skipped = l.p.verdicts.ring(b.Topic, b.Partition), 0, 0
+	st.ring, st.shared, st.skipped, st.borrowed = l.p.verdicts.ring(b.Topic, b.Partition), 0, 0, 0
 	n := len(b.Records)
 	if st.ring != nil && n > 0 {
-		if waited := st.ring.pace(msg.Context(), l.index, b.Records[0].Offset); waited > 0 {
+		if waited := st.ring.pace(msg.Context(), l.index, b.Records[0].Offset, b.Records[n-1].Offset); waited > 0 {
 			l.paced.Add(waited.Seconds())
 		}
 	}
@@ -180,6 +186,10 @@ func (l *lane) handle(msg *message.Message) error {
 	if st.skipped > 0 {
 		l.skipped.Add(float64(st.skipped))
 		st.skipped = 0
+	}
+	if st.borrowed > 0 {
+		l.p.borrowed.Add(float64(st.borrowed))
+		st.borrowed = 0
 	}
 	for i := range st.dead {
 		st.dead[i].attempts = st.attempt
@@ -271,15 +281,27 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		return
 	}
 	name := string(ct.Descriptor().FullName())
-	var h uint64 // the record's verdict hash, when its verdict is shared
-	if st.ring != nil && (ct.HasRules() || l.p.blind.Load()) {
+	var h uint64 // the record's verdict hash, when the pipeline's lanes share verdicts
+	var found verdict
+	shared := false // another lane found the record valid (found)
+	if st.ring != nil {
 		h = st.ring.hash(kr.Value, ct)
-		if l.blind && l.routeVerdict(st, kr, rec, name, h, ct.HasRules()) {
+		if found, shared = st.ring.valid(kr.Offset, h); shared && l.blind {
+			l.routeVerdict(st, kr, rec, name, found.at, ct.HasRules())
 			return
 		}
 	}
 	dec := st.decoder(ct, l.p.cp)
-	msg, err := dec.Decode(kr.Value)
+	// A record another lane found valid is read from that lane's decoded message while that
+	// lane still holds it (verdict.lease); decoded here only once it is gone.
+	var msg protoreflect.Message
+	borrowed := false
+	if shared {
+		msg, borrowed = dec.Borrow(found.lease)
+	}
+	if !borrowed {
+		msg, err = dec.Decode(kr.Value)
+	}
 	// keep reports whether a sink will read the decoded message; if not, its memory goes
 	// back to the decoder at once rather than at the end of the batch.
 	keep := false
@@ -303,8 +325,20 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 		}
 		return
 	}
-	evTime := l.p.cp.EventTime(msg, kr.Timestamp)
-	if err := l.validate(st, ct, kr, msg, h, evTime); err != nil {
+	var evTime time.Time
+	if shared {
+		// The verdict's: time-dependent rules saw it, and it saves reading the field again.
+		evTime = found.at
+		if evTime.IsZero() {
+			evTime = kr.Timestamp
+		}
+	} else {
+		evTime = l.p.cp.EventTime(msg, kr.Timestamp)
+	}
+	if borrowed {
+		st.borrowed++
+	}
+	if err := l.validate(st, ct, kr, msg, h, evTime, shared, borrowed, dec); err != nil {
 		keep = true // the error may refer to the message; invalid events are rare
 		if l.primary {
 			st.dead = append(st.dead, deadLetter{rec: kr, reason: ReasonValidate, err: err, contract: name})
@@ -367,35 +401,33 @@ func (st *laneState) copyHeaders(kr *kgo.Record, rec *event.Record) {
 }
 
 // validate validates msg, the decoded kr with verdict hash h, unless another lane of the
-// pipeline already found kr valid (see verdicts); a valid verdict is shared with the other
-// lanes, with the record's event time. A contract without rules has nothing to validate,
-// but its verdict ("it decodes") is stored all the same when the pipeline has a blind lane
-// (routeVerdict).
-func (l *lane) validate(st *laneState, ct *contract.Contract, kr *kgo.Record, msg protoreflect.Message, h uint64, evTime time.Time) error {
-	if st.ring == nil || !ct.HasRules() && !l.p.blind.Load() {
+// pipeline already found kr valid (shared; see verdicts). A valid verdict is shared with the
+// other lanes, with the record's event time and a lease of the message this lane decoded
+// (dec.Lease), for them to borrow rather than decode. A contract without rules has nothing
+// to validate, but its verdict ("it decodes") is stored all the same.
+func (l *lane) validate(st *laneState, ct *contract.Contract, kr *kgo.Record, msg protoreflect.Message, h uint64, evTime time.Time, shared, borrowed bool, dec *contract.Decoder) error {
+	switch {
+	case st.ring == nil:
 		return ct.Validate(msg)
-	}
-	if ct.HasRules() {
-		if _, ok := st.ring.valid(kr.Offset, h); ok {
+	case shared:
+		if ct.HasRules() {
 			st.shared++
-			return nil
 		}
+		if borrowed {
+			return nil // the slot already names a live message
+		}
+	default:
 		if err := ct.Validate(msg); err != nil {
 			return err
 		}
 	}
-	st.ring.store(kr.Offset, h, evTime)
+	st.ring.store(kr.Offset, h, evTime, dec.Lease())
 	return nil
 }
 
-// routeVerdict routes kr (verdict hash h) to every route of a blind lane without decoding it,
-// when another lane stored it as valid; it reports false, and does nothing, otherwise. The
-// event time is the one that lane found.
-func (l *lane) routeVerdict(st *laneState, kr *kgo.Record, rec *event.Record, name string, h uint64, rules bool) bool {
-	at, ok := st.ring.valid(kr.Offset, h)
-	if !ok {
-		return false
-	}
+// routeVerdict routes kr to every route of a blind lane without decoding it, once another
+// lane stored it as valid; at is the event time that lane found.
+func (l *lane) routeVerdict(st *laneState, kr *kgo.Record, rec *event.Record, name string, at time.Time, rules bool) {
 	if rules {
 		st.shared++
 	}
@@ -409,7 +441,6 @@ func (l *lane) routeVerdict(st *laneState, kr *kgo.Record, rec *event.Record, na
 	for i, r := range l.routes {
 		st.routed(rec, r, i == 0)
 	}
-	return true
 }
 
 // routed hands rec to the sink for route r: rec itself for the first route matched, unless

@@ -40,9 +40,13 @@ type verdicts struct {
 	window   int64
 	lanes    int
 	patience time.Duration
-	epoch    time.Time // marks' clock: monotonic nanoseconds since epoch
-	mu       sync.Mutex
-	rings    map[verdictKey]*verdictRing
+	// decodes[i] is set once lane i has started and reads decoded messages (not lane.blind);
+	// startAt[i] is when it started (since() + 1; 0 before).
+	decodes []atomic.Bool
+	startAt []atomic.Int64
+	epoch   time.Time // marks' clock: monotonic nanoseconds since epoch
+	mu      sync.Mutex
+	rings   map[verdictKey]*verdictRing
 }
 
 type verdictKey struct {
@@ -70,6 +74,16 @@ type verdictSlot struct {
 	off  atomic.Int64 // offset + 1; 0 when empty
 	hash atomic.Uint64
 	at   atomic.Int64 // the event time found by the lane that stored it (Unix nanoseconds, 0 for none)
+	// The storing lane's decoded message (contract.Lease), for other lanes to borrow while
+	// that lane still holds it; nil when it was not decoded as binary.
+	arena atomic.Pointer[contract.Arena]
+	gen   atomic.Uint64
+}
+
+// verdict is what a lane finds in a slot.
+type verdict struct {
+	at    time.Time // the event time the storing lane found; zero for none
+	lease contract.Lease
 }
 
 // newVerdicts returns a cache of window slots per partition, or nil for a pipeline with a
@@ -79,7 +93,15 @@ func newVerdicts(lanes int, window int, patience time.Duration) *verdicts {
 		return nil
 	}
 	return &verdicts{seed: maphash.MakeSeed(), window: int64(max(window, 1024)), lanes: lanes, patience: patience,
-		epoch: time.Now(), rings: map[verdictKey]*verdictRing{}}
+		decodes: make([]atomic.Bool, lanes), startAt: make([]atomic.Int64, lanes), epoch: time.Now(), rings: map[verdictKey]*verdictRing{}}
+}
+
+// started records whether the lane that has just started reads decoded messages.
+func (v *verdicts) started(lane int, decodes bool) {
+	if v != nil {
+		v.decodes[lane].Store(decodes)
+		v.startAt[lane].Store(v.since() + 1)
+	}
 }
 
 func (v *verdicts) since() int64 { return int64(time.Since(v.epoch)) }
@@ -104,27 +126,31 @@ func (r *verdictRing) hash(value []byte, ct *contract.Contract) uint64 {
 	return maphash.Bytes(r.seed, value) ^ maphash.Comparable(r.seed, ct)
 }
 
-// valid reports whether a lane stored the record at off with this hash as valid, and the
-// event time that lane found in it.
-func (r *verdictRing) valid(off int64, h uint64) (time.Time, bool) {
+// valid reports whether a lane stored the record at off with this hash as valid, with the
+// event time that lane found in it and a lease of its decoded message.
+func (r *verdictRing) valid(off int64, h uint64) (verdict, bool) {
 	s := &r.slots[off%int64(len(r.slots))]
 	if s.off.Load() != off+1 || s.hash.Load() != h {
-		return time.Time{}, false
+		return verdict{}, false
 	}
 	at := s.at.Load()
+	l := contract.Lease{Arena: s.arena.Load(), Gen: s.gen.Load()}
 	// A writer empties the slot before it changes anything: the same offset again after the
-	// reads means they all belong to this record.
+	// reads means they all belong to this record. (A lease torn anyway only fails to borrow:
+	// Borrow checks the generation and the contract.)
 	if s.off.Load() != off+1 {
-		return time.Time{}, false
+		return verdict{}, false
 	}
-	if at == 0 {
-		return time.Time{}, true
+	v := verdict{lease: l}
+	if at != 0 {
+		v.at = time.Unix(0, at)
 	}
-	return time.Unix(0, at), true
+	return v, true
 }
 
-// store records that the record at off with this hash is valid, with its event time.
-func (r *verdictRing) store(off int64, h uint64, eventTime time.Time) {
+// store records that the record at off with this hash is valid, with its event time and a
+// lease of the storing lane's decoded message (the zero Lease for none).
+func (r *verdictRing) store(off int64, h uint64, eventTime time.Time, l contract.Lease) {
 	s := &r.slots[off%int64(len(r.slots))]
 	at := int64(0)
 	if !eventTime.IsZero() {
@@ -134,16 +160,18 @@ func (r *verdictRing) store(off int64, h uint64, eventTime time.Time) {
 	s.off.Store(0)
 	s.hash.Store(h)
 	s.at.Store(at)
+	s.arena.Store(l.Arena)
+	s.gen.Store(l.Gen)
 	s.off.Store(off + 1)
 }
 
-// pace waits, before lane processes a batch starting at first, while another live lane is
-// more than half a window behind first and within the window (so that it finds the verdicts
-// lane is about to store), for at most patience or until ctx is done. The lane furthest
-// behind never waits, so lanes cannot wait on each other in a circle. It returns how long
+// pace waits, before lane processes a batch of offsets first to last, while another live
+// lane is more than half a window behind first and within the window (so that it finds the
+// verdicts lane is about to store), or while lane trails a live lane that decodes and has yet
+// to process last (see waits), for at most patience or until ctx is done. It returns how long
 // it waited.
-func (r *verdictRing) pace(ctx context.Context, lane int, first int64) time.Duration {
-	if !r.behind(lane, first) {
+func (r *verdictRing) pace(ctx context.Context, lane int, first, last int64) time.Duration {
+	if !r.waits(lane, first, last) {
 		return 0
 	}
 	start := time.Now()
@@ -152,7 +180,7 @@ func (r *verdictRing) pace(ctx context.Context, lane int, first int64) time.Dura
 	for {
 		moved := r.movedChan()
 		// Look again once subscribed, so that a move just before is not missed.
-		if !r.behind(lane, first) {
+		if !r.waits(lane, first, last) {
 			return time.Since(start)
 		}
 		select {
@@ -173,6 +201,65 @@ func (r *verdictRing) movedChan() <-chan struct{} {
 		r.moved = make(chan struct{})
 	}
 	return r.moved
+}
+
+// waits reports whether lane must wait before its batch of offsets first to last (pace).
+//
+// Lanes that decode trail the one furthest behind: a lane waits while a live decoding lane
+// behind it (a lower mark; on a tie, a lower index) has yet to process last, within the
+// window. That lane decodes and validates the batch first; the others then find its verdicts
+// and borrow its decoded messages, which it holds until its sink has written them, so the
+// slowest sink's lane does the work and the faster ones, which would wait for it anyway
+// (half a window at most), reuse it. A blind lane waits until some live decoding lane has
+// processed last (in a pipeline of blind lanes only, they trail each other like decoding
+// ones). A lane that has started but not yet processed the partition counts as behind
+// everything for patience after its start, so that over a backlog the fastest lane does
+// not run a window ahead before the others begin. Each lane waits only on lanes behind it
+// (lower marks, a lower index, or the half window of behind), so no two wait on each other,
+// and never longer than patience on one batch.
+func (r *verdictRing) waits(lane int, first, last int64) bool {
+	if r.behind(lane, first) {
+		return true
+	}
+	v := r.v
+	anyDecodes := false
+	for i := range v.decodes {
+		anyDecodes = anyDecodes || v.decodes[i].Load()
+	}
+	ranked := func(i int) bool { return v.decodes[i].Load() || !anyDecodes }
+	me := ranked(lane)
+	self := r.marks[lane].next.Load()
+	if self == 0 {
+		self = first
+	}
+	now := v.since()
+	trail, passed := false, false
+	for i := range r.marks {
+		if i == lane || !ranked(i) || v.startAt[i].Load() == 0 {
+			continue
+		}
+		m := &r.marks[i]
+		next := m.next.Load()
+		if next == 0 {
+			if now-v.startAt[i].Load() < int64(v.patience) && (!me || i < lane) {
+				trail = true // it has just started: let it go first
+			}
+			continue
+		}
+		if last+1-next > v.window || now-m.at.Load() >= int64(v.patience) {
+			continue // too far behind, or stalled
+		}
+		switch {
+		case next > last:
+			passed = true
+		case !me || next < self || next == self && i < lane:
+			trail = true
+		}
+	}
+	if me {
+		return trail
+	}
+	return trail && !passed
 }
 
 // behind reports whether a live lane other than lane is between half a window and a window

@@ -27,9 +27,10 @@ func TestVerdicts_ring(t *testing.T) {
 		t.Fatal("empty slot reads valid")
 	}
 	at := time.Unix(1700000000, 123)
-	r.store(5, h, at)
-	if got, ok := r.valid(5, h); !ok || !got.Equal(at) {
-		t.Fatalf("stored verdict: %v %v, want valid at %v", got, ok, at)
+	lease := contract.Lease{Arena: new(contract.Arena), Gen: 7}
+	r.store(5, h, at, lease)
+	if got, ok := r.valid(5, h); !ok || !got.at.Equal(at) || got.lease != lease {
+		t.Fatalf("stored verdict: %+v %v, want valid at %v with %+v", got, ok, at, lease)
 	}
 	if valid(5, r.hash([]byte("other"), ct1)) || valid(5, r.hash([]byte("payload"), ct2)) {
 		t.Fatal("another value or contract at the same offset must miss")
@@ -37,12 +38,12 @@ func TestVerdicts_ring(t *testing.T) {
 	if _, ok := v.ring("t", 1).valid(5, h); ok || valid(5+1024, h) {
 		t.Fatal("another offset in the same slot, or another partition, must miss")
 	}
-	r.store(5+1024, h, time.Time{}) // a window further on overwrites the slot
+	r.store(5+1024, h, time.Time{}, contract.Lease{}) // a window further on overwrites the slot
 	if valid(5, h) || !valid(5+1024, h) {
 		t.Fatal("an overwritten slot must miss for its old offset")
 	}
-	if got, _ := r.valid(5+1024, h); !got.IsZero() {
-		t.Fatalf("no event time stored, read %v", got)
+	if got, _ := r.valid(5+1024, h); !got.at.IsZero() || got.lease.Arena != nil {
+		t.Fatalf("no event time or lease stored, read %+v", got)
 	}
 }
 
@@ -51,7 +52,7 @@ func TestVerdicts_pace(t *testing.T) {
 	v := newVerdicts(3, 1024, patience)
 	r := v.ring("t", 0)
 	ctx := context.Background()
-	if w := r.pace(ctx, 0, 5000); w != 0 {
+	if w := r.pace(ctx, 0, 5000, 5000); w != 0 {
 		t.Fatalf("waited %v with no other lane on the partition", w)
 	}
 	r.advance(1, 4000) // lane 1 is 1000 behind: more than half the ring, within it
@@ -66,11 +67,11 @@ func TestVerdicts_pace(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		r.advance(1, 4600)
 	}()
-	if w := r.pace(ctx, 0, 5000); w <= 0 || w >= patience {
+	if w := r.pace(ctx, 0, 5000, 5000); w <= 0 || w >= patience {
 		t.Fatalf("waited %v, want until lane 1 came within half a ring (well below %v)", w, patience)
 	}
 	r.advance(2, 4000) // lane 2 stops there
-	if w := r.pace(ctx, 0, 5000); w < patience || w > 10*patience {
+	if w := r.pace(ctx, 0, 5000, 5000); w < patience || w > 10*patience {
 		t.Fatalf("waited %v for a lane that does not move, want the patience %v", w, patience)
 	}
 	time.Sleep(patience)
@@ -80,7 +81,58 @@ func TestVerdicts_pace(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	r.advance(2, 4001) // live again
 	cancel()
-	if w := r.pace(cctx, 0, 5000); w >= patience {
+	if w := r.pace(cctx, 0, 5000, 5000); w >= patience {
 		t.Fatalf("waited %v after the batch's context was canceled", w)
+	}
+}
+
+// Lanes trail the decoding lane furthest behind: a lane's batch waits until a live decoding
+// lane with a lower mark has processed it (so its verdicts and decoded messages are there),
+// and a blind lane's until any live decoding lane has, unless that lane is more than a ring
+// behind or has stalled. A lane just started counts as behind everything for the patience.
+func TestVerdicts_lanes_trail_the_one_behind(t *testing.T) {
+	const patience = 200 * time.Millisecond
+	v := newVerdicts(3, 1024, patience)
+	v.started(0, false) // a blind first lane
+	v.started(1, true)
+	v.started(2, true)
+	r := v.ring("t", 0)
+	single := newVerdicts(2, 1024, patience)
+	single.started(0, false)
+	single.started(1, false)
+	if sr := single.ring("t", 0); sr.waits(0, 0, 99) || !sr.waits(1, 0, 99) {
+		t.Fatal("blind lanes only: the second trails the first like decoding lanes do")
+	}
+	if !r.waits(0, 100, 199) || !r.waits(2, 100, 199) || r.waits(1, 100, 199) {
+		t.Fatal("while the lanes are new, the blind lane and lane 2 wait for lane 1 to go first")
+	}
+	r.advance(1, 150)
+	r.advance(2, 150)
+	if r.waits(1, 150, 249) || !r.waits(2, 150, 249) {
+		t.Fatal("of two decoding lanes at one mark, the lower index goes first and the other waits for it")
+	}
+	if !r.waits(0, 100, 199) {
+		t.Fatal("a blind lane's batch past every decoding lane's mark must wait")
+	}
+	r.advance(1, 250)
+	if r.waits(0, 150, 249) {
+		t.Fatal("a blind lane waits only until one decoding lane has processed its batch")
+	}
+	if !r.waits(1, 250, 349) || r.waits(2, 150, 249) {
+		t.Fatal("lane 2, now behind, must go first and lane 1 wait for it")
+	}
+	if r.waits(0, 250+1025, 260+1025) {
+		t.Fatal("waited on decoding lanes more than a ring behind the batch")
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		r.advance(2, 350)
+	}()
+	if w := r.pace(context.Background(), 1, 250, 349); w <= 0 || w >= patience {
+		t.Fatalf("waited %v, want until lane 2 had processed offset 349 (well below %v)", w, patience)
+	}
+	time.Sleep(patience)
+	if r.waits(0, 350, 449) || r.waits(1, 350, 449) {
+		t.Fatal("lanes that have not moved for the patience are still waited for")
 	}
 }

@@ -3,12 +3,14 @@ package pipelines_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/contract/eventgen"
@@ -122,9 +124,14 @@ func (s slowSink) Write(ctx context.Context, recs []*event.Record) error {
 
 // wrapSink builds the configured sinks, wrapping sink b in slowSink.
 func wrapSink(delay time.Duration, down *atomic.Bool) func(context.Context, *config.Sink, pipelines.SinkDeps) (sinks.Sink, error) {
+	return wrapNamed("b", delay, down)
+}
+
+// wrapNamed builds the configured sinks, wrapping the one called name in slowSink.
+func wrapNamed(name string, delay time.Duration, down *atomic.Bool) func(context.Context, *config.Sink, pipelines.SinkDeps) (sinks.Sink, error) {
 	return func(ctx context.Context, sc *config.Sink, deps pipelines.SinkDeps) (sinks.Sink, error) {
 		s, err := pipelines.NewSink(ctx, sc, deps)
-		if err != nil || sc.Name != "b" {
+		if err != nil || sc.Name != name {
 			return s, err
 		}
 		return slowSink{Sink: s, delay: delay, down: down}, nil
@@ -226,4 +233,96 @@ func TestEngine_a_conditional_route_decodes_what_it_matches(t *testing.T) {
 	if s := value(t, m.SharedValidations.WithLabelValues("p")); s <= 0 {
 		t.Fatalf("switchyard_validations_shared_total = %v of %d: lane b no longer shares verdicts", s, n)
 	}
+}
+
+// Two lanes that both read decoded messages (their sinks re-encode them as JSON) decode each
+// event about once between them: a lane that finds another's valid verdict reads that lane's
+// decoded message while it is still held. Every valid event lands in both outputs as the
+// message it was (each output JSON, parsed back, is an input body), invalid ones in neither.
+func TestEngine_lanes_share_decoded_messages(t *testing.T) {
+	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
+	const n = 3000
+	invalid := func(i int) bool { return i%10 == 3 }
+	e.produce(t, "in", n, func(i int) eventgen.Kind {
+		if invalid(i) {
+			return eventgen.Invalid
+		}
+		return eventgen.Valid
+	}, nil)
+	cfg := strings.ReplaceAll(paceConfig, "kafka: {topic: out-a}", "kafka: {topic: out-a, encoding: json}")
+	cfg = strings.ReplaceAll(cfg, "kafka: {topic: out-b}", "kafka: {topic: out-b, encoding: json}")
+	_, m := e.start(t, cfg)
+	const valid = n - n/10
+	waitFor(t, time.Minute, "both sinks to land every valid event", func() bool {
+		return e.count(t, "out-a") == valid && e.count(t, "out-b") == valid && e.count(t, "dlq") == n/10
+	})
+	borrowed := value(t, m.SharedDecodes.WithLabelValues("p"))
+	if borrowed <= 0 || borrowed > valid {
+		t.Fatalf("switchyard_decodes_shared_total = %v, want in (0, %d]", borrowed, valid)
+	}
+	ct, err := e.reg.Lookup(eventgen.BidPlaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon := func(m proto.Message) string {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	want := map[string]int{}
+	raw := ct.NewDecoder(contract.Raw)
+	for _, v := range e.valuesList(t, "in") {
+		_, _, body, err := contract.SplitConfluent(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := raw.Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct.Validate(msg) == nil {
+			want[canon(msg.Interface())]++
+		}
+	}
+	raw.Release()
+	for _, topic := range []string{"out-a", "out-b"} {
+		got := map[string]int{}
+		dec := ct.NewDecoder(contract.JSON)
+		for _, v := range e.valuesList(t, topic) {
+			msg, err := dec.Decode(v)
+			if err != nil {
+				t.Fatalf("%s: %v", topic, err)
+			}
+			got[canon(msg.Interface())]++
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("%s holds %d distinct events, want the %d valid inputs once each", topic, len(got), len(want))
+		}
+	}
+	t.Logf("%v of %d decodes shared", borrowed, valid)
+}
+
+// A lane trails the decoding lane behind it, to borrow its messages; when that lane's sink is
+// down the trailing lane stops waiting for it after the patience and lands everything on its
+// own, and the recovered sink lands everything too.
+func TestEngine_a_down_sink_ahead_in_line_does_not_hold_back_the_lane_trailing_it(t *testing.T) {
+	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
+	const n = 6000
+	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
+	cfg := strings.ReplaceAll(paceConfig, "kafka: {topic: out-a}", "kafka: {topic: out-a, encoding: json}")
+	cfg = strings.ReplaceAll(cfg, "kafka: {topic: out-b}", "kafka: {topic: out-b, encoding: json}")
+	var down atomic.Bool
+	down.Store(true)
+	_, m := e.startWith(t, cfg, wrapNamed("a", 0, &down)) // lane a goes first on a tie
+	waitFor(t, time.Minute, "the healthy sink to land every event", func() bool { return e.count(t, "out-b") == n })
+	if a := e.count(t, "out-a"); a != 0 {
+		t.Fatalf("out-a holds %d events while its sink is down", a)
+	}
+	if paced := value(t, m.PaceSeconds.WithLabelValues("p", "b")); paced <= 0 {
+		t.Fatal("lane b never waited for lane a, so this test does not show that the wait ends")
+	}
+	down.Store(false)
+	waitFor(t, 2*time.Minute, "the recovered sink to land every event", func() bool { return e.count(t, "out-a") == n })
 }

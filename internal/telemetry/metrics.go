@@ -17,6 +17,7 @@ type Metrics struct {
 	Consumed          *prometheus.CounterVec   // pipeline
 	Unrouted          *prometheus.CounterVec   // pipeline
 	SharedValidations *prometheus.CounterVec   // pipeline
+	SharedDecodes     *prometheus.CounterVec   // pipeline
 	PaceSeconds       *prometheus.CounterVec   // pipeline, sink
 	DecodesSkipped    *prometheus.CounterVec   // pipeline, sink
 	Landed            *prometheus.CounterVec   // pipeline, sink
@@ -59,6 +60,10 @@ func New() *Metrics {
 		SharedValidations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_validations_shared_total",
 			Help: "Validations a sink lane skipped because another lane of the pipeline had already found the event valid (lanes moving together validate each event once).",
+		}, []string{"pipeline"}),
+		SharedDecodes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_decodes_shared_total",
+			Help: "Events a sink lane read from the message another lane of the pipeline had decoded and found valid, instead of decoding them again (while that lane still held the message).",
 		}, []string{"pipeline"}),
 		PaceSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_lane_pace_seconds_total",
@@ -158,7 +163,7 @@ func New() *Metrics {
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
 	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
 		m.BreakerState, m.BreakerTrips)
-	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.PaceSeconds, m.DecodesSkipped, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
+	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.SharedDecodes, m.PaceSeconds, m.DecodesSkipped, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
