@@ -11,30 +11,32 @@ import (
 )
 
 // verdicts shares "this record is valid" between the lanes of one pipeline, so that while the
-// lanes move together each event is validated once rather than once per sink
-// (docs/ARCHITECTURE.md, Validate once across lanes, and move together). Validation is most
-// of a lane's CPU (protovalidate: about 5.5 µs of a BidPlaced), decoding a small part
-// (hyperpb: about 0.5 µs), so lanes whose sinks read fields still decode for themselves
-// (a lane that reads no decoded message routes a valid verdict from the record's bytes:
-// lane.routeVerdict), and every lane keeps its own consumer, offsets and sink batches: a lane
-// that falls behind (its sink is down) only stops finding its records here and validates
-// them itself, and nothing it holds is tied to another lane.
+// lanes move together each event is decoded and validated once rather than once per sink
+// (docs/ARCHITECTURE.md, Validate once across lanes, and move together). A lane that finds a
+// valid verdict skips validation and reads the storing lane's decoded message (a
+// contract.Lease) if that lane still holds it, else decodes the record itself; a lane that
+// reads no decoded message routes the record from its bytes (lane.routeVerdict). Every lane
+// keeps its own consumer, offsets and sink batches: a lane that falls behind (its sink is
+// down) only stops finding its records here and decodes and validates them itself, and a
+// borrowed message lives only as long as the batches of the lanes that read it.
 //
-// Each partition has a ring of slots indexed by offset; a slot holds the offset (plus one)
-// and a hash of the record's value and contract. A lane looks its record up before
-// validating and stores it after a successful validation. Only valid verdicts are shared:
-// an invalid event (rare) is validated again by each lane, so that no lane ever reads
-// another lane's validation error, which may point into that lane's decoded message.
+// Each partition has a ring of slots indexed by offset; a slot holds the offset (plus one),
+// a hash of the record's value and contract, the event time and the lease. A lane looks its
+// record up before decoding and stores it after a successful validation. Only valid verdicts
+// are shared: an invalid event (rare) is validated again by each lane, so that no lane ever
+// reads another lane's validation error, which may point into that lane's decoded message.
 // Slots are written and read with atomics and never locked; a slot overwritten by a record
-// a window further on, or torn between its two words, just reads as a miss. The hash
-// guards against a topic deleted and created again under the same name.
+// a window further on, or torn between its words, just reads as a miss (a torn lease fails
+// to borrow). The hash guards against a topic deleted and created again under the same name.
 //
-// Lanes pace each other so that they do move together (pace): over a backlog the lane of the
-// fastest sink would otherwise run past the ring at once and every lane would validate every
-// event. A lane waits before a batch while another lane that is live (it advanced on the
-// partition within patience) is more than half a window behind but still within the window;
-// a lane that is further behind, or stalled (its sink is down, the partition moved to
-// another instance), is not waited for, and a wait never lasts longer than patience.
+// Lanes pace each other so that they do move together (pace, waits): over a backlog the lane
+// of the fastest sink would otherwise run past the ring at once and every lane would validate
+// every event, and a lane that reaches a record only after the one that decoded it has
+// written its batch finds the message gone. A lane waits before a batch while another live
+// lane is more than half a window behind, or while a live decoding lane behind it has yet to
+// process the batch; a lane that is further behind, or stalled (its sink is down, the
+// partition moved to another instance), is not waited for, and a wait never lasts longer
+// than patience.
 type verdicts struct {
 	seed     maphash.Seed
 	window   int64
