@@ -47,13 +47,7 @@ pipelines:
 func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
 	const n = 2000
-	invalid := func(i int) bool { return i%10 == 3 }
-	e.produce(t, "in", n, func(i int) eventgen.Kind {
-		if invalid(i) {
-			return eventgen.Invalid
-		}
-		return eventgen.Valid
-	}, nil)
+	e.produceTenthInvalid(t, n)
 	_, m := e.start(t, twoLaneConfig)
 	const valid = n - n/10
 	waitFor(t, time.Minute, "both sinks to land every valid event", func() bool {
@@ -96,9 +90,26 @@ func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 	t.Logf("%v of %d validations shared", shared, valid)
 }
 
+// produceTenthInvalid produces n events to "in", every tenth (i%10 == 3) invalid.
+func (e *env) produceTenthInvalid(t *testing.T, n int) {
+	t.Helper()
+	e.produce(t, "in", n, func(i int) eventgen.Kind {
+		if i%10 == 3 {
+			return eventgen.Invalid
+		}
+		return eventgen.Valid
+	}, nil)
+}
+
 // paceConfig is twoLaneConfig with a small ring (2 × max_in_flight = 1024 slots per
 // partition) so that a backlog of a few thousand events spans it several times.
 var paceConfig = strings.Replace(twoLaneConfig, "max_batch: 100}", "max_batch: 100, max_in_flight: 200}", 1)
+
+// jsonLanesConfig is paceConfig with both sinks re-encoding as JSON: both lanes read decoded
+// messages.
+var jsonLanesConfig = strings.NewReplacer(
+	"kafka: {topic: out-a}", "kafka: {topic: out-a, encoding: json}",
+	"kafka: {topic: out-b}", "kafka: {topic: out-b, encoding: json}").Replace(paceConfig)
 
 // slowSink wraps a real sink; each write first waits delay, and fails while down is set.
 type slowSink struct {
@@ -242,15 +253,8 @@ func TestEngine_a_conditional_route_decodes_what_it_matches(t *testing.T) {
 func TestEngine_lanes_share_decoded_messages(t *testing.T) {
 	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
 	const n = 3000
-	invalid := func(i int) bool { return i%10 == 3 }
-	e.produce(t, "in", n, func(i int) eventgen.Kind {
-		if invalid(i) {
-			return eventgen.Invalid
-		}
-		return eventgen.Valid
-	}, nil)
-	cfg := strings.ReplaceAll(paceConfig, "kafka: {topic: out-a}", "kafka: {topic: out-a, encoding: json}")
-	cfg = strings.ReplaceAll(cfg, "kafka: {topic: out-b}", "kafka: {topic: out-b, encoding: json}")
+	e.produceTenthInvalid(t, n)
+	cfg := jsonLanesConfig
 	_, m := e.start(t, cfg)
 	const valid = n - n/10
 	waitFor(t, time.Minute, "both sinks to land every valid event", func() bool {
@@ -311,8 +315,7 @@ func TestEngine_a_down_sink_ahead_in_line_does_not_hold_back_the_lane_trailing_i
 	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
 	const n = 6000
 	e.produce(t, "in", n, func(int) eventgen.Kind { return eventgen.Valid }, nil)
-	cfg := strings.ReplaceAll(paceConfig, "kafka: {topic: out-a}", "kafka: {topic: out-a, encoding: json}")
-	cfg = strings.ReplaceAll(cfg, "kafka: {topic: out-b}", "kafka: {topic: out-b, encoding: json}")
+	cfg := jsonLanesConfig
 	var down atomic.Bool
 	down.Store(true)
 	_, m := e.startWith(t, cfg, wrapNamed("a", 0, &down)) // lane a goes first on a tie
