@@ -248,6 +248,18 @@ func (b *breaker) signal() {
 	b.change = make(chan struct{})
 }
 
+// closed reports whether the breaker is closed (true for a disabled one) and returns a
+// channel that its next state change closes (nil, never closed, for a disabled one): a
+// batch waiting for another lane (verdictRing.pace) stops waiting when the pipeline trips.
+func (b *breaker) closed() (bool, <-chan struct{}) {
+	if b == nil {
+		return true, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == telemetry.BreakerClosed, b.change
+}
+
 // status is the breaker as the status report shows it; nil for a disabled breaker.
 func (b *breaker) status() *status.Breaker {
 	if b == nil {

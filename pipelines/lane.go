@@ -156,8 +156,12 @@ func (l *lane) handle(msg *message.Message) error {
 	st.ring, st.shared, st.skipped, st.borrowed = l.p.verdicts.ring(b.Topic, b.Partition), 0, 0, 0
 	n := len(b.Records)
 	if st.ring != nil && n > 0 {
-		if waited := st.ring.pace(msg.Context(), l.index, b.Records[0].Offset, b.Records[n-1].Offset); waited > 0 {
-			l.paced.Add(waited.Seconds())
+		// A batch admitted before the pipeline's breaker tripped finishes without waiting for
+		// the lanes that stopped.
+		if closed, trip := l.p.brk.closed(); closed {
+			if waited := st.ring.pace(msg.Context(), trip, l.index, b.Records[0].Offset, b.Records[n-1].Offset); waited > 0 {
+				l.paced.Add(waited.Seconds())
+			}
 		}
 	}
 	if cap(st.recs) < n {

@@ -171,8 +171,8 @@ func (r *verdictRing) store(off int64, h uint64, eventTime time.Time, l contract
 // lane is more than half a window behind first and within the window (so that it finds the
 // verdicts lane is about to store), or while lane trails a live lane that decodes and has yet
 // to process last (see waits), for at most patience or until ctx is done. It returns how long
-// it waited.
-func (r *verdictRing) pace(ctx context.Context, lane int, first, last int64) time.Duration {
+// it waited. It also stops waiting when stop is closed (the pipeline's breaker tripped).
+func (r *verdictRing) pace(ctx context.Context, stop <-chan struct{}, lane int, first, last int64) time.Duration {
 	if !r.waits(lane, first, last) {
 		return 0
 	}
@@ -187,6 +187,8 @@ func (r *verdictRing) pace(ctx context.Context, lane int, first, last int64) tim
 		}
 		select {
 		case <-ctx.Done():
+			return time.Since(start)
+		case <-stop:
 			return time.Since(start)
 		case <-t.C:
 			return time.Since(start)

@@ -52,7 +52,7 @@ func TestVerdicts_pace(t *testing.T) {
 	v := newVerdicts(3, 1024, patience)
 	r := v.ring("t", 0)
 	ctx := context.Background()
-	if w := r.pace(ctx, 0, 5000, 5000); w != 0 {
+	if w := r.pace(ctx, nil, 0, 5000, 5000); w != 0 {
 		t.Fatalf("waited %v with no other lane on the partition", w)
 	}
 	r.advance(1, 4000) // lane 1 is 1000 behind: more than half the ring, within it
@@ -67,11 +67,11 @@ func TestVerdicts_pace(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		r.advance(1, 4600)
 	}()
-	if w := r.pace(ctx, 0, 5000, 5000); w <= 0 || w >= patience {
+	if w := r.pace(ctx, nil, 0, 5000, 5000); w <= 0 || w >= patience {
 		t.Fatalf("waited %v, want until lane 1 came within half a ring (well below %v)", w, patience)
 	}
 	r.advance(2, 4000) // lane 2 stops there
-	if w := r.pace(ctx, 0, 5000, 5000); w < patience || w > 10*patience {
+	if w := r.pace(ctx, nil, 0, 5000, 5000); w < patience || w > 10*patience {
 		t.Fatalf("waited %v for a lane that does not move, want the patience %v", w, patience)
 	}
 	time.Sleep(patience)
@@ -81,8 +81,17 @@ func TestVerdicts_pace(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	r.advance(2, 4001) // live again
 	cancel()
-	if w := r.pace(cctx, 0, 5000, 5000); w >= patience {
+	if w := r.pace(cctx, nil, 0, 5000, 5000); w >= patience {
 		t.Fatalf("waited %v after the batch's context was canceled", w)
+	}
+	stop := make(chan struct{})
+	close(stop) // the pipeline's breaker tripped
+	r.advance(2, 4002)
+	if !r.waits(0, 5000, 5000) {
+		t.Fatal("lane 2 is live and behind: the batch would wait")
+	}
+	if w := r.pace(ctx, stop, 0, 5000, 5000); w >= patience {
+		t.Fatalf("waited %v after stop was closed", w)
 	}
 }
 
@@ -128,7 +137,7 @@ func TestVerdicts_lanes_trail_the_one_behind(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		r.advance(2, 350)
 	}()
-	if w := r.pace(context.Background(), 1, 250, 349); w <= 0 || w >= patience {
+	if w := r.pace(context.Background(), nil, 1, 250, 349); w <= 0 || w >= patience {
 		t.Fatalf("waited %v, want until lane 2 had processed offset 349 (well below %v)", w, patience)
 	}
 	time.Sleep(patience)
