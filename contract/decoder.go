@@ -200,9 +200,9 @@ func (d *Decoder) Release() {
 func (d *Decoder) Live() int { return len(d.shared) }
 
 // Discard gives back the memory of the message the last Decode (or Borrow) returned, for the
-// next Decode to reuse: call it when that message will not be read again (it matched no route, or its
-// sink writes the original payload). The message must not be used afterwards. Without
-// Discard, every message of a batch holds its arena until Release.
+// next Decode to reuse: call it when that message will not be read again (it matched no
+// route, or its sink writes the original payload). The message must not be used afterwards.
+// Without Discard, every message of a batch holds its arena until Release.
 func (d *Decoder) Discard() {
 	if d.last {
 		d.last = false
