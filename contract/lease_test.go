@@ -121,10 +121,12 @@ func TestDecoder_Borrow_concurrently(t *testing.T) {
 		events[i], _ = g.Make(eventgen.BidPlaced, eventgen.Valid, contract.Confluent)
 	}
 	for round := range 20 {
-		leases := make(chan struct {
+		// leased is the lease of events[i].
+		type leased struct {
 			i int
 			l contract.Lease
-		}, n)
+		}
+		leases := make(chan leased, n)
 		var wg sync.WaitGroup
 		var borrowed, mismatched int
 		done := make(chan struct{})
@@ -135,10 +137,7 @@ func TestDecoder_Borrow_concurrently(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				leases <- struct {
-					i int
-					l contract.Lease
-				}{i, owner.Lease()}
+				leases <- leased{i, owner.Lease()}
 				if i%50 == 49 && i < n-1 {
 					owner.Release() // some messages are freed before they are borrowed
 				}
