@@ -100,6 +100,13 @@ func SplitConfluent(payload []byte) (schemaID uint32, indexes []int, body []byte
 	return splitConfluent(payload, make([]int, 0, 1))
 }
 
+// ConfluentBody is the protobuf body of a Confluent frame (SplitConfluent without the
+// schema id and path); it allocates nothing.
+func ConfluentBody(payload []byte) ([]byte, error) {
+	_, _, body, err := splitConfluent(payload, nil)
+	return body, err
+}
+
 // splitConfluent is SplitConfluent appending the indexes to dst; with a nil dst the
 // indexes are checked but not collected, and nothing is allocated on success.
 func splitConfluent(payload []byte, dst []int) (uint32, []int, []byte, error) {

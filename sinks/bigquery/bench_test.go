@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/event"
 	"github.com/switchyard-dev/switchyard/sinks"
 )
@@ -107,25 +108,38 @@ func BenchmarkWrite(b *testing.B) {
 
 // BenchmarkEncode measures the sink's serialization alone (events to rows). One op is one
 // row.
+// BenchmarkEncode: rows from decoded messages (message) and, as a lane of a binary pipeline
+// hands them over (sinks.PayloadWriter), transcoded from payloads (payload).
 func BenchmarkEncode(b *testing.B) {
-	recs := benchRecords(b, 1000)
-	s, err := New(Config{Project: "p", Dataset: "d", EventTimeField: "paid_at"}, Options{},
-		sinks.Deps{Schema: recs[0].Message.Descriptor()})
-	if err != nil {
-		b.Fatal(err)
+	for _, mode := range []string{"message", "payload"} {
+		b.Run(mode, func(b *testing.B) {
+			recs := benchRecords(b, 1000)
+			opt := Options{}
+			if mode == "payload" {
+				opt.Input = contract.Raw
+				for _, r := range recs {
+					r.Message = nil
+				}
+			}
+			s, err := New(Config{Project: "p", Dataset: "d", EventTimeField: "paid_at"}, opt,
+				sinks.Deps{Schema: compileProto(b, "bench.v1.OrderPaid", map[string]string{"bench/v1/order.proto": benchProto})})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			bytes := 0
+			for n := 0; n < b.N; n += len(recs) {
+				batch := s.encode(recs[:min(len(recs), b.N-n)])
+				if len(batch.failed) > 0 {
+					b.Fatal(batch.failed)
+				}
+				for _, r := range batch.rows {
+					bytes += len(r)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(bytes)/float64(b.N), "bytes/row")
+		})
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	bytes := 0
-	for n := 0; n < b.N; n += len(recs) {
-		batch := s.encode(recs[:min(len(recs), b.N-n)])
-		if len(batch.failed) > 0 {
-			b.Fatal(batch.failed)
-		}
-		for _, r := range batch.rows {
-			bytes += len(r)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/row")
 }

@@ -11,6 +11,8 @@
 package bigquery
 
 import (
+	"github.com/switchyard-dev/switchyard/contract"
+
 	"fmt"
 	"regexp"
 	"slices"
@@ -53,6 +55,10 @@ type Options struct {
 	// Write client, appended after the ones derived from the configuration.
 	REST []option.ClientOption
 	GRPC []option.ClientOption
+	// Input is the encoding the pipeline reads events with. With Raw or Confluent, and a
+	// contract whose rows can be transcoded, the sink writes rows from records' payloads
+	// (WritesPayload); otherwise (the zero value included) from their decoded messages.
+	Input contract.Encoding
 }
 
 // Defaults used when a config field holds its zero value (a config built in code rather

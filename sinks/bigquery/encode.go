@@ -31,6 +31,11 @@ func (l *layout) appendRow(b []byte, r *event.Record, landedMicros int64) ([]byt
 	if err != nil {
 		return b[:start], err
 	}
+	return l.appendMeta(b, r, ev, landedMicros), nil
+}
+
+// appendMeta appends the metadata columns of r's row.
+func (l *layout) appendMeta(b []byte, r *event.Record, ev, landedMicros int64) []byte {
 	b = protowire.AppendTag(b, l.meta[0], protowire.BytesType)
 	b = protowire.AppendString(b, r.Topic)
 	b = protowire.AppendTag(b, l.meta[1], protowire.VarintType)
@@ -43,11 +48,9 @@ func (l *layout) appendRow(b []byte, r *event.Record, landedMicros int64) ([]byt
 	b = protowire.AppendVarint(b, uint64(landedMicros))
 	b = protowire.AppendTag(b, l.meta[5], protowire.BytesType)
 	if r.Contract != "" {
-		b = protowire.AppendString(b, r.Contract)
-	} else {
-		b = protowire.AppendString(b, string(l.contract.FullName()))
+		return protowire.AppendString(b, r.Contract)
 	}
-	return b, nil
+	return protowire.AppendString(b, string(l.contract.FullName()))
 }
 
 // eventMicros is the _event_time of r: event_time_field when set, else the Kafka timestamp,
@@ -59,14 +62,20 @@ func (l *layout) eventMicros(r *event.Record, landedMicros int64) (int64, error)
 			return timestampMicros(ts.Get(l.evSec).Int(), ts.Get(l.evNanos).Int())
 		}
 	}
+	return kafkaMicros(r, landedMicros), nil
+}
+
+// kafkaMicros is the _event_time of r when no event_time_field is set: the Kafka timestamp,
+// else (none, or outside BigQuery's range) the landing time.
+func kafkaMicros(r *event.Record, landedMicros int64) int64 {
 	if r.Timestamp.IsZero() {
-		return landedMicros, nil
+		return landedMicros
 	}
 	sec := r.Timestamp.Unix()
 	if sec < minTimestampSec || sec > maxTimestampSec {
-		return landedMicros, nil
+		return landedMicros
 	}
-	return r.Timestamp.UnixMicro(), nil
+	return r.Timestamp.UnixMicro()
 }
 
 func appendMessage(b []byte, plan *msgPlan, m protoreflect.Message) ([]byte, error) {

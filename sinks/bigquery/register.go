@@ -26,7 +26,7 @@ func init() {
 			return ValidateConfig(*c, s.Schema)
 		},
 		New: func(_ context.Context, c *Config, deps registry.Deps) (sinks.Sink, error) {
-			return New(*c, Options{}, deps.Deps)
+			return New(*c, Options{Input: deps.Input}, deps.Deps)
 		},
 	})
 }

@@ -128,12 +128,20 @@ type fieldPlan struct {
 	enum   protoreflect.EnumValueDescriptors
 	// Map entries: how the key and value are written (field numbers 1 and 2).
 	key, val *fieldPlan
+	// Transcoding (wire.go): the field's index in its msgPlan, its oneof's index among the
+	// message's oneofs (-1: none), whether its enum is closed, and its serialized zero value
+	// (fields without presence).
+	slot, oneof int
+	pk, innerPK protoreflect.Kind // the field's kind; kWrapper: the wrapped value's
+	closed      bool
+	zero        []byte
 }
 
 // msgPlan is the writer layout of one record.
 type msgPlan struct {
 	md     protoreflect.MessageDescriptor
 	fields []*fieldPlan
+	wire   wirePlan
 }
 
 // layout is everything derived from the contract once: table columns, writer descriptor and
@@ -148,6 +156,9 @@ type layout struct {
 	evSec     protoreflect.FieldDescriptor
 	evNanos   protoreflect.FieldDescriptor
 	skipped   []string // fields that have no column (messages without fields)
+	// wire is set when rows can be transcoded from payloads (appendWireRow): no field is a
+	// map, a group or a JSON column.
+	wire bool
 }
 
 // metaColumns are the metadata columns (sinktable.Metadata) with their BigQuery types.
@@ -200,6 +211,7 @@ func compile(md protoreflect.MessageDescriptor, eventTimeField string) (*layout,
 		l.eventTime = fd
 		l.evSec, l.evNanos = fd.Message().Fields().ByNumber(1), fd.Message().Fields().ByNumber(2)
 	}
+	l.wire = l.root.prepareWire()
 	return l, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/event"
 	"github.com/switchyard-dev/switchyard/sinks"
 )
@@ -80,6 +81,13 @@ func New(cfg Config, opt Options, deps sinks.Deps) (*Sink, error) {
 		s.log.Warn("contract field has no column", "field", f, "reason", "message without fields")
 	}
 	return s, nil
+}
+
+// WritesPayload implements sinks.PayloadWriter: records no transform changed are written
+// from their payloads, transcoded field by field (wire.go), when the pipeline reads binary
+// protobuf and the contract has no map, group or JSON field.
+func (s *Sink) WritesPayload() bool {
+	return s.lay.wire && (s.opt.Input == contract.Raw || s.opt.Input == contract.Confluent)
 }
 
 // ValidateConfig checks a bigquery sink's options against the schema it will write, without
@@ -435,6 +443,7 @@ func (s *Sink) encode(records []*event.Record) *batch {
 	buf := make([]byte, 0, size)
 	b := &batch{rows: make([][]byte, 0, len(records)), idx: make([]int, 0, len(records)), records: len(records)}
 	landed := s.now().UnixMicro()
+	var t transcoder
 	for i, r := range records {
 		lay, err := s.layoutFor(r)
 		if err != nil {
@@ -442,7 +451,11 @@ func (s *Sink) encode(records []*event.Record) *batch {
 			continue
 		}
 		start := len(buf)
-		buf, err = lay.appendRow(buf, r, landed)
+		if r.Message == nil && !r.Transformed {
+			buf, err = s.appendPayloadRow(&t, buf, r, landed)
+		} else {
+			buf, err = lay.appendRow(buf, r, landed)
+		}
 		if err != nil {
 			b.fail(i, fmt.Errorf("convert event to a row of %s: %w", s.ref(), err))
 			continue
@@ -456,6 +469,24 @@ func (s *Sink) encode(records []*event.Record) *batch {
 		b.idx = append(b.idx, i)
 	}
 	return b
+}
+
+// appendPayloadRow appends the row of r, which carries no decoded message, from its payload.
+func (s *Sink) appendPayloadRow(t *transcoder, buf []byte, r *event.Record, landed int64) ([]byte, error) {
+	if !s.WritesPayload() {
+		return buf, errors.New("record has no decoded message")
+	}
+	if r.Contract != "" && r.Contract != string(s.lay.contract.FullName()) {
+		return buf, fmt.Errorf("record is a %s whose fields differ from the sink's schema %s", r.Contract, s.lay.contract.FullName())
+	}
+	body := r.Value
+	if s.opt.Input == contract.Confluent {
+		var err error
+		if body, err = contract.ConfluentBody(r.Value); err != nil {
+			return buf, err
+		}
+	}
+	return s.lay.appendWireRow(t, buf, r, body, landed)
 }
 
 // layoutFor returns the layout for r's message descriptor: the sink's, or one compiled for
