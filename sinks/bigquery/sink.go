@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -386,7 +387,11 @@ func (s *Sink) Write(ctx context.Context, records []*event.Record) error {
 	if s.eo != nil {
 		return s.eo.write(ctx, records, b)
 	}
-	return s.writeDefault(ctx, b)
+	err := s.writeDefault(ctx, b)
+	if b.settled {
+		b.recycle()
+	}
+	return err
 }
 
 func (s *Sink) isOpen() bool {
@@ -397,11 +402,24 @@ func (s *Sink) isOpen() bool {
 
 // batch is a Write's records serialized as rows, and what became of them.
 type batch struct {
+	buf     []byte   // the rows, back to back
 	rows    [][]byte // rows[i] is the row of records[idx[i]]
 	idx     []int
 	records int
 	failed  map[int]error // record index -> why it can never land
 	retried map[int]error // record index -> why it did not land this time
+	// settled is set once every append of the batch has its answer: the client then holds
+	// none of buf, and recycle may hand it to the next Write.
+	settled bool
+}
+
+// batches holds batches whose Write is over, for their buffers.
+var batches sync.Pool
+
+// recycle puts b back in batches. The maps go to whoever got them from result.
+func (b *batch) recycle() {
+	*b = batch{buf: b.buf[:0], rows: b.rows[:0], idx: b.idx[:0]}
+	batches.Put(b)
 }
 
 func (b *batch) fail(i int, err error) {
@@ -440,8 +458,12 @@ func (s *Sink) encode(records []*event.Record) *batch {
 		size += len(r.Value) + len(r.Topic) + 64
 	}
 	size += size / 4
-	buf := make([]byte, 0, size)
-	b := &batch{rows: make([][]byte, 0, len(records)), idx: make([]int, 0, len(records)), records: len(records)}
+	b, _ := batches.Get().(*batch)
+	if b == nil {
+		b = &batch{}
+	}
+	buf := slices.Grow(b.buf[:0], size)
+	b.rows, b.idx, b.records = slices.Grow(b.rows[:0], len(records)), slices.Grow(b.idx[:0], len(records)), len(records)
 	landed := s.now().UnixMicro()
 	var t transcoder
 	for i, r := range records {
@@ -468,6 +490,7 @@ func (s *Sink) encode(records []*event.Record) *batch {
 		b.rows = append(b.rows, buf[start:len(buf):len(buf)])
 		b.idx = append(b.idx, i)
 	}
+	b.buf = buf
 	return b
 }
 
@@ -553,7 +576,8 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 		}
 		return b.result()
 	}
-	var timeout error // the first append that got no answer in time
+	var timeout error  // the first append that got no answer in time
+	unsettled := false // an append was not sent whole, or got no answer: it may still read rows
 	defer func() {
 		if timeout != nil {
 			s.dropDefault(def)
@@ -583,6 +607,7 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 			actxs[i] = actx
 			res, err := def.AppendRows(actx, rows[sp.lo:sp.hi])
 			if err != nil {
+				unsettled = true
 				sendErr = s.appendError(s.appendExpired(ctx, actx, err))
 				if isTimeout(sendErr) && timeout == nil {
 					timeout = sendErr
@@ -631,5 +656,6 @@ func (s *Sink) writeDefault(ctx context.Context, b *batch) error {
 		}
 		rows, idx = retryRows, retryIdx
 	}
+	b.settled = !unsettled && timeout == nil
 	return b.result()
 }

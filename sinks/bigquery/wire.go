@@ -189,17 +189,21 @@ const maxMapEntries = 256
 
 // message transcodes the serialized message raw of plan p, appending its writer fields.
 func (t *transcoder) message(b []byte, p *msgPlan, raw []byte) ([]byte, error) {
-	var seen [maxWireFields / 64]uint64
-	var oneofs uint64
-	root := t.depth == 0
-	t.depth++
 	// A map's entries are one run of the field on the wire; the run's keys follow those of
 	// the maps of enclosing messages in keyData.
 	keysAt, dataAt := len(t.keyEnds), len(t.keyData)
-	defer func() {
-		t.depth--
-		t.keyEnds, t.keyData = t.keyEnds[:keysAt], t.keyData[:dataAt]
-	}()
+	t.depth++
+	b, err := t.fields(b, p, raw, t.depth == 1, keysAt, dataAt)
+	t.depth--
+	t.keyEnds, t.keyData = t.keyEnds[:keysAt], t.keyData[:dataAt]
+	return b, err
+}
+
+// fields is message without the bookkeeping of nesting: root is set for the row's own
+// message; the keys of its map runs start at keysAt in keyEnds and dataAt in keyData.
+func (t *transcoder) fields(b []byte, p *msgPlan, raw []byte, root bool, keysAt, dataAt int) ([]byte, error) {
+	var seen [maxWireFields / 64]uint64
+	var oneofs uint64
 	var run *fieldPlan // the map whose entries came last
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
