@@ -391,3 +391,54 @@ func TestDecode_limits_nesting_depth(t *testing.T) {
 	}
 	dec.Release()
 }
+
+// TestTimestampField_reads_what_TimestampOf_reads: over valid and invalid events of every
+// contract, decoded from binary and from JSON, TimestampField.Of agrees with TimestampOf.
+func TestTimestampField_reads_what_TimestampOf_reads(t *testing.T) {
+	reg := load(t)
+	g, err := eventgen.New(reg, eventgen.Options{Seed: 21})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, name := range eventgen.Names() {
+		c := lookup(t, reg, name)
+		fd := contract.EventTimeField(c.Descriptor())
+		if fd == nil {
+			t.Fatalf("%s has no event-time field", name)
+		}
+		f := contract.NewTimestampField(fd)
+		if f.Field() != fd {
+			t.Fatalf("Field() = %v, want %v", f.Field(), fd)
+		}
+		for _, enc := range []contract.Encoding{contract.Raw, contract.JSON} {
+			dec := c.NewDecoder(enc)
+			for i := range 300 {
+				kind := []eventgen.Kind{eventgen.Valid, eventgen.Invalid}[i%2]
+				ev, err := g.Make(name, kind, enc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := dec.Decode(ev.Payload)
+				if err != nil {
+					continue
+				}
+				want, wok := contract.TimestampOf(m, fd)
+				got, gok := f.Of(m)
+				if wok != gok || !got.Equal(want) {
+					t.Fatalf("%s %s: Of = %v, %v; TimestampOf = %v, %v", name, enc, got, gok, want, wok)
+				}
+				if gok {
+					found++
+				}
+			}
+			dec.Release()
+		}
+		if _, ok := (contract.TimestampField{}).Of(dynamicpb.NewMessage(c.Descriptor())); ok {
+			t.Fatal("the zero TimestampField read a time")
+		}
+	}
+	if found < 1000 {
+		t.Fatalf("only %d events had an event time", found)
+	}
+}

@@ -56,6 +56,40 @@ func TimestampOf(msg protoreflect.Message, fd protoreflect.FieldDescriptor) (tim
 	return time.Unix(sec, nanos), true
 }
 
+// TimestampField reads one google.protobuf.Timestamp field with its descriptors looked up
+// once, for messages a Decoder made. The zero TimestampField reads nothing.
+type TimestampField struct{ fd, sec, nanos protoreflect.FieldDescriptor }
+
+// NewTimestampField returns the reader of Timestamp field fd (nil: the zero TimestampField).
+func NewTimestampField(fd protoreflect.FieldDescriptor) TimestampField {
+	if fd == nil {
+		return TimestampField{}
+	}
+	f := fd.Message().Fields()
+	return TimestampField{fd: fd, sec: f.ByNumber(1), nanos: f.ByNumber(2)}
+}
+
+// Field is the field f reads, nil for the zero TimestampField.
+func (f TimestampField) Field() protoreflect.FieldDescriptor { return f.fd }
+
+// Of is TimestampOf(msg, f.Field()) for a message decoded by a Decoder of the field's
+// contract, whose Timestamp values have the field's own descriptor.
+func (f TimestampField) Of(msg protoreflect.Message) (time.Time, bool) {
+	if f.fd == nil {
+		return time.Time{}, false
+	}
+	// One Get: an unset message field reads as an invalid message.
+	m := msg.Get(f.fd).Message()
+	if !m.IsValid() {
+		return time.Time{}, false
+	}
+	sec, nanos := m.Get(f.sec).Int(), m.Get(f.nanos).Int()
+	if nanos < 0 || nanos >= 1e9 || sec <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, nanos), true
+}
+
 // ForMessage returns the contract of md, a message compiled into the program, such as the
 // descriptor of a generated Go type (gen/go): a registry of md's file and everything it
 // imports, looked up by md's full name. Validate and Encoder accept the generated messages.

@@ -50,6 +50,8 @@ type CompiledPipeline struct {
 	SchemaIDs *contract.Schemas
 	// eventTimes is the event-time field of each contract message that has one (see EventTime).
 	eventTimes map[protoreflect.FullName]protoreflect.FieldDescriptor
+	// timeFields reads the event-time field of each contract (eventTimeOf).
+	timeFields map[*contract.Contract]contract.TimestampField
 }
 
 // Route is a compiled route with its transforms, one chain per contract message.

@@ -43,16 +43,32 @@ func (cp *CompiledPipeline) compileEventTimes(pos func(string) config.Position) 
 			cp.eventTimes[md.FullName()] = fd
 		}
 	}
+	cp.timeFields = map[*contract.Contract]contract.TimestampField{}
+	for _, ct := range cp.contracts() {
+		cp.timeFields[ct] = contract.NewTimestampField(cp.eventTimes[ct.Descriptor().FullName()])
+	}
 	return errs
 }
 
-// EventTime is the time of event msg: its event-time field when set and valid, else the
-// Kafka record timestamp ts.
-func (cp *CompiledPipeline) EventTime(msg protoreflect.Message, ts time.Time) time.Time {
-	if msg == nil {
-		return ts
+// contracts returns every contract the pipeline selects records with.
+func (cp *CompiledPipeline) contracts() []*contract.Contract {
+	var out []*contract.Contract
+	if cp.fallback != nil {
+		out = append(out, cp.fallback)
 	}
-	if t, ok := contract.TimestampOf(msg, cp.eventTimes[msg.Descriptor().FullName()]); ok {
+	for _, ct := range cp.byTopic {
+		out = append(out, ct)
+	}
+	for _, ct := range cp.byHeader {
+		out = append(out, ct)
+	}
+	return out
+}
+
+// eventTimeOf is the time of event msg, a message of ct a Decoder made: its event-time
+// field when set and valid, else the Kafka record timestamp ts.
+func (cp *CompiledPipeline) eventTimeOf(ct *contract.Contract, msg protoreflect.Message, ts time.Time) time.Time {
+	if t, ok := cp.timeFields[ct].Of(msg); ok {
 		return t
 	}
 	return ts

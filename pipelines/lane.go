@@ -337,7 +337,7 @@ func (l *lane) process(st *laneState, kr *kgo.Record, rec *event.Record) {
 			evTime = kr.Timestamp
 		}
 	} else {
-		evTime = l.p.cp.EventTime(msg, kr.Timestamp)
+		evTime = l.p.cp.eventTimeOf(ct, msg, kr.Timestamp)
 	}
 	if borrowed {
 		st.borrowed++
