@@ -59,9 +59,11 @@ type OfflinePlanner interface {
 	PlanOffline(previous protoreflect.MessageDescriptor) (assumption string, stmts []string, err error)
 }
 
-// PayloadWriter is implemented by sinks that, for records no transform changed, write
-// event.Record.Value as it is and never read event.Record.Message. The engine then frees each
-// decoded message as soon as it is routed, instead of holding it until the batch is written.
+// PayloadWriter is implemented by sinks that, for records no transform changed, write from
+// event.Record.Value alone (as it is, or transcoded) and never read event.Record.Message. The
+// engine then frees each decoded message as soon as it is routed, instead of holding it until
+// the batch is written, and a lane beside others routes records another lane found valid
+// without decoding them.
 type PayloadWriter interface {
 	WritesPayload() bool
 }
