@@ -20,9 +20,9 @@ import (
 type Contract struct {
 	registry *Registry
 	desc     protoreflect.MessageDescriptor
-	hyper    *hyperpb.MessageType
-	indexes  []int        // message-index path of desc within its file (Confluent framing)
-	frame    *frameSchema // what Confluent frames are checked against, without a registry
+	hyper    *hyperpb.MessageType // nil when hyperpb cannot decode desc exactly (HyperpbExact)
+	indexes  []int                // message-index path of desc within its file (Confluent framing)
+	frame    *frameSchema         // what Confluent frames are checked against, without a registry
 	wire     *wireShape
 
 	// validator is nil when the message has no rules; Validate is then free.
@@ -36,9 +36,11 @@ func newContract(r *Registry, md protoreflect.MessageDescriptor) (*Contract, err
 	c := &Contract{
 		registry: r,
 		desc:     md,
-		hyper:    hyperpb.CompileMessageDescriptor(md, hyperpb.WithExtensionsFromFiles(r.files)),
 		indexes:  messageIndexes(md),
 		wire:     newWireShape(md, make(map[protoreflect.FullName]*wireShape)),
+	}
+	if HyperpbExact(md) {
+		c.hyper = hyperpb.CompileMessageDescriptor(md, hyperpb.WithExtensionsFromFiles(r.files))
 	}
 	c.frame = localFrameSchema(c)
 	if !hasRules(md, make(map[protoreflect.FullName]bool)) {

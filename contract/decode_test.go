@@ -442,3 +442,67 @@ func TestTimestampField_reads_what_TimestampOf_reads(t *testing.T) {
 		t.Fatalf("only %d events had an event time", found)
 	}
 }
+
+// TestDecode_64_bit_oneof_members: hyperpb v0.1.3 parses varint oneof members of 64-bit
+// kinds as 32-bit (bufbuild/hyperpb-go#38, fixed after that release), so -2 in an int64 of
+// a oneof read as 4294967294. Contracts with such a field anywhere are decoded by
+// protobuf-go; every value reads as written.
+func TestDecode_64_bit_oneof_members(t *testing.T) {
+	dir := writeTree(t, map[string]string{"o/v1/o.proto": `syntax = "proto3";
+package o.v1;
+message Inner { oneof v { int64 i = 1; string s = 2; } }
+message E {
+  oneof c { string t = 1; int64 n = 2; uint64 u = 3; sint64 z = 4; }
+  int64 plain = 5;
+  Inner inner = 6;
+}
+message Safe { oneof c { string t = 1; int32 n = 2; fixed64 f = 3; } int64 plain = 4; }`})
+	reg, err := contract.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		msg, field string
+		v          protoreflect.Value
+		exact      bool
+	}{
+		{"o.v1.E", "n", protoreflect.ValueOfInt64(-2), false},
+		{"o.v1.E", "u", protoreflect.ValueOfUint64(1<<40 + 5), false},
+		{"o.v1.E", "z", protoreflect.ValueOfInt64(-1 << 40), false},
+		{"o.v1.E", "plain", protoreflect.ValueOfInt64(-2), false},
+		{"o.v1.Safe", "f", protoreflect.ValueOfUint64(1<<40 + 5), true},
+		{"o.v1.Safe", "plain", protoreflect.ValueOfInt64(-2), true},
+	} {
+		ct := lookup(t, reg, c.msg)
+		if got := contract.HyperpbExact(ct.Descriptor()); got != c.exact {
+			t.Errorf("HyperpbExact(%s) = %v, want %v", c.msg, got, c.exact)
+		}
+		fd := ct.Descriptor().Fields().ByName(protoreflect.Name(c.field))
+		m := dynamicpb.NewMessage(ct.Descriptor())
+		m.Set(fd, c.v)
+		body, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, enc := range []contract.Encoding{contract.Raw, contract.Confluent} {
+			payload := body
+			if enc == contract.Confluent {
+				payload = contract.FrameConfluent(nil, 1, ct.MessageIndexes(), body)
+			}
+			dec := ct.NewDecoder(enc)
+			got, err := dec.Decode(payload)
+			if err != nil {
+				t.Fatalf("%s.%s: %v", c.msg, c.field, err)
+			}
+			if !got.Has(fd) || got.Get(fd).Interface() != c.v.Interface() {
+				t.Errorf("%s.%s (%s) decoded as %v, want %v", c.msg, c.field, enc, got.Get(fd), c.v)
+			}
+			dec.Release()
+		}
+	}
+	// A nested message's oneof makes its container inexact too.
+	inner := lookup(t, reg, "o.v1.Inner")
+	if contract.HyperpbExact(inner.Descriptor()) {
+		t.Error("HyperpbExact(o.v1.Inner) = true")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"buf.build/go/hyperpb"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
@@ -87,7 +88,8 @@ func (d *Decoder) Encoding() Encoding { return d.enc }
 //
 // For Confluent and Raw the result is a read-only hyperpb message that aliases payload:
 // payload must not be modified, and the message must not be used, after the next Release.
-// Mutating methods of the message (Set, Mutable, Clear...) panic.
+// Mutating methods of the message (Set, Mutable, Clear...) panic. A contract hyperpb cannot
+// decode exactly (HyperpbExact) gives a fresh dynamicpb message instead.
 //
 // For JSON the result is a fresh, mutable dynamicpb message that does not alias payload;
 // unknown JSON keys are ignored.
@@ -117,6 +119,9 @@ func (d *Decoder) Decode(payload []byte) (protoreflect.Message, error) {
 }
 
 func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
+	if d.c.hyper == nil {
+		return d.decodeExact(body)
+	}
 	// hyperpb v0.1.3 reads out of bounds on some malformed input; see wire.go.
 	if err := checkWire(body, d.c.wire, 0); err != nil {
 		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
@@ -131,6 +136,16 @@ func (d *Decoder) decodeBinary(body []byte) (protoreflect.Message, error) {
 		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
 	}
 	a.c, a.msg = d.c, m
+	return m, nil
+}
+
+// decodeExact decodes body with protobuf-go, for a contract hyperpb cannot decode exactly
+// (HyperpbExact): a fresh dynamicpb message that does not alias body and is not shared.
+func (d *Decoder) decodeExact(body []byte) (protoreflect.Message, error) {
+	m := dynamicpb.NewMessage(d.c.desc)
+	if err := (proto.UnmarshalOptions{Resolver: d.c.registry.types}).Unmarshal(body, m); err != nil {
+		return nil, &DecodeError{Reason: ReasonProtobuf, Err: err}
+	}
 	return m, nil
 }
 

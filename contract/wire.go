@@ -162,3 +162,40 @@ func varintLen(b []byte) int {
 func wireError(n int) error {
 	return fmt.Errorf("invalid wire format: %w", protowire.ParseError(n))
 }
+
+// HyperpbExact reports whether hyperpb v0.1.3 decodes every field of md, and of the messages
+// it nests, as protobuf-go does. It does not for a oneof member of kind int64, uint64 or
+// sint64: hyperpb parses those varints as 32-bit ones (bufbuild/hyperpb-go#38; fixed after
+// v0.1.3, which is the newest release the module proxy serves here), so -2 reads as
+// 4294967294. A Decoder decodes such contracts with protobuf-go (dynamicpb): slower, and
+// its messages are not shared between lanes, but exact. Drop this once hyperpb is upgraded.
+func HyperpbExact(md protoreflect.MessageDescriptor) bool {
+	return hyperpbExact(md, make(map[protoreflect.FullName]bool))
+}
+
+func hyperpbExact(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return true // being checked further up
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
+			switch fd.Kind() {
+			case protoreflect.Int64Kind, protoreflect.Uint64Kind, protoreflect.Sint64Kind:
+				return false
+			}
+		}
+		if fd.IsMap() {
+			if v := fd.MapValue(); v.Message() != nil && !hyperpbExact(v.Message(), seen) {
+				return false
+			}
+			continue
+		}
+		if fd.Message() != nil && !hyperpbExact(fd.Message(), seen) {
+			return false
+		}
+	}
+	return true
+}
