@@ -3,7 +3,9 @@ package bigquery
 import (
 	"fmt"
 	"strings"
+	"sync"
 
+	"buf.build/go/hyperpb"
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -159,6 +161,9 @@ type layout struct {
 	// wire is set when rows can be transcoded from payloads (appendWireRow): no field is a
 	// map, a group or a JSON column.
 	wire bool
+	// hyper decodes the payloads transcoding leaves to decodeRow (compiled at the first).
+	hyper     *hyperpb.MessageType
+	hyperOnce sync.Once
 }
 
 // metaColumns are the metadata columns (sinktable.Metadata) with their BigQuery types.

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 
+	"buf.build/go/hyperpb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/event"
 )
 
@@ -123,9 +125,7 @@ func prepareEntry(fp *fieldPlan) bool {
 	case kEnum:
 		fp.closed = fp.fd.Enum().IsClosed()
 	}
-	zero, err := appendValue(nil, fp, fp.fd.Default())
-	fp.zero = zero
-	return err == nil
+	return true
 }
 
 func (w *wirePlan) field(num protowire.Number) *fieldPlan {
@@ -161,15 +161,46 @@ func (l *layout) appendWireRow(t *transcoder, b []byte, r *event.Record, body []
 	return l.appendMeta(b, r, ev, landedMicros), nil
 }
 
-// decodeRow decodes body into a message and writes it with appendRow.
-func (l *layout) decodeRow(b []byte, r *event.Record, body []byte, landedMicros int64) ([]byte, error) {
-	m := dynamicpb.NewMessage(l.contract)
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, m); err != nil {
-		return b, fmt.Errorf("decode %s: %w", l.contract.FullName(), err)
+// decodeRow decodes body into a message and writes it with appendRow. It decodes as the
+// lane did (contract.Decoder: hyperpb, or protobuf-go for a contract hyperpb cannot decode
+// exactly), so the row is the one the lane's message would have made.
+func (l *layout) decodeRow(b []byte, r *event.Record, body []byte, landedMicros int64) (out []byte, err error) {
+	start := len(b)
+	defer func() {
+		// hyperpb v0.1.3 panics on some payloads; the lane recovered from the same panic and
+		// dead-lettered the record, so this is a row that cannot be made, not a stalled batch.
+		if p := recover(); p != nil {
+			out, err = b[:start], fmt.Errorf("decode %s: panic: %v", l.contract.FullName(), p)
+		}
+	}()
+	var m protoreflect.Message
+	if ty := l.hyperType(); ty != nil {
+		hm := hyperpb.NewMessage(ty)
+		if err := hm.Unmarshal(body); err != nil {
+			return b, fmt.Errorf("decode %s: %w", l.contract.FullName(), err)
+		}
+		m = hm
+	} else {
+		dm := dynamicpb.NewMessage(l.contract)
+		if err := proto.Unmarshal(body, dm); err != nil {
+			return b, fmt.Errorf("decode %s: %w", l.contract.FullName(), err)
+		}
+		m = dm
 	}
 	dec := *r
 	dec.Message = m
 	return l.appendRow(b, &dec, landedMicros)
+}
+
+// hyperType is the hyperpb type of the contract, compiled on first use; nil when hyperpb
+// cannot decode it exactly (contract.HyperpbExact).
+func (l *layout) hyperType() *hyperpb.MessageType {
+	l.hyperOnce.Do(func() {
+		if contract.HyperpbExact(l.contract) {
+			l.hyper = hyperpb.CompileMessageDescriptor(l.contract)
+		}
+	})
+	return l.hyper
 }
 
 // transcoder is the state of appendWireRow: the event time found in the row being written,
@@ -206,7 +237,7 @@ func (t *transcoder) fields(b []byte, p *msgPlan, raw []byte, root bool, keysAt,
 	var oneofs uint64
 	var run *fieldPlan // the map whose entries came last
 	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
+		num, typ, n := consumeTag(raw)
 		if n < 0 {
 			return b, errNotCanonical
 		}
@@ -233,7 +264,7 @@ func (t *transcoder) fields(b []byte, p *msgPlan, raw []byte, root bool, keysAt,
 				run = fp
 				t.keyEnds, t.keyData = t.keyEnds[:keysAt], t.keyData[:dataAt]
 			}
-			entry, n := protowire.ConsumeBytes(raw)
+			entry, n := consumeBytes(raw)
 			if typ != protowire.BytesType || n < 0 {
 				return b, errNotCanonical
 			}
@@ -274,7 +305,7 @@ func (t *transcoder) mapEntry(b []byte, fp *fieldPlan, raw []byte, first int) ([
 	var keyRaw, valRaw []byte
 	var keyTyp, valTyp protowire.Type
 	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
+		num, typ, n := consumeTag(raw)
 		if n < 0 {
 			return b, errNotCanonical
 		}
@@ -293,34 +324,28 @@ func (t *transcoder) mapEntry(b []byte, fp *fieldPlan, raw []byte, first int) ([
 		}
 		raw = raw[m:]
 	}
+	if keyRaw == nil || valRaw == nil {
+		// Encoders write both; hyperpb misreads the fields after some entries without one.
+		return b, errNotCanonical
+	}
 	if err := t.addKey(fp.key, keyTyp, keyRaw, first); err != nil {
 		return b, err
 	}
 	b = protowire.AppendTag(b, fp.num, protowire.BytesType)
 	pos := len(b)
-	var err error
-	if keyRaw == nil {
-		b = append(b, fp.key.zero...)
-	} else if b, _, err = t.field(b, fp.key, keyTyp, keyRaw, false); err != nil {
+	b, _, err := t.field(b, fp.key, keyTyp, keyRaw, false)
+	if err != nil {
 		return b, err
 	}
-	if val := fp.val; val != nil {
-		switch {
-		case valRaw != nil:
-			b, _, err = t.field(b, val, valTyp, valRaw, false)
-		case val.message:
-			b, err = t.submessage(b, val, nil, false) // an absent value reads as the empty message
-		default:
-			b = append(b, val.zero...)
-		}
-		if err != nil {
+	if fp.val != nil { // nil: a value message without fields, which has no column
+		if b, _, err = t.field(b, fp.val, valTyp, valRaw, false); err != nil {
 			return b, err
 		}
 	}
 	return insertLen(b, pos), nil
 }
 
-// addKey records the key of a map entry (raw, nil when absent: the zero key), failing with
+// addKey records the key raw of a map entry, failing with
 // errNotCanonical when an earlier entry of the run has the same key.
 func (t *transcoder) addKey(fp *fieldPlan, typ protowire.Type, raw []byte, first int) error {
 	start := len(t.keyData)
@@ -330,20 +355,15 @@ func (t *transcoder) addKey(fp *fieldPlan, typ protowire.Type, raw []byte, first
 	kind := fp.pk
 	switch {
 	case kind == protoreflect.StringKind:
-		if raw != nil {
-			k, n := protowire.ConsumeBytes(raw)
-			if typ != protowire.BytesType || n < 0 {
-				return errNotCanonical
-			}
-			t.keyData = append(t.keyData, k...)
+		k, n := consumeBytes(raw)
+		if typ != protowire.BytesType || n < 0 {
+			return errNotCanonical
 		}
+		t.keyData = append(t.keyData, k...)
 	default:
-		v := fp.fd.Default()
-		if raw != nil {
-			var n int
-			if v, n = scalarValue(kind, typ, raw); n < 0 {
-				return errNotCanonical
-			}
+		v, n := scalarValue(kind, typ, raw)
+		if n < 0 {
+			return errNotCanonical
 		}
 		var bits uint64
 		switch kind {
@@ -379,14 +399,14 @@ func (t *transcoder) field(b []byte, fp *fieldPlan, typ protowire.Type, raw []by
 	kind := fp.pk
 	switch fp.kind {
 	case kString, kBytes:
-		v, n := protowire.ConsumeBytes(raw)
+		v, n := consumeBytes(raw)
 		if typ != protowire.BytesType || n < 0 {
 			return b, 0, errNotCanonical
 		}
 		b = protowire.AppendTag(b, fp.num, protowire.BytesType)
 		return protowire.AppendBytes(b, v), n, nil
 	case kMessage, kTimestamp, kDuration, kWrapper:
-		v, n := protowire.ConsumeBytes(raw)
+		v, n := consumeBytes(raw)
 		if typ != protowire.BytesType || n < 0 {
 			return b, 0, errNotCanonical
 		}
@@ -396,7 +416,7 @@ func (t *transcoder) field(b []byte, fp *fieldPlan, typ protowire.Type, raw []by
 	}
 	if fp.list && typ == protowire.BytesType {
 		// A packed run of scalars.
-		v, n := protowire.ConsumeBytes(raw)
+		v, n := consumeBytes(raw)
 		if n < 0 {
 			return b, 0, errNotCanonical
 		}
@@ -490,7 +510,7 @@ func (t *transcoder) submessage(b []byte, fp *fieldPlan, raw []byte, root bool) 
 		v := fp.f1.Default()
 		var bytesVal []byte // a StringValue's or BytesValue's value
 		for len(raw) > 0 {
-			num, typ, n := protowire.ConsumeTag(raw)
+			num, typ, n := consumeTag(raw)
 			if n < 0 {
 				return b, errNotCanonical
 			}
@@ -506,7 +526,7 @@ func (t *transcoder) submessage(b []byte, fp *fieldPlan, raw []byte, root bool) 
 				if typ != protowire.BytesType {
 					return b, errNotCanonical
 				}
-				if bytesVal, n = protowire.ConsumeBytes(raw); n < 0 {
+				if bytesVal, n = consumeBytes(raw); n < 0 {
 					return b, errNotCanonical
 				}
 				raw = raw[n:]
@@ -525,20 +545,22 @@ func (t *transcoder) submessage(b []byte, fp *fieldPlan, raw []byte, root bool) 
 	}
 }
 
-// secondsNanos reads a serialized google.protobuf.Timestamp or Duration; the last value of
-// a field wins, as in a parser.
+// secondsNanos reads a serialized google.protobuf.Timestamp or Duration in canonical form
+// (each field at most once, nanos an int32); ok is false otherwise.
 func secondsNanos(raw []byte) (sec, nanos int64, ok bool) {
+	var seen [3]bool
 	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
+		num, typ, n := consumeTag(raw)
 		if n < 0 {
 			return 0, 0, false
 		}
 		raw = raw[n:]
 		if (num == 1 || num == 2) && typ == protowire.VarintType {
-			v, n := protowire.ConsumeVarint(raw)
-			if n < 0 {
-				return 0, 0, false
+			v, n := consumeVarint(raw)
+			if n < 0 || seen[num] || (num == 2 && v != uint64(int64(int32(v)))) {
+				return 0, 0, false // not in canonical form: decoded instead
 			}
+			seen[num] = true
 			raw = raw[n:]
 			if num == 1 {
 				sec = int64(v)
@@ -556,6 +578,34 @@ func secondsNanos(raw []byte) (sec, nanos int64, ok bool) {
 		raw = raw[n:]
 	}
 	return sec, nanos, true
+}
+
+// consumeTag, consumeBytes and consumeVarint are protowire's, failing (n < 0) on varints
+// longer than their value needs as well: no encoder writes those, and hyperpb does not
+// read all of them as protobuf-go does (a two-byte bool as false), so such payloads take
+// the decoding path.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n > 0 && n != protowire.SizeTag(num) {
+		return 0, 0, -1
+	}
+	return num, typ, n
+}
+
+func consumeBytes(b []byte) ([]byte, int) {
+	v, n := protowire.ConsumeBytes(b)
+	if n > 0 && n-len(v) != protowire.SizeVarint(uint64(len(v))) {
+		return nil, -1
+	}
+	return v, n
+}
+
+func consumeVarint(b []byte) (uint64, int) {
+	v, n := protowire.ConsumeVarint(b)
+	if n > 0 && n != protowire.SizeVarint(v) {
+		return 0, -1
+	}
+	return v, n
 }
 
 // wireTypeOf is the wire type of one element of a packed run of kind.
@@ -595,7 +645,23 @@ func scalarValue(kind protoreflect.Kind, typ protowire.Type, raw []byte) (protor
 		}
 		return protoreflect.ValueOfUint64(v), n
 	}
-	v, n := protowire.ConsumeVarint(raw)
+	v, n := consumeVarint(raw)
+	// Values a 32-bit field or a bool cannot hold (a parser truncates them) take the
+	// decoding path too.
+	switch kind {
+	case protoreflect.BoolKind:
+		if v > 1 {
+			return protoreflect.Value{}, -1
+		}
+	case protoreflect.Int32Kind, protoreflect.EnumKind:
+		if v != uint64(int64(int32(v))) {
+			return protoreflect.Value{}, -1
+		}
+	case protoreflect.Uint32Kind, protoreflect.Sint32Kind:
+		if v > math.MaxUint32 {
+			return protoreflect.Value{}, -1
+		}
+	}
 	switch kind {
 	case protoreflect.BoolKind:
 		return protoreflect.ValueOfBool(protowire.DecodeBool(v)), n
