@@ -48,7 +48,8 @@ type CompiledPipeline struct {
 	Schemas map[string]protoreflect.MessageDescriptor
 	// SchemaIDs is the schema-id policy of Confluent frames (nil: not checked).
 	SchemaIDs *contract.Schemas
-	// eventTimes is the event-time field of each contract message that has one (see EventTime).
+	// eventTimes is the event-time field of each contract message that has one (see
+	// EventTimeSource).
 	eventTimes map[protoreflect.FullName]protoreflect.FieldDescriptor
 	// timeFields reads the event-time field of each contract (eventTimeOf).
 	timeFields map[*contract.Contract]contract.TimestampField

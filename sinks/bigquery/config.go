@@ -11,8 +11,6 @@
 package bigquery
 
 import (
-	"github.com/switchyard-dev/switchyard/contract"
-
 	"fmt"
 	"regexp"
 	"slices"
@@ -22,6 +20,7 @@ import (
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/option"
 
+	"github.com/switchyard-dev/switchyard/contract"
 	"github.com/switchyard-dev/switchyard/internal/config"
 	sinktable "github.com/switchyard-dev/switchyard/sinks/table"
 )

@@ -159,9 +159,10 @@ type layout struct {
 	evNanos   protoreflect.FieldDescriptor
 	skipped   []string // fields that have no column (messages without fields)
 	// wire is set when rows can be transcoded from payloads (appendWireRow): no field is a
-	// map, a group or a JSON column.
+	// group or a JSON column.
 	wire bool
-	// hyper decodes the payloads transcoding leaves to decodeRow (compiled at the first).
+	// hyper decodes the payloads transcoding leaves to decodeRow (hyperType: compiled at
+	// first use, nil for a contract hyperpb cannot decode exactly).
 	hyper     *hyperpb.MessageType
 	hyperOnce sync.Once
 }

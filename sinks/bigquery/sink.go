@@ -86,7 +86,7 @@ func New(cfg Config, opt Options, deps sinks.Deps) (*Sink, error) {
 
 // WritesPayload implements sinks.PayloadWriter: records no transform changed are written
 // from their payloads, transcoded field by field (wire.go), when the pipeline reads binary
-// protobuf and the contract has no map, group or JSON field.
+// protobuf and the contract has no group or JSON field.
 func (s *Sink) WritesPayload() bool {
 	return s.lay.wire && (s.opt.Input == contract.Raw || s.opt.Input == contract.Confluent)
 }

@@ -22,11 +22,14 @@ import (
 // microseconds, INTERVAL literals, unwrapped wrappers, widened integers) are converted from
 // the wire value alone. No message is built and no field is looked up by descriptor.
 //
-// The transcoder handles payloads in the form every protobuf encoder writes: each singular
-// field and each oneof at most once. Anything else (a field repeated on the wire, which a
-// parser merges; two members of a oneof; groups; a wire type the field cannot have; an
-// unknown value of a closed enum) is decoded into a message and written by appendRow, so a
-// row always holds what a parser of the contract would read.
+// The transcoder handles payloads in the canonical form every protobuf encoder writes: each
+// singular field and each oneof at most once, a map's entries in one run with distinct keys
+// and both key and value, varints no longer than their value needs, 32-bit and bool values
+// in range. Anything else (a field repeated on the wire, which a parser merges; two members
+// of a oneof; groups; a wire type the field cannot have; an unknown value of a closed enum)
+// is decoded as the lane decoded it (decodeRow) and written by appendRow, so a row always
+// holds what the lane's message would have made, including where hyperpb reads a
+// non-canonical payload differently from protobuf-go.
 
 // errNotCanonical sends a payload to the decoding path (appendRow).
 var errNotCanonical = errors.New("payload is not in canonical form")
@@ -38,7 +41,6 @@ const (
 
 // wirePlan is what transcoding needs of a msgPlan beyond it, derived once (prepareWire).
 type wirePlan struct {
-	ok       bool         // every field of the message and its records can be transcoded
 	byNum    []*fieldPlan // contract field number -> plan, for numbers below len(byNum)
 	sparse   map[protowire.Number]*fieldPlan
 	defaults []*fieldPlan // fields written as their zero value when absent (no presence)
@@ -48,7 +50,6 @@ type wirePlan struct {
 // be transcoded.
 func (p *msgPlan) prepareWire() bool {
 	w := &p.wire
-	w.ok = false
 	if len(p.fields) > maxWireFields {
 		return false
 	}
@@ -105,7 +106,6 @@ func (p *msgPlan) prepareWire() bool {
 			w.sparse[fp.fd.Number()] = fp
 		}
 	}
-	w.ok = true
 	return true
 }
 
@@ -120,8 +120,6 @@ func prepareEntry(fp *fieldPlan) bool {
 		return false
 	case kMessage:
 		return fp.sub.prepareWire()
-	case kTimestamp, kDuration, kWrapper:
-		return true
 	case kEnum:
 		fp.closed = fp.fd.Enum().IsClosed()
 	}
@@ -143,20 +141,15 @@ func (w *wirePlan) field(num protowire.Number) *fieldPlan {
 func (l *layout) appendWireRow(t *transcoder, b []byte, r *event.Record, body []byte, landedMicros int64) ([]byte, error) {
 	start := len(b)
 	t.eventTime, t.evSet = l.eventTime, false
-	b, err := t.message(b, l.root, body)
-	if err != nil {
-		// Not canonical, or a value BigQuery cannot take: which one a parser would see
-		// (a field seen again may replace the value) is the decoding path's to say.
-		return l.decodeRow(b[:start], r, body, landedMicros)
+	b, err := t.message(b, l.root, body, true)
+	ev := kafkaMicros(r, landedMicros)
+	if err == nil && t.evSet {
+		ev, err = timestampMicros(t.evSec, t.evNanos)
 	}
-	ev := landedMicros
-	switch {
-	case t.evSet:
-		if ev, err = timestampMicros(t.evSec, t.evNanos); err != nil {
-			return b[:start], err
-		}
-	default:
-		ev = kafkaMicros(r, landedMicros)
+	if err != nil {
+		// Not canonical, or a value BigQuery cannot take: what the lane's message holds
+		// there (a field seen again may replace a value) is the decoding path's to say.
+		return l.decodeRow(b[:start], r, body, landedMicros)
 	}
 	return l.appendMeta(b, r, ev, landedMicros), nil
 }
@@ -209,7 +202,6 @@ type transcoder struct {
 	eventTime      protoreflect.FieldDescriptor
 	evSet          bool
 	evSec, evNanos int64
-	depth          int
 	keyData        []byte   // map keys of the open runs (see message), back to back
 	keyEnds        []uint32 // end of each key in keyData
 }
@@ -218,20 +210,19 @@ type transcoder struct {
 // one by one; a larger map is decoded.
 const maxMapEntries = 256
 
-// message transcodes the serialized message raw of plan p, appending its writer fields.
-func (t *transcoder) message(b []byte, p *msgPlan, raw []byte) ([]byte, error) {
+// message transcodes the serialized message raw of plan p, appending its writer fields;
+// root is set for the row's own message.
+func (t *transcoder) message(b []byte, p *msgPlan, raw []byte, root bool) ([]byte, error) {
 	// A map's entries are one run of the field on the wire; the run's keys follow those of
 	// the maps of enclosing messages in keyData.
 	keysAt, dataAt := len(t.keyEnds), len(t.keyData)
-	t.depth++
-	b, err := t.fields(b, p, raw, t.depth == 1, keysAt, dataAt)
-	t.depth--
+	b, err := t.fields(b, p, raw, root, keysAt, dataAt)
 	t.keyEnds, t.keyData = t.keyEnds[:keysAt], t.keyData[:dataAt]
 	return b, err
 }
 
-// fields is message without the bookkeeping of nesting: root is set for the row's own
-// message; the keys of its map runs start at keysAt in keyEnds and dataAt in keyData.
+// fields is message without the bookkeeping of map keys: the keys of its map runs start at
+// keysAt in keyEnds and dataAt in keyData.
 func (t *transcoder) fields(b []byte, p *msgPlan, raw []byte, root bool, keysAt, dataAt int) ([]byte, error) {
 	var seen [maxWireFields / 64]uint64
 	var oneofs uint64
@@ -345,8 +336,8 @@ func (t *transcoder) mapEntry(b []byte, fp *fieldPlan, raw []byte, first int) ([
 	return insertLen(b, pos), nil
 }
 
-// addKey records the key raw of a map entry, failing with
-// errNotCanonical when an earlier entry of the run has the same key.
+// addKey records the key raw of a map entry, failing with errNotCanonical when an earlier
+// entry of the run has the same key.
 func (t *transcoder) addKey(fp *fieldPlan, typ protowire.Type, raw []byte, first int) error {
 	start := len(t.keyData)
 	if len(t.keyEnds)-first >= maxMapEntries {
@@ -477,7 +468,7 @@ func (t *transcoder) submessage(b []byte, fp *fieldPlan, raw []byte, root bool) 
 	case kMessage:
 		b = protowire.AppendTag(b, fp.num, protowire.BytesType)
 		pos := len(b)
-		b, err := t.message(b, fp.sub, raw)
+		b, err := t.message(b, fp.sub, raw, false)
 		if err != nil {
 			return b, err
 		}
