@@ -23,26 +23,25 @@ import (
 	"github.com/switchyard-dev/switchyard/sinks"
 )
 
-// wireKinds is allKinds without its JSON columns (Struct, Value, ListValue), which only the
-// decoding path writes.
-func wireKinds(t testing.TB) protoreflect.MessageDescriptor {
+// wireKindsProto is allKindsProto without its JSON columns (Struct, Value, ListValue), which
+// only the decoding path writes.
+func wireKindsProto() string {
 	src := allKindsProto
 	for _, f := range []string{"google.protobuf.Struct f_struct = 30;", "google.protobuf.Value f_value = 31;", "google.protobuf.ListValue f_list_value = 32;"} {
 		src = strings.Replace(src, f, "", 1)
 	}
-	src = strings.Replace(src, `import "google/protobuf/struct.proto";`, "", 1)
-	return compileProto(t, "kinds.v1.AllKinds", map[string]string{"kinds/v1/kinds.proto": src})
+	return strings.Replace(src, `import "google/protobuf/struct.proto";`, "", 1)
+}
+
+// wireKinds is allKinds without its JSON columns.
+func wireKinds(t testing.TB) protoreflect.MessageDescriptor {
+	return compileProto(t, "kinds.v1.AllKinds", map[string]string{"kinds/v1/kinds.proto": wireKindsProto()})
 }
 
 // hyperpbKinds is wireKinds with c_number an int32, so that hyperpb decodes it exactly
 // (contract.HyperpbExact).
 func hyperpbKinds(t testing.TB) protoreflect.MessageDescriptor {
-	src := allKindsProto
-	for _, f := range []string{"google.protobuf.Struct f_struct = 30;", "google.protobuf.Value f_value = 31;", "google.protobuf.ListValue f_list_value = 32;"} {
-		src = strings.Replace(src, f, "", 1)
-	}
-	src = strings.Replace(src, `import "google/protobuf/struct.proto";`, "", 1)
-	src = strings.Replace(src, "int64 c_number = 49;", "int32 c_number = 49;", 1)
+	src := strings.Replace(wireKindsProto(), "int64 c_number = 49;", "int32 c_number = 49;", 1)
 	md := compileProto(t, "kinds.v1.AllKinds", map[string]string{"kinds/v1/kinds.proto": src})
 	if !contract.HyperpbExact(md) {
 		t.Fatal("hyperpbKinds is not exact for hyperpb")
