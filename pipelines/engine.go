@@ -67,6 +67,8 @@ type pipeline struct {
 	lanes []*lane
 	// verdicts shares valid verdicts between the lanes (nil with one lane).
 	verdicts *verdicts
+	// tap shares the lanes' fetches (nil with one lane).
+	tap *source.Tap
 	// shared counts validations a lane skipped because another lane had validated the record.
 	shared prometheus.Counter
 	// borrowed counts decodes a lane skipped by reading another lane's decoded message.
@@ -145,6 +147,7 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 			l.landed = m.Landed.WithLabelValues(p.name, sc.Name)
 			l.paced = m.PaceSeconds.WithLabelValues(p.name, sc.Name)
 			l.skipped = m.DecodesSkipped.WithLabelValues(p.name, sc.Name)
+			l.tapped = m.FetchesShared.WithLabelValues(p.name, sc.Name)
 			l.consumed = m.Consumed.WithLabelValues(p.name)
 			l.unrouted = m.Unrouted.WithLabelValues(p.name)
 			l.batchRec = m.BatchRecords.WithLabelValues(p.name, sc.Name)
@@ -157,6 +160,9 @@ func New(c *Compiled, opt Options) (*Engine, error) {
 		// Two source.max_in_flight per partition: lanes that move together are never further
 		// apart than that; one that is further behind validates for itself.
 		p.verdicts = newVerdicts(len(p.lanes), 2*cp.Config.Source.MaxInFlight, pacePatience(cp.Config))
+		if len(p.lanes) > 1 {
+			p.tap = source.NewTap(pacePatience(cp.Config))
+		}
 		p.shared = e.metrics.SharedValidations.WithLabelValues(p.name)
 		p.borrowed = e.metrics.SharedDecodes.WithLabelValues(p.name)
 		e.pipelines = append(e.pipelines, p)
@@ -352,11 +358,16 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		MaxInFlightBytes: budget,
 		DecodedFactor:    l.decodedFactor(),
 		ExternalCommit:   l.txn != nil,
-		DrainTimeout:     src.DrainTimeout,
-		LagInterval:      src.LagInterval,
-		StallAfter:       src.StallAfter,
-		OnLag:            l.onLag,
-		OnCommitFailed:   func(err error) { telemetry.OffsetCommitFailed(l.log, e.metrics, p.name, sc.Name, err) },
+		// Lanes that decode lead the shared fetch: the lanes that route from bytes trail
+		// them anyway (verdicts.pace).
+		Tap:            p.tap,
+		TapRank:        l.tapRank(),
+		OnTapped:       func(n int) { l.tapped.Add(float64(n)) },
+		DrainTimeout:   src.DrainTimeout,
+		LagInterval:    src.LagInterval,
+		StallAfter:     src.StallAfter,
+		OnLag:          l.onLag,
+		OnCommitFailed: func(err error) { telemetry.OffsetCommitFailed(l.log, e.metrics, p.name, sc.Name, err) },
 		OnAssigned: func(ctx context.Context, tps []event.TopicPartition) error {
 			if listener != nil {
 				return listener.Assigned(ctx, tps)

@@ -51,6 +51,7 @@ type lane struct {
 	landed   prometheus.Counter
 	paced    prometheus.Counter // seconds waited for slower lanes (verdictRing.pace)
 	skipped  prometheus.Counter // records routed without decoding (routeVerdict)
+	tapped   prometheus.Counter // records taken from another lane's fetch (source.Tap)
 	consumed prometheus.Counter
 	unrouted prometheus.Counter
 	batchRec prometheus.Observer
@@ -60,6 +61,14 @@ type lane struct {
 	slo      laneSLO
 
 	nLanded, nConsumed atomic.Int64
+}
+
+// tapRank is the lane's source.Config.TapRank: lanes that decode first, then by index.
+func (l *lane) tapRank() int {
+	if l.blind {
+		return len(l.p.lanes) + l.index
+	}
+	return l.index
 }
 
 // decodedFactor is what the lane's byte budget counts for the decoded messages it keeps until

@@ -20,6 +20,7 @@ type Metrics struct {
 	SharedDecodes     *prometheus.CounterVec   // pipeline
 	PaceSeconds       *prometheus.CounterVec   // pipeline, sink
 	DecodesSkipped    *prometheus.CounterVec   // pipeline, sink
+	FetchesShared     *prometheus.CounterVec   // pipeline, sink
 	Landed            *prometheus.CounterVec   // pipeline, sink
 	DeadLettered      *prometheus.CounterVec   // pipeline, reason
 	WriteErrors       *prometheus.CounterVec   // pipeline, sink
@@ -72,6 +73,10 @@ func New() *Metrics {
 		DecodesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_decodes_skipped_total",
 			Help: "Events a sink lane routed without decoding them, because another lane of the pipeline had found them valid and nothing of this lane reads decoded messages (its sink writes the original bytes, on routes without conditions or transforms).",
+		}, []string{"pipeline", "sink"}),
+		FetchesShared: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_records_fetch_shared_total",
+			Help: "Records a sink lane took from the fetches of another lane of the pipeline instead of fetching them itself (lanes moving together fetch each record once).",
 		}, []string{"pipeline", "sink"}),
 		Landed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_events_landed_total",
@@ -163,7 +168,7 @@ func New() *Metrics {
 	m.BuildInfo.WithLabelValues(v, commit, goVersion).Set(1)
 	m.Registry.MustRegister(m.Freshness, m.SLOEvents, m.SLOGood, m.LagSeconds, m.CommitFailures, m.BuildInfo, m.slos,
 		m.BreakerState, m.BreakerTrips)
-	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.SharedDecodes, m.PaceSeconds, m.DecodesSkipped, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
+	m.Registry.MustRegister(m.Consumed, m.Unrouted, m.SharedValidations, m.SharedDecodes, m.PaceSeconds, m.DecodesSkipped, m.FetchesShared, m.Landed, m.DeadLettered, m.WriteErrors, m.Lag,
 		m.FetchLag, m.Stalled, m.Redelivered, m.DLQFailures, m.BatchRecords, m.WriteSeconds, m.LandLatency, m.SinkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

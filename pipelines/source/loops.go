@@ -17,9 +17,19 @@ import (
 func (s *Source) pollLoop(ctx context.Context, cl *kgo.Client) {
 	defer close(s.pollDone)
 	for {
-		fetches := cl.PollRecords(ctx, 0)
+		// A poll ends early when a partition detached from the tap needs its fetching moved
+		// (requestSeek), which is done below while rebalances are still blocked.
+		pctx, wake := context.WithCancel(ctx)
+		s.seekMu.Lock()
+		s.pollWake = wake
+		if len(s.seeks) > 0 {
+			wake()
+		}
+		s.seekMu.Unlock()
+		fetches := cl.PollRecords(pctx, 0)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			cl.AllowRebalance()
+			wake()
 			return
 		}
 		for i := range fetches {
@@ -31,7 +41,11 @@ func (s *Source) pollLoop(ctx context.Context, cl *kgo.Client) {
 				}
 			}
 		}
+		if s.tap != nil {
+			s.applySeeks(cl)
+		}
 		cl.AllowRebalance()
+		wake()
 		s.wakeEmitter()
 	}
 }
@@ -59,7 +73,9 @@ func (s *Source) queueFetched(topic string, fp *kgo.FetchPartition) {
 		s.log.Warn("dropped records of an unassigned partition", "topic", topic, "partition", fp.Partition, "records", len(fp.Records))
 		return
 	}
-	p.addPending(fp.Records)
+	if recs := p.addPending(fp.Records); len(recs) > 0 && s.tap != nil {
+		s.tap.fetched(p, recs)
+	}
 }
 
 // emitLoop hands batches to the output channel, one batch per ready partition per pass, until

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -63,6 +64,15 @@ type partition struct {
 	firstFetched int64 // offset of the first record fetched, or -1
 	nextFetch    int64 // offset after the last record fetched, or -1
 
+	// The Tap (tap.go). tapped: a follower taking the leader's fetches. tapHold: the client's
+	// fetching of the partition is paused for the tap, from attaching until the poll loop
+	// has moved it to nextFetch after detaching; meanwhile the partition's own fetches may
+	// repeat records it took from the tap, and those are dropped.
+	tapped   bool
+	tapHold  bool
+	tapLast  time.Time   // when the tap last brought records
+	tapTimer *time.Timer // checks whether the leader is stuck
+
 	// Owned by the lag loop (and drop, under Source.lagMu).
 	base       int64 // group's committed offset at assignment; -1 unknown, -2 none
 	stallMark  int64 // Committed at the last report that saw it move
@@ -115,14 +125,32 @@ func (s *Source) newPartition(cl pauser, topic string, n int32, seq uint64, read
 	return p
 }
 
-// addPending queues fetched records, pausing the partition at the in-flight limit. It is
-// called by the polling goroutine only.
-func (p *partition) addPending(recs []*kgo.Record) {
+// addPending queues fetched records, pausing the partition at the in-flight limit, and returns
+// the records it queued. It is called by the polling goroutine only.
+func (p *partition) addPending(recs []*kgo.Record) []*kgo.Record {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.revoking {
-		return
+		return nil
 	}
+	if p.tapHold && p.nextFetch >= 0 {
+		i, _ := slices.BinarySearchFunc(recs, p.nextFetch, func(r *kgo.Record, off int64) int {
+			return int(min(max(r.Offset-off, -1), 1))
+		})
+		if recs = recs[i:]; len(recs) == 0 {
+			return nil
+		}
+	}
+	p.pushLocked(recs)
+	if !p.paused && p.fullLocked() {
+		p.paused = true
+		p.cl.PauseFetchPartitions(p.pauseArg)
+	}
+	return recs
+}
+
+// pushLocked queues records that follow the partition's position.
+func (p *partition) pushLocked(recs []*kgo.Record) {
 	p.pending.push(recs)
 	p.pendingN += len(recs)
 	if p.s.cfg.MaxInFlightBytes > 0 {
@@ -132,10 +160,6 @@ func (p *partition) addPending(recs []*kgo.Record) {
 		p.firstFetched = recs[0].Offset
 	}
 	p.nextFetch = recs[len(recs)-1].Offset + 1
-	if !p.paused && (p.pendingN+p.inflightN >= p.s.cfg.MaxInFlight || p.overBytesLocked()) {
-		p.paused = true
-		p.cl.PauseFetchPartitions(p.pauseArg)
-	}
 }
 
 // fetchedBytes is what the in-flight byte budget counts for fetched records: keys and
@@ -185,7 +209,7 @@ func (p *partition) underBytesLocked() bool {
 // maybeResumeLocked resumes fetching a paused partition that is ready and below the limit.
 // Pausing and resuming happen under p.mu so the client sees them in the order we decide them.
 func (p *partition) maybeResumeLocked() {
-	if p.paused && p.ready && !p.revoking && p.pendingN+p.inflightN <= p.s.resumeAt && p.underBytesLocked() {
+	if p.paused && p.ready && !p.revoking && !p.tapHold && p.pendingN+p.inflightN <= p.s.resumeAt && p.underBytesLocked() {
 		p.paused = false
 		p.cl.ResumeFetchPartitions(p.pauseArg)
 	}

@@ -53,6 +53,9 @@ func (s *Source) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 		cl.PauseFetchPartitions(pause)
 	}
 	for _, p := range added {
+		if s.tap != nil {
+			s.tap.join(p)
+		}
 		s.wg.Add(1)
 		go p.track()
 	}
@@ -128,6 +131,11 @@ func (s *Source) release(parts []*partition, commit bool) []Unfinished {
 			mine = append(mine, p)
 		}
 		p.mu.Unlock()
+	}
+	if s.tap != nil {
+		for _, p := range mine {
+			s.tap.leave(p)
+		}
 	}
 	var unfinished []Unfinished
 	if len(mine) > 0 {

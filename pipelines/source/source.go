@@ -141,6 +141,17 @@ type Config struct {
 	// one batch in flight at a time, so a batch always starts at the committed offset.
 	// Combine it with kgo.RequireStableFetchOffsets.
 	ExternalCommit bool
+
+	// Tap, if set, shares fetches with the other Sources on the same Tap (see Tap): the
+	// Sources of one pipeline's lanes. It is ignored with ExternalCommit (each batch must
+	// start at the committed offset, and transactional inputs are read committed).
+	Tap *Tap
+	// TapRank orders the Tap's Sources: on each partition the lowest rank among its owners
+	// fetches for the others.
+	TapRank int
+	// OnTapped, if set, is called with the number of records taken from another Source's
+	// fetch, from that Source's poll loop. It must be fast.
+	OnTapped func(records int)
 }
 
 // PartitionLag is one report of how far a partition is behind.
@@ -307,6 +318,11 @@ type Source struct {
 
 	commitMu sync.Mutex // serializes commits
 
+	tap      *Tap         // Config.Tap, nil with ExternalCommit
+	seekMu   sync.Mutex   // guards seeks and pollWake
+	seeks    []*partition // partitions detached from the tap, for the poll loop to move
+	pollWake context.CancelFunc
+
 	member membership // what Confirm last learned from the group coordinator
 }
 
@@ -330,6 +346,9 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		parts:   make(map[tpKey]*partition),
+	}
+	if !c.ExternalCommit {
+		s.tap = c.Tap
 	}
 	s.resumeAt = min(c.MaxInFlight-1, c.MaxInFlight-min(c.MaxBatch, c.MaxInFlight/2))
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
