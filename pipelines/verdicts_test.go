@@ -63,8 +63,20 @@ func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 	if skipped := value(t, m.DecodesSkipped.WithLabelValues("p", "a")) + value(t, m.DecodesSkipped.WithLabelValues("p", "b")); skipped <= 0 || skipped > shared {
 		t.Fatalf("switchyard_decodes_skipped_total = %v over both lanes, want in (0, %v], the shared verdicts", skipped, shared)
 	}
-	// Byte for byte: the protobuf body of every (Confluent-framed) input value is in both
-	// outputs once, or (the invalid ones) in neither.
+	e.checkOnceEach(t, 1, n/10)
+	// Nothing more lands later: no invalid event slipped through a shared verdict.
+	time.Sleep(300 * time.Millisecond)
+	if a, b, d := e.count(t, "out-a"), e.count(t, "out-b"), e.count(t, "dlq"); a != valid || b != valid || d != n/10 {
+		t.Fatalf("out-a=%d out-b=%d dlq=%d, want %d, %d, %d", a, b, d, valid, valid, n/10)
+	}
+	t.Logf("%v of %d validations shared", shared, valid)
+}
+
+// checkOnceEach fails unless the protobuf body of every (Confluent-framed) input value is in
+// both outputs once per time it was produced (times: the producer repeated its values that
+// often), or (the invalid ones, of which invalid were produced) in neither: byte for byte.
+func (e *env) checkOnceEach(t *testing.T, times, invalid int) {
+	t.Helper()
 	a, b := e.values(t, "out-a"), e.values(t, "out-b")
 	rejected := 0
 	for _, v := range e.valuesList(t, "in") {
@@ -75,19 +87,37 @@ func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 		switch na, nb := a[string(body)], b[string(body)]; {
 		case na == 0 && nb == 0:
 			rejected++
-		case na != 1 || nb != 1:
-			t.Fatalf("an input value is %d times in out-a and %d times in out-b, want once each", na, nb)
+		case na != times || nb != times:
+			t.Fatalf("an input value is %d times in out-a and %d times in out-b, want %d each", na, nb, times)
 		}
 	}
-	if rejected != n/10 {
-		t.Fatalf("%d input values reached neither sink, want the %d invalid ones", rejected, n/10)
+	if rejected != invalid {
+		t.Fatalf("%d input values reached neither sink, want the %d invalid ones", rejected, invalid)
 	}
-	// Nothing more lands later: no invalid event slipped through a shared verdict.
-	time.Sleep(300 * time.Millisecond)
-	if a, b, d := e.count(t, "out-a"), e.count(t, "out-b"), e.count(t, "dlq"); a != valid || b != valid || d != n/10 {
-		t.Fatalf("out-a=%d out-b=%d dlq=%d, want %d, %d, %d", a, b, d, valid, valid, n/10)
+}
+
+// While two lanes move together, one fetches for both: the lane of the second sink takes the
+// records the first one fetched (both write bytes, so the first in order leads), and both
+// land every valid event once.
+func TestEngine_lanes_share_fetches(t *testing.T) {
+	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
+	_, m := e.start(t, twoLaneConfig)
+	const rounds, each = 10, 300
+	for range rounds {
+		e.produceTenthInvalid(t, each)
+		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("%v of %d validations shared", shared, valid)
+	const n, valid = rounds * each, rounds * (each - each/10)
+	waitFor(t, time.Minute, "both sinks to land every valid event", func() bool {
+		return e.count(t, "out-a") == valid && e.count(t, "out-b") == valid && e.count(t, "dlq") == n/10
+	})
+	if got := value(t, m.FetchesShared.WithLabelValues("p", "b")); got <= 0 || got > n {
+		t.Errorf("switchyard_records_fetch_shared_total{sink=b} = %v, want in (0, %d]", got, n)
+	}
+	if got := value(t, m.FetchesShared.WithLabelValues("p", "a")); got != 0 {
+		t.Errorf("switchyard_records_fetch_shared_total{sink=a} = %v, want 0 for the leading lane", got)
+	}
+	e.checkOnceEach(t, rounds, n/10) // each round produces the same values
 }
 
 // produceTenthInvalid produces n events to "in", every tenth (i%10 == 3) invalid.
