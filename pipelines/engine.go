@@ -359,9 +359,11 @@ func (e *Engine) startLane(ctx context.Context, p *pipeline, l *lane, sc *config
 		DecodedFactor:    l.decodedFactor(),
 		ExternalCommit:   l.txn != nil,
 		// Lanes that decode lead the shared fetch: the lanes that route from bytes trail
-		// them anyway (verdicts.pace).
+		// them anyway (verdicts.pace). Lanes that all route from bytes fetch for
+		// themselves (docs/ARCHITECTURE.md, One fetch for the lanes).
 		Tap:            p.tap,
-		TapRank:        l.tapRank(),
+		TapRank:        l.index,
+		TapFollowOnly:  l.blind,
 		OnTapped:       func(n int) { l.tapped.Add(float64(n)) },
 		DrainTimeout:   src.DrainTimeout,
 		LagInterval:    src.LagInterval,

@@ -63,14 +63,6 @@ type lane struct {
 	nLanded, nConsumed atomic.Int64
 }
 
-// tapRank is the lane's source.Config.TapRank: lanes that decode first, then by index.
-func (l *lane) tapRank() int {
-	if l.blind {
-		return len(l.p.lanes) + l.index
-	}
-	return l.index
-}
-
 // decodedFactor is what the lane's byte budget counts for the decoded messages it keeps until
 // its sink has written them, per byte of payload (source.Config.DecodedFactor): none when
 // the sink writes the records' bytes on every route, else about hyperpb's arena (4.7 times

@@ -64,6 +64,10 @@ func TestEngine_lanes_share_valid_verdicts(t *testing.T) {
 		t.Fatalf("switchyard_decodes_skipped_total = %v over both lanes, want in (0, %v], the shared verdicts", skipped, shared)
 	}
 	e.checkOnceEach(t, 1, n/10)
+	// Lanes that all route from bytes fetch for themselves (TestEngine_lanes_share_fetches).
+	if got := value(t, m.FetchesShared.WithLabelValues("p", "a")) + value(t, m.FetchesShared.WithLabelValues("p", "b")); got != 0 {
+		t.Errorf("switchyard_records_fetch_shared_total = %v over two lanes that route from bytes, want 0", got)
+	}
 	// Nothing more lands later: no invalid event slipped through a shared verdict.
 	time.Sleep(300 * time.Millisecond)
 	if a, b, d := e.count(t, "out-a"), e.count(t, "out-b"), e.count(t, "dlq"); a != valid || b != valid || d != n/10 {
@@ -96,12 +100,16 @@ func (e *env) checkOnceEach(t *testing.T, times, invalid int) {
 	}
 }
 
-// While two lanes move together, one fetches for both: the lane of the second sink takes the
-// records the first one fetched (both write bytes, so the first in order leads), and both
-// land every valid event once.
+// tapConfig is twoLaneConfig with a condition (true for every event) on sink a's route: its
+// lane reads decoded messages, so it leads the shared fetch.
+var tapConfig = strings.Replace(twoLaneConfig, "- {sink: a, pii: raw", "- {sink: a, when: \"kafka.offset >= 0\", pii: raw", 1)
+
+// While two lanes move together, one fetches for both: the lane that routes from bytes (b)
+// takes the records the lane that decodes (a) fetched, and both land every valid event once.
+// Lanes that all route from bytes fetch for themselves.
 func TestEngine_lanes_share_fetches(t *testing.T) {
 	e := newEnv(t, true, "in", "out-a", "out-b", "dlq")
-	_, m := e.start(t, twoLaneConfig)
+	_, m := e.start(t, tapConfig)
 	const rounds, each = 10, 300
 	for range rounds {
 		e.produceTenthInvalid(t, each)

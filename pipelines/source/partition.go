@@ -70,6 +70,7 @@ type partition struct {
 	// repeat records it took from the tap, and those are dropped.
 	tapped   bool
 	tapHold  bool
+	tapTook  bool        // took records from the tap since attaching: the client is behind
 	tapLast  time.Time   // when the tap last brought records
 	tapTimer *time.Timer // checks whether the leader is stuck
 

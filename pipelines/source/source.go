@@ -149,6 +149,9 @@ type Config struct {
 	// TapRank orders the Tap's Sources: on each partition the lowest rank among its owners
 	// fetches for the others.
 	TapRank int
+	// TapFollowOnly keeps the Source from leading: it takes other Sources' fetches but
+	// never fetches for them.
+	TapFollowOnly bool
 	// OnTapped, if set, is called with the number of records taken from another Source's
 	// fetch, from that Source's poll loop. It must be fast.
 	OnTapped func(records int)

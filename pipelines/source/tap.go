@@ -68,6 +68,9 @@ func (t *Tap) join(p *partition) {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	tp.members = append(tp.members, p)
+	if p.s.cfg.TapFollowOnly {
+		return
+	}
 	if tp.leader == nil || p.s.cfg.TapRank < tp.leader.s.cfg.TapRank {
 		tp.leadLocked(p)
 	}
@@ -90,7 +93,7 @@ func (t *Tap) leave(p *partition) {
 	tp.leader = nil
 	var best *partition
 	for _, m := range tp.members {
-		if best == nil || m.s.cfg.TapRank < best.s.cfg.TapRank {
+		if !m.s.cfg.TapFollowOnly && (best == nil || m.s.cfg.TapRank < best.s.cfg.TapRank) {
 			best = m
 		}
 	}
@@ -156,7 +159,7 @@ func (tp *tapPart) attachLocked(t *Tap, f *partition) {
 		f.nextFetch-tp.next > int64(f.s.cfg.MaxInFlight) {
 		return
 	}
-	f.tapped, f.tapHold = true, true
+	f.tapped, f.tapHold, f.tapTook = true, true, false
 	if !f.paused {
 		f.paused = true
 		f.cl.PauseFetchPartitions(f.pauseArg)
@@ -224,7 +227,7 @@ func (f *partition) offer(recs []*kgo.Record, from, lAcked int64, now time.Time)
 	took := recs[i:]
 	if len(took) > 0 {
 		f.pushLocked(took)
-		f.tapLast = now
+		f.tapLast, f.tapTook = now, true
 	}
 	f.mu.Unlock()
 	if len(took) > 0 {
@@ -235,19 +238,23 @@ func (f *partition) offer(recs []*kgo.Record, from, lAcked int64, now time.Time)
 	}
 }
 
-// detach stops f taking offers. With seek, f fetches for itself again from its position once
-// its poll loop has moved the client there; until then its fetching stays paused and records
-// of its own fetch before its position are dropped (they came through the tap).
+// detach stops f taking offers. With seek, f fetches for itself again from its position: at
+// once if it took nothing from the tap since it attached (its client is still there), else
+// once its poll loop has moved the client there; until then its fetching stays paused and
+// records of its own fetch before its position are dropped (they came through the tap).
 func (f *partition) detach(seek bool) {
 	f.mu.Lock()
-	was := f.tapped
 	f.tapped = false
 	if f.tapTimer != nil {
 		f.tapTimer.Stop()
 	}
-	hold := f.tapHold
+	moved := f.tapHold && f.tapTook
+	if seek && f.tapHold && !f.tapTook {
+		f.tapHold = false
+		f.maybeResumeLocked()
+	}
 	f.mu.Unlock()
-	if was && seek || hold && seek {
+	if seek && moved {
 		f.s.requestSeek(f)
 	}
 }
