@@ -79,6 +79,26 @@ func tapConfig(brokers []string, group, topic string, tap *Tap, rank int, r *tap
 		OnTapped: func(n int) { r.tapped.Add(int64(n)) }}
 }
 
+// startTapPair starts a leader and, once the leader has the first records of each of
+// partitions, a follower on the same tap, and waits until the follower has them too: from
+// then on the follower can attach. edit adjusts the configurations before they start.
+func startTapPair(t *testing.T, brokers []string, topic string, tap *Tap, partitions int32, first int64,
+	lead, follow *tapReader, edit func(lead, follow *Config)) (ls, fs *Source) {
+	t.Helper()
+	lcfg := tapConfig(brokers, topic+"-lead", topic, tap, 0, lead)
+	fcfg := tapConfig(brokers, topic+"-follow", topic, tap, 1, follow)
+	if edit != nil {
+		edit(&lcfg, &fcfg)
+	}
+	ls, lch := start(t, lcfg)
+	go lead.run(lch)
+	waitFor(t, 30*time.Second, "the leader's first records", func() bool { return lead.received(partitions) == int64(partitions)*first })
+	fs, fch := start(t, fcfg)
+	go follow.run(fch)
+	waitFor(t, 30*time.Second, "the follower's first records", func() bool { return follow.received(partitions) == int64(partitions)*first })
+	return ls, fs
+}
+
 // TestTap_follower_takes_the_leaders_fetches: a follower that reached the leader's position
 // takes the records the leader fetches instead of fetching them; both see every record once,
 // in order, and commit everything.
@@ -99,12 +119,7 @@ func testTapShares(t *testing.T, brokers []string, topic string) {
 	}
 	tap := NewTap(time.Second)
 	lead, follow := newTapReader(t, false), newTapReader(t, false)
-	ls, lch := start(t, tapConfig(brokers, topic+"-lead", topic, tap, 0, lead))
-	go lead.run(lch)
-	waitFor(t, 30*time.Second, "the leader's first records", func() bool { return lead.received(2) == 2*first })
-	fs, fch := start(t, tapConfig(brokers, topic+"-follow", topic, tap, 1, follow))
-	go follow.run(fch)
-	waitFor(t, 30*time.Second, "the follower's first records", func() bool { return follow.received(2) == 2*first })
+	ls, fs := startTapPair(t, brokers, topic, tap, 2, first, lead, follow, nil)
 	for range rounds {
 		for p := range int32(2) {
 			produce(t, brokers, topic, p, more)
@@ -143,14 +158,8 @@ func TestTap_slow_follower_detaches(t *testing.T) {
 	produce(t, brokers, topic, 0, first)
 	tap := NewTap(time.Second)
 	lead, follow := newTapReader(t, false), newTapReader(t, true)
-	_, lch := start(t, tapConfig(brokers, topic+"-lead", topic, tap, 0, lead))
-	go lead.run(lch)
-	waitFor(t, 30*time.Second, "the leader's first records", func() bool { return lead.received(1) == first })
-	fcfg := tapConfig(brokers, topic+"-follow", topic, tap, 1, follow)
-	fcfg.MaxInFlight = 200
-	fs, fch := start(t, fcfg)
-	go follow.run(fch)
-	waitFor(t, 30*time.Second, "the follower's first records", func() bool { return follow.received(1) == first })
+	const limit = 200
+	_, fs := startTapPair(t, brokers, topic, tap, 1, first, lead, follow, func(_, f *Config) { f.MaxInFlight = limit })
 	for range 30 {
 		produce(t, brokers, topic, 0, more/30)
 	}
@@ -165,8 +174,8 @@ func TestTap_slow_follower_detaches(t *testing.T) {
 	p.mu.Lock()
 	held := p.pendingN + p.inflightN
 	p.mu.Unlock()
-	if held > 2*fcfg.MaxInFlight {
-		t.Fatalf("the follower that acks nothing holds %d records, limit %d", held, fcfg.MaxInFlight)
+	if held > 2*limit {
+		t.Fatalf("the follower that acks nothing holds %d records, limit %d", held, limit)
 	}
 	follow.release()
 	waitFor(t, 30*time.Second, "every record in the follower", func() bool { return follow.received(1) == first+more })
@@ -186,21 +195,15 @@ func TestTap_stuck_leader_releases_its_followers(t *testing.T) {
 	produce(t, brokers, topic, 0, first)
 	tap := NewTap(200 * time.Millisecond)
 	lead, follow := newTapReader(t, true), newTapReader(t, false)
-	lcfg := tapConfig(brokers, topic+"-lead", topic, tap, 0, lead)
-	lcfg.MaxInFlight = 200
-	ls, lch := start(t, lcfg)
-	go lead.run(lch)
-	waitFor(t, 30*time.Second, "the leader's first records", func() bool { return lead.received(1) == first })
-	_, fch := start(t, tapConfig(brokers, topic+"-follow", topic, tap, 1, follow))
-	go follow.run(fch)
-	waitFor(t, 30*time.Second, "the follower's first records", func() bool { return follow.received(1) == first })
+	const limit = 200
+	ls, _ := startTapPair(t, brokers, topic, tap, 1, first, lead, follow, func(l, _ *Config) { l.MaxInFlight = limit })
 	for range 30 {
 		produce(t, brokers, topic, 0, more/30)
 	}
 	waitFor(t, 30*time.Second, "every record in the follower while the leader is stuck", func() bool {
 		return follow.received(1) == first+more
 	})
-	if got := lead.received(1); got > first+2*200 {
+	if got := lead.received(1); got > first+2*limit {
 		t.Fatalf("the stuck leader received %d records, over its in-flight limit", got)
 	}
 	if follow.tapped.Load() == 0 {
