@@ -17,15 +17,18 @@ import (
 func (s *Source) pollLoop(ctx context.Context, cl *kgo.Client) {
 	defer close(s.pollDone)
 	for {
-		// A poll ends early when a partition detached from the tap needs its fetching moved
-		// (requestSeek), which is done below while rebalances are still blocked.
-		pctx, wake := context.WithCancel(ctx)
-		s.seekMu.Lock()
-		s.pollWake = wake
-		if len(s.seeks) > 0 {
-			wake()
+		// With a tap, a poll ends early when a partition detached from it needs its fetching
+		// moved (requestSeek), which is done below while rebalances are still blocked.
+		pctx, wake := ctx, context.CancelFunc(func() {})
+		if s.tap != nil {
+			pctx, wake = context.WithCancel(ctx)
+			s.seekMu.Lock()
+			s.pollWake = wake
+			if len(s.seeks) > 0 {
+				wake()
+			}
+			s.seekMu.Unlock()
 		}
-		s.seekMu.Unlock()
 		fetches := cl.PollRecords(pctx, 0)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			cl.AllowRebalance()

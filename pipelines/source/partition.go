@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
@@ -65,9 +66,10 @@ type partition struct {
 	nextFetch    int64 // offset after the last record fetched, or -1
 
 	// The Tap (tap.go). tapped: a follower taking the leader's fetches. tapHold: the client's
-	// fetching of the partition is paused for the tap, from attaching until the poll loop
-	// has moved it to nextFetch after detaching; meanwhile the partition's own fetches may
-	// repeat records it took from the tap, and those are dropped.
+	// fetching of the partition is paused for the tap, from attaching until detaching, or,
+	// when it took records from the tap, until the poll loop has moved the client to
+	// nextFetch; meanwhile the partition's own fetches may repeat records it took from the
+	// tap, and those are dropped.
 	tapped   bool
 	tapHold  bool
 	tapTook  bool        // took records from the tap since attaching: the client is behind
@@ -135,10 +137,9 @@ func (p *partition) addPending(recs []*kgo.Record) []*kgo.Record {
 		return nil
 	}
 	if p.tapHold && p.nextFetch >= 0 {
-		i, _ := slices.BinarySearchFunc(recs, p.nextFetch, func(r *kgo.Record, off int64) int {
-			return int(min(max(r.Offset-off, -1), 1))
-		})
-		if recs = recs[i:]; len(recs) == 0 {
+		// What the client fetches until the poll loop has moved it may repeat records taken
+		// from the tap.
+		if recs = from(recs, p.nextFetch); len(recs) == 0 {
 			return nil
 		}
 	}
@@ -148,6 +149,12 @@ func (p *partition) addPending(recs []*kgo.Record) []*kgo.Record {
 		p.cl.PauseFetchPartitions(p.pauseArg)
 	}
 	return recs
+}
+
+// from returns the records of recs (in offset order) at or after offset off.
+func from(recs []*kgo.Record, off int64) []*kgo.Record {
+	i, _ := slices.BinarySearchFunc(recs, off, func(r *kgo.Record, off int64) int { return cmp.Compare(r.Offset, off) })
+	return recs[i:]
 }
 
 // pushLocked queues records that follow the partition's position.

@@ -125,10 +125,10 @@ func (t *Tap) fetched(p *partition, recs []*kgo.Record) {
 		tp.attachLocked(t, p)
 		return
 	}
-	from := tp.next
+	at := tp.next
 	tp.next = recs[len(recs)-1].Offset + 1
 	tp.starved = false
-	if from >= 0 && recs[0].Offset < from {
+	if at >= 0 && recs[0].Offset < at {
 		// The leader's position went back (an offset reset): the members' positions are not
 		// comparable with it any more.
 		for _, m := range tp.members {
@@ -142,7 +142,7 @@ func (t *Tap) fetched(p *partition, recs []*kgo.Record) {
 	now := time.Now()
 	for _, m := range tp.members {
 		if m != p {
-			m.offer(recs, from, acked, now)
+			m.offer(recs, at, acked, now)
 		}
 	}
 }
@@ -200,14 +200,15 @@ func (tp *tapPart) checkStarved(t *Tap, f *partition) {
 	f.detach(true)
 }
 
-// offer hands follower f the records the leader fetched from offset from on.
-func (f *partition) offer(recs []*kgo.Record, from, lAcked int64, now time.Time) {
+// offer hands follower f the records the leader fetched from offset at on (the leader's
+// position before this fetch), lAcked being the leader's acked offset.
+func (f *partition) offer(recs []*kgo.Record, at, lAcked int64, now time.Time) {
 	f.mu.Lock()
 	if !f.tapped || f.revoking {
 		f.mu.Unlock()
 		return
 	}
-	if f.nextFetch < from {
+	if f.nextFetch < at {
 		// Records between f's position and the offer's would be missing; cannot happen while
 		// attached, since f takes every offer.
 		f.mu.Unlock()
@@ -221,10 +222,7 @@ func (f *partition) offer(recs []*kgo.Record, from, lAcked int64, now time.Time)
 		f.detach(true)
 		return
 	}
-	i, _ := slices.BinarySearchFunc(recs, f.nextFetch, func(r *kgo.Record, off int64) int {
-		return int(min(max(r.Offset-off, -1), 1))
-	})
-	took := recs[i:]
+	took := from(recs, f.nextFetch)
 	if len(took) > 0 {
 		f.pushLocked(took)
 		f.tapLast, f.tapTook = now, true
