@@ -147,8 +147,9 @@ func (t *Tap) fetched(p *partition, recs []*kgo.Record) {
 	}
 }
 
-// attachLocked attaches follower f if its position is at or within MaxInFlight records
-// ahead of the leader's and it could take more.
+// attachLocked attaches follower f if its position is at the leader's or at most MaxInFlight
+// records ahead of it. A follower at its limits may attach: it takes nothing until the leader
+// has passed its position, and what it then takes the leader holds too.
 func (tp *tapPart) attachLocked(t *Tap, f *partition) {
 	if tp.leader == nil || tp.next < 0 || tp.starved {
 		return
