@@ -240,10 +240,19 @@ func TestEngine_status_shows_the_held_sink_red_and_the_other_green(t *testing.T)
 		return gatedSink{Sink: s, closed: &closed}, nil
 	})
 	e.produceAt(t, "in", 10, eventgen.Valid, time.Now())
-	waitFor(t, 20*time.Second, "bus landing and held retrying", func() bool {
+	lagOf := func(s status.Sink) int64 {
+		var lag int64
+		for _, pt := range s.Partitions {
+			lag += pt.LagRecords
+		}
+		return lag
+	}
+	// The held lane's partitions are reported from their assignment on, every lag_interval;
+	// a report from before the events were produced reads lag 0, so wait for one after.
+	waitFor(t, 20*time.Second, "bus landing and held retrying with the events behind it", func() bool {
 		r := eng.Status()
 		s := r.Pipelines[0].Sinks
-		return s[0].LastLanded != nil && s[1].State == status.Retrying && len(s[1].Partitions) > 0
+		return s[0].LastLanded != nil && s[1].State == status.Retrying && lagOf(s[1]) > 0
 	})
 	r := eng.Status()
 	p := r.Pipelines[0]
@@ -258,11 +267,7 @@ func TestEngine_status_shows_the_held_sink_red_and_the_other_green(t *testing.T)
 	if held.Level != status.Red || !strings.Contains(held.Error, "connection refused") {
 		t.Errorf("held: %+v, want red with its error", held)
 	}
-	var lag int64
-	for _, pt := range held.Partitions {
-		lag += pt.LagRecords
-	}
-	if lag != 10 {
+	if lag := lagOf(held); lag != 10 {
 		t.Errorf("held lag = %d records, want 10", lag)
 	}
 	closed.Store(false)
